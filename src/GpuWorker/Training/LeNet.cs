@@ -1,0 +1,55 @@
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace Sweep.GpuWorker.Training;
+
+/// <summary>
+/// Caffe's MNIST LeNet exactly (examples/mnist/lenet_train_test.prototxt): conv 20@5×5 → max-pool 2 →
+/// conv 50@5×5 → max-pool 2 → ip 500 → ReLU → ip 10. No ReLU after the convolutions, no dropout:
+/// 431,080 parameters. Input is expected already scaled by 1/256.
+/// </summary>
+public sealed class LeNet : nn.Module<Tensor, Tensor>
+{
+    public const long ParameterCount = 431_080;
+
+    private readonly Conv2d conv1 = nn.Conv2d(1, 20, kernel_size: 5);
+    private readonly MaxPool2d pool1 = nn.MaxPool2d(kernel_size: 2, stride: 2);
+    private readonly Conv2d conv2 = nn.Conv2d(20, 50, kernel_size: 5);
+    private readonly MaxPool2d pool2 = nn.MaxPool2d(kernel_size: 2, stride: 2);
+    private readonly Linear ip1 = nn.Linear(50 * 4 * 4, 500);
+    private readonly ReLU relu1 = nn.ReLU();
+    private readonly Linear ip2 = nn.Linear(500, 10);
+
+    public LeNet() : base(nameof(LeNet)) => RegisterComponents();
+
+    public override Tensor forward(Tensor input)
+    {
+        using var features = pool2.call(conv2.call(pool1.call(conv1.call(input))));
+        return ip2.call(relu1.call(ip1.call(features.flatten(1))));
+    }
+
+    /// <summary>
+    /// Caffe's fillers: weights "xavier", which in Caffe is uniform(−√(3/fan_in), +√(3/fan_in))
+    /// (not Glorot's fan_in + fan_out), biases constant 0.
+    /// </summary>
+    public void InitializeLikeCaffe(Generator generator)
+    {
+        using var _ = no_grad();
+        foreach (var (name, parameter) in named_parameters())
+        {
+            if (name.EndsWith("bias", StringComparison.Ordinal))
+            {
+                parameter.zero_();
+                continue;
+            }
+            long fanIn = parameter.shape.Skip(1).Aggregate(1L, (a, b) => a * b);
+            double bound = Math.Sqrt(3.0 / fanIn);
+            parameter.uniform_(-bound, bound, generator);
+        }
+    }
+
+    /// <summary>Caffe's per-parameter multipliers: every layer has lr_mult 1 for weights and 2 for biases; decay_mult 1.</summary>
+    public static double LearningRateMultiplier(string parameterName) =>
+        parameterName.EndsWith("bias", StringComparison.Ordinal) ? 2.0 : 1.0;
+}

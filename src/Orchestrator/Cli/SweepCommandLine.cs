@@ -1,0 +1,74 @@
+using System.CommandLine;
+using System.Runtime.InteropServices;
+using Sweep.Protocol;
+
+namespace Sweep.Orchestrator.Cli;
+
+/// <summary>
+/// The `sweep` program: its commands, and the one place where outcomes become exit codes.
+/// Bad input is one line on stderr and exit code 2, never a stack trace.
+/// </summary>
+public static class SweepCommandLine
+{
+    public const int ExitOk = 0;
+    public const int ExitFailed = 1;
+    public const int ExitBadInput = 2;
+    public const int ExitInterrupted = 130;
+
+    public static async Task<int> RunAsync(string[] args, TextWriter? output = null, TextWriter? error = null)
+    {
+        output ??= Console.Out;
+        error ??= Console.Error;
+        var root = new RootCommand("Sweep.Actors: hyperparameter sweeps of real training trials, on one machine or a cluster.")
+        {
+            TrainCommand.Create(output),
+        };
+
+        var parsed = root.Parse(args);
+        if (parsed.Errors.Count > 0)
+        {
+            error.WriteLine($"sweep: {parsed.Errors[0].Message} (see 'sweep {CommandPath(parsed)}--help')");
+            return ExitBadInput;
+        }
+
+        using var interrupt = new CancellationTokenSource();
+        using var sigint = PosixSignalRegistration.Create(PosixSignal.SIGINT, Interrupt);
+        using var sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, Interrupt);
+        try
+        {
+            var configuration = new InvocationConfiguration { Output = output, Error = error, ProcessTerminationTimeout = null, EnableDefaultExceptionHandler = false };
+            return await parsed.InvokeAsync(configuration, interrupt.Token);
+        }
+        catch (InvalidInputException e)
+        {
+            error.WriteLine($"sweep: {e.Message}");
+            return ExitBadInput;
+        }
+        catch (OperationCanceledException) when (interrupt.IsCancellationRequested)
+        {
+            error.WriteLine("sweep: interrupted");
+            return ExitInterrupted;
+        }
+        catch (Exception e)
+        {
+            error.WriteLine($"sweep: failed: {e.GetType().Name}: {e.Message}");
+            return ExitFailed;
+        }
+
+        void Interrupt(PosixSignalContext context)
+        {
+            // The command stops within one iteration and reports what it has; a second signal ends the process as usual.
+            if (interrupt.IsCancellationRequested) return;
+            context.Cancel = true;
+            interrupt.Cancel();
+        }
+    }
+
+    private static string CommandPath(ParseResult parsed)
+    {
+        var names = new List<string>();
+        for (var result = parsed.CommandResult; result.Parent is System.CommandLine.Parsing.CommandResult parent; result = parent)
+            names.Insert(0, result.Command.Name);
+        return names.Count == 0 ? "" : string.Join(' ', names) + " ";
+    }
+}

@@ -1,0 +1,3 @@
+using Sweep.Orchestrator.Cli;
+
+return await SweepCommandLine.RunAsync(args);
