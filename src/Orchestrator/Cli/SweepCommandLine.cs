@@ -27,7 +27,7 @@ public static class SweepCommandLine
         var parsed = root.Parse(args);
         if (parsed.Errors.Count > 0)
         {
-            error.WriteLine($"sweep: {parsed.Errors[0].Message} (see 'sweep {CommandPath(parsed)}--help')");
+            error.WriteLine($"sweep: {OneLine(parsed.Errors[0].Message)} (see 'sweep {CommandPath(parsed)}--help')");
             return ExitBadInput;
         }
 
@@ -41,7 +41,7 @@ public static class SweepCommandLine
         }
         catch (InvalidInputException e)
         {
-            error.WriteLine($"sweep: {e.Message}");
+            error.WriteLine($"sweep: {OneLine(e.Message)}");
             return ExitBadInput;
         }
         catch (OperationCanceledException) when (interrupt.IsCancellationRequested)
@@ -51,7 +51,7 @@ public static class SweepCommandLine
         }
         catch (Exception e)
         {
-            error.WriteLine($"sweep: failed: {e.GetType().Name}: {e.Message}");
+            error.WriteLine($"sweep: failed: {e.GetType().Name}: {OneLine(e.Message)}");
             return ExitFailed;
         }
 
@@ -63,6 +63,9 @@ public static class SweepCommandLine
             interrupt.Cancel();
         }
     }
+
+    private static string OneLine(string message) =>
+        string.Join(' ', message.Split(['\r', '\n'], StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries));
 
     private static string CommandPath(ParseResult parsed)
     {

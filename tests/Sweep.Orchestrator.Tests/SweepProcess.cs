@@ -1,0 +1,106 @@
+using System.Diagnostics;
+using System.Runtime.InteropServices;
+using System.Text;
+
+namespace Sweep.Orchestrator.Tests;
+
+/// <summary>Runs the real `sweep` program as an OS process, as a user would.</summary>
+public sealed class SweepProcess : IDisposable
+{
+    private readonly Process process;
+    private readonly StringBuilder stdout = new();
+    private readonly StringBuilder stderr = new();
+    private readonly List<string> lines = [];
+
+    private SweepProcess(IEnumerable<string> args)
+    {
+        var start = new ProcessStartInfo("dotnet")
+        {
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            UseShellExecute = false,
+        };
+        start.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "sweep.dll"));
+        foreach (var arg in args) start.ArgumentList.Add(arg);
+        process = new Process { StartInfo = start };
+        process.OutputDataReceived += (_, e) =>
+        {
+            if (e.Data is null) return;
+            lock (lines)
+            {
+                lines.Add(e.Data);
+                stdout.AppendLine(e.Data);
+            }
+        };
+        process.ErrorDataReceived += (_, e) =>
+        {
+            if (e.Data is null) return;
+            lock (lines) stderr.AppendLine(e.Data);
+        };
+        process.Start();
+        process.BeginOutputReadLine();
+        process.BeginErrorReadLine();
+    }
+
+    public static SweepProcess Start(params string[] args) => new(args);
+
+    public static (int ExitCode, string Stdout, string Stderr) Run(params string[] args)
+    {
+        using var run = Start(args);
+        return (run.WaitForExit(TimeSpan.FromMinutes(3)), run.Stdout, run.Stderr);
+    }
+
+    public string Stdout
+    {
+        get { lock (lines) return stdout.ToString(); }
+    }
+
+    public string Stderr
+    {
+        get { lock (lines) return stderr.ToString(); }
+    }
+
+    /// <summary>Waits until a line of output satisfies <paramref name="predicate"/>.</summary>
+    public void WaitForLine(Func<string, bool> predicate, TimeSpan timeout)
+    {
+        var deadline = DateTime.UtcNow + timeout;
+        while (DateTime.UtcNow < deadline)
+        {
+            lock (lines)
+            {
+                if (lines.Any(predicate)) return;
+            }
+            if (process.HasExited) throw new InvalidOperationException($"sweep exited ({process.ExitCode}) before the line came.\n{Stdout}\n{Stderr}");
+            Thread.Sleep(50);
+        }
+        throw new TimeoutException($"no such line within {timeout}.\n{Stdout}\n{Stderr}");
+    }
+
+    public void Signal(int signal)
+    {
+        if (kill(process.Id, signal) != 0) throw new InvalidOperationException($"kill({process.Id}, {signal}) failed: errno {Marshal.GetLastPInvokeError()}");
+    }
+
+    public int WaitForExit(TimeSpan timeout)
+    {
+        if (!process.WaitForExit(timeout))
+        {
+            process.Kill(entireProcessTree: true);
+            throw new TimeoutException($"sweep did not exit within {timeout}.\n{Stdout}\n{Stderr}");
+        }
+        process.WaitForExit();
+        return process.ExitCode;
+    }
+
+    public void Dispose()
+    {
+        if (!process.HasExited) process.Kill(entireProcessTree: true);
+        process.Dispose();
+    }
+
+    public const int SIGINT = 2;
+    public const int SIGKILL = 9;
+
+    [DllImport("libc", SetLastError = true)]
+    private static extern int kill(int pid, int signal);
+}
