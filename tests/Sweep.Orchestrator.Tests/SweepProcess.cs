@@ -61,14 +61,17 @@ public sealed class SweepProcess : IDisposable
     }
 
     /// <summary>Waits until a line of output satisfies <paramref name="predicate"/>.</summary>
-    public void WaitForLine(Func<string, bool> predicate, TimeSpan timeout)
+    public void WaitForLine(Func<string, bool> predicate, TimeSpan timeout) => WaitForLines(all => all.Any(predicate), timeout);
+
+    /// <summary>Waits until the output so far satisfies <paramref name="predicate"/>.</summary>
+    public void WaitForLines(Func<IReadOnlyList<string>, bool> predicate, TimeSpan timeout)
     {
         var deadline = DateTime.UtcNow + timeout;
         while (DateTime.UtcNow < deadline)
         {
             lock (lines)
             {
-                if (lines.Any(predicate)) return;
+                if (predicate(lines)) return;
             }
             if (process.HasExited) throw new InvalidOperationException($"sweep exited ({process.ExitCode}) before the line came.\n{Stdout}\n{Stderr}");
             Thread.Sleep(50);

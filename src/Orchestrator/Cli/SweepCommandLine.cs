@@ -21,6 +21,9 @@ public static class SweepCommandLine
         error ??= Console.Error;
         var root = new RootCommand("Sweep.Actors: hyperparameter sweeps of real training trials, on one machine or a cluster.")
         {
+            SweepCommands.Run(output),
+            SweepCommands.Resume(output),
+            SweepCommands.Status(output),
             TrainCommand.Create(output),
         };
 

@@ -1,0 +1,170 @@
+using Akka.Actor;
+using Akka.Event;
+using Sweep.GpuWorker.Runners;
+using Sweep.GpuWorker.Training;
+using Sweep.Protocol;
+using Sweep.Protocol.Messages;
+using Sweep.Protocol.Specs;
+using Sweep.Protocol.Training;
+
+namespace Sweep.GpuWorker.Workers;
+
+/// <summary>
+/// One worker slot (a CUDA device, or a share of the CPU cores). Registers with the coordinator
+/// until it is acknowledged, runs one attempt at a time on a thread of its own (training never runs
+/// on an actor thread), forwards each test point and checkpoint, applies the sweep's divergence
+/// policy at every test point, and reports how the attempt ended. A repeated RunTrial for the
+/// attempt it already runs is ignored, so redelivery is harmless.
+/// </summary>
+public sealed class TrialWorker : ReceiveActor, IWithTimers
+{
+    private const string RegisterTimer = "register";
+    private static readonly TimeSpan RegisterRetry = TimeSpan.FromSeconds(2);
+
+    private readonly WorkerSlot slot;
+    private readonly IActorRef coordinator;
+    private readonly Func<ModelKind, ITrialRunner> runners;
+    private readonly ILoggingAdapter log = Context.GetLogger();
+    private Attempt? current;
+
+    /// <summary>The attempt being run, and how to stop it.</summary>
+    private sealed class Attempt(RunTrial trial)
+    {
+        public RunTrial Trial { get; } = trial;
+        public CancellationTokenSource Cancellation { get; } = new();
+        public volatile string? DivergenceReason;
+        public volatile int LastIteration;
+    }
+
+    private sealed record AttemptFinished(RunTrial Trial, TrainingResult? Result, Exception? Error);
+
+    private sealed record RegisterDue;
+
+    public TrialWorker(WorkerSlot slot, IActorRef coordinator, Func<ModelKind, ITrialRunner> runners)
+    {
+        this.slot = slot;
+        this.coordinator = coordinator;
+        this.runners = runners;
+
+        Receive<RegisterDue>(_ => Register());
+        Receive<WorkerRegistered>(_ => Timers.Cancel(RegisterTimer));
+        Receive<RunTrial>(HandleRun);
+        Receive<StopTrial>(HandleStop);
+        Receive<AttemptFinished>(HandleFinished);
+    }
+
+    public ITimerScheduler Timers { get; set; } = null!;
+
+    /// <summary>The runners of this process: LeNet with TorchSharp, and the synthetic model.</summary>
+    public static Func<ModelKind, ITrialRunner> DefaultRunners { get; } = model => model switch
+    {
+        ModelKind.Lenet => new LeNetRunner(),
+        ModelKind.Synthetic => new Synthetic.SyntheticRunner(),
+        _ => throw new ArgumentOutOfRangeException(nameof(model), model, null),
+    };
+
+    public static Props Props(WorkerSlot slot, IActorRef coordinator, Func<ModelKind, ITrialRunner>? runners = null) =>
+        Akka.Actor.Props.Create(() => new TrialWorker(slot, coordinator, runners ?? DefaultRunners));
+
+    protected override void PreStart()
+    {
+        Register();
+        Timers.StartPeriodicTimer(RegisterTimer, new RegisterDue(), RegisterRetry);
+    }
+
+    protected override void PostStop() => current?.Cancellation.Cancel();
+
+    private void Register() => coordinator.Tell(new RegisterWorker(slot, current?.Trial));
+
+    private void HandleRun(RunTrial trial)
+    {
+        if (current is not null)
+        {
+            if (current.Trial.Trial.Id == trial.Trial.Id && current.Trial.Attempt == trial.Attempt) return;
+            log.Warning("worker {0} is busy with {1}; refusing {2}", slot.WorkerId, current.Trial.Trial.Name, trial.Trial.Name);
+            Sender.Tell(new TrialEnded(trial.Trial.Id, trial.Attempt, TrialEndKind.Failed, 0, $"worker {slot.WorkerId} was busy", null));
+            return;
+        }
+
+        var attempt = current = new Attempt(trial);
+        var self = Self;
+        var reportTo = coordinator;
+        var observer = new ForwardingObserver(attempt, trial, reportTo, self);
+        var options = new TrainingOptions(slot.Threads, slot.Device, trial.CheckpointPath, ResumeFromIfPresent(trial), CheckpointOnCancel: true);
+        var runner = runners(trial.Model);
+        log.Info("worker {0} runs {1} attempt {2}", slot.WorkerId, trial.Trial.Name, trial.Attempt);
+
+        Task.Factory.StartNew(
+                () => runner.Run(trial, options, observer, attempt.Cancellation.Token),
+                CancellationToken.None,
+                TaskCreationOptions.LongRunning,
+                TaskScheduler.Default)
+            .ContinueWith(
+                task => new AttemptFinished(trial, task.IsCompletedSuccessfully ? task.Result : null, task.Exception?.GetBaseException()),
+                TaskContinuationOptions.ExecuteSynchronously)
+            .PipeTo(self);
+    }
+
+    /// <summary>A checkpoint that is not on this node (another machine wrote it) means starting over.</summary>
+    private string? ResumeFromIfPresent(RunTrial trial)
+    {
+        if (trial.ResumeFrom is not { } path) return null;
+        if (File.Exists(path)) return path;
+        log.Warning("checkpoint {0} of {1} is not on this node: the trial starts from scratch", path, trial.Trial.Name);
+        return null;
+    }
+
+    private void HandleStop(StopTrial stop)
+    {
+        if (current is null || current.Trial.Trial.Id != stop.TrialId || current.Trial.Attempt != stop.Attempt) return;
+        current.Cancellation.Cancel();
+    }
+
+    private void HandleFinished(AttemptFinished finished)
+    {
+        var attempt = current;
+        current = null;
+        var trial = finished.Trial;
+        var ended = finished switch
+        {
+            { Error: TrialOutOfMemoryException oom } => End(TrialEndKind.OutOfMemory, attempt?.LastIteration ?? 0, oom.Message),
+            { Error: InvalidInputException bad } => End(TrialEndKind.Failed, 0, bad.Message),
+            { Error: { } error } => End(TrialEndKind.Failed, attempt?.LastIteration ?? 0, $"{error.GetType().Name}: {error.Message.Split('\n')[0]}"),
+            { Result: { Outcome: TrialOutcome.Completed } result } => End(TrialEndKind.Completed, result.Iteration, null),
+            { Result: { Outcome: TrialOutcome.Diverged } result } => End(TrialEndKind.Diverged, result.Divergence!.Iteration, result.Divergence.Reason),
+            { Result: { } result } when attempt?.DivergenceReason is { } reason => End(TrialEndKind.Diverged, attempt.LastIteration, reason),
+            { Result: { } result } => End(TrialEndKind.Stopped, result.Iteration, null, result.CheckpointPath),
+            _ => End(TrialEndKind.Failed, 0, "the attempt ended without a result"),
+        };
+        log.Info("worker {0}: {1} attempt {2} ended {3}", slot.WorkerId, trial.Trial.Name, trial.Attempt, ended.Kind);
+        coordinator.Tell(ended);
+        attempt?.Cancellation.Dispose();
+
+        TrialEnded End(TrialEndKind kind, int iteration, string? reason, string? checkpoint = null) =>
+            new(trial.Trial.Id, trial.Attempt, kind, iteration, reason, checkpoint);
+    }
+
+    /// <summary>
+    /// Runs on the training thread: tells the coordinator directly (Tell is thread-safe) and stops
+    /// the attempt the moment the sweep's divergence policy says so.
+    /// </summary>
+    private sealed class ForwardingObserver(Attempt attempt, RunTrial trial, IActorRef coordinator, IActorRef worker) : ITrainingObserver
+    {
+        private double? firstTrainLoss;
+
+        public void OnMetrics(TrialMetrics metrics)
+        {
+            attempt.LastIteration = metrics.Iteration;
+            if (metrics.Iteration == 0) firstTrainLoss = metrics.TrainLoss;
+            coordinator.Tell(new TrialProgressed(trial.Trial.Id, trial.Attempt, metrics), worker);
+            if (trial.Divergence.Check(metrics, firstTrainLoss) is { } reason)
+            {
+                attempt.DivergenceReason = reason;
+                attempt.Cancellation.Cancel();
+            }
+        }
+
+        public void OnCheckpoint(int iteration, string path) =>
+            coordinator.Tell(new TrialCheckpointSaved(trial.Trial.Id, trial.Attempt, iteration, path), worker);
+    }
+}

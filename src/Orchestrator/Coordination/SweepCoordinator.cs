@@ -1,0 +1,380 @@
+using Akka.Actor;
+using Akka.Event;
+using Akka.Persistence;
+using Sweep.Protocol.Events;
+using Sweep.Protocol.Messages;
+using Sweep.Protocol.Specs;
+using Sweep.Protocol.Training;
+
+namespace Sweep.Orchestrator.Coordination;
+
+/// <summary>Where the coordinator keeps trial checkpoints and how it snapshots and adopts.</summary>
+/// <param name="CheckpointDirectory">Checkpoints go to DIR/SWEEP-ID/TRIAL-ID.ckpt (a shared path in a cluster).</param>
+/// <param name="SnapshotEvery">Save a snapshot after this many events, so recovery replays few.</param>
+/// <param name="OrphanGrace">
+/// After a restart, how long trials the journal shows as running wait for their worker to
+/// re-register and claim them before they are re-queued (0 on one machine: those workers died with the process).
+/// </param>
+public sealed record CoordinatorSettings(string CheckpointDirectory, int SnapshotEvery = 500, TimeSpan OrphanGrace = default);
+
+/// <summary>
+/// One sweep's coordinator: the journal is its durable queue. It hands queued trials to registered
+/// workers (one attempt in flight per worker), persists every trial event before acting on it,
+/// retries failures with back-off on another worker when there is one, never retries a divergence,
+/// follows the on-out-of-memory policy, re-queues the trial of a worker that dies (DeathWatch), and
+/// after a restart re-queues what nobody claims: no trial is left running with nobody running it.
+/// </summary>
+public sealed class SweepCoordinator : ReceivePersistentActor, IWithTimers
+{
+    private const string DispatchTimer = "dispatch";
+    private const string OrphanTimer = "orphans";
+
+    private readonly string sweepId;
+    private readonly CoordinatorSettings settings;
+    private readonly ILoggingAdapter log = Context.GetLogger();
+    private readonly Dictionary<IActorRef, WorkerSeat> workers = [];
+    private readonly HashSet<IActorRef> subscribers = [];
+    private readonly Dictionary<string, string> lastWorkerByTrial = [];
+    private readonly HashSet<string> orphans = [];
+    private SweepState? state;
+    private IActorRef? stopRequester;
+    private int eventsSinceSnapshot;
+    private bool completing;
+    private bool stopped;
+
+    /// <summary>A registered worker and the attempt it runs, if any.</summary>
+    private sealed record WorkerSeat(WorkerSlot Slot)
+    {
+        public (string TrialId, int Attempt)? Running { get; set; }
+    }
+
+    private sealed record DispatchDue;
+
+    private sealed record OrphansDue;
+
+    public SweepCoordinator(string sweepId, CoordinatorSettings settings)
+    {
+        this.sweepId = sweepId;
+        this.settings = settings;
+
+        Recover<SnapshotOffer>(offer => state = SweepState.FromSnapshot((SweepSnapshot)offer.Snapshot));
+        Recover<SweepStarted>(started => state = SweepState.Start(started));
+        Recover<ISweepEvent>(e => state!.Apply(e));
+        Recover<RecoveryCompleted>(_ => OnRecovered());
+
+        Command<StartSweep>(HandleStart);
+        Command<ResumeSweep>(_ => HandleResume());
+        Command<SubscribeToSweep>(_ => HandleSubscribe());
+        Command<GetSweepState>(_ => Sender.Tell(state is null ? new SweepRefused(sweepId, $"no sweep '{sweepId}' in the journal") : state.ToSnapshot()));
+        Command<RegisterWorker>(HandleRegister);
+        Command<TrialProgressed>(HandleProgress);
+        Command<TrialCheckpointSaved>(HandleCheckpoint);
+        Command<TrialEnded>(HandleEnded);
+        Command<Terminated>(HandleTerminated);
+        Command<StopSweep>(_ => HandleStop());
+        Command<DispatchDue>(_ => Dispatch());
+        Command<OrphansDue>(_ => RequeueOrphans());
+        Command<SaveSnapshotSuccess>(success => DeleteSnapshots(new SnapshotSelectionCriteria(success.Metadata.SequenceNr - 1)));
+        Command<SaveSnapshotFailure>(failure => log.Warning("snapshot of sweep {0} failed: {1}", sweepId, failure.Cause.Message));
+        Command<DeleteSnapshotsSuccess>(_ => { });
+        Command<DeleteSnapshotsFailure>(failure => log.Warning("deleting old snapshots of sweep {0} failed: {1}", sweepId, failure.Cause.Message));
+    }
+
+    public override string PersistenceId => PersistenceIdFor(sweepId);
+
+    public ITimerScheduler Timers { get; set; } = null!;
+
+    public static string PersistenceIdFor(string sweepId) => "sweep-" + sweepId;
+
+    public static Props Props(string sweepId, CoordinatorSettings settings) => Akka.Actor.Props.Create(() => new SweepCoordinator(sweepId, settings));
+
+    private void OnRecovered()
+    {
+        if (state is null) return;
+        foreach (var trial in state.Running) orphans.Add(trial.Definition.Id);
+        if (orphans.Count == 0) return;
+        log.Info("sweep {0}: {1} trial(s) were running when the coordinator stopped; they wait {2} for their workers", sweepId, orphans.Count, settings.OrphanGrace);
+        Timers.StartSingleTimer(OrphanTimer, new OrphansDue(), settings.OrphanGrace);
+    }
+
+    private void HandleStart(StartSweep start)
+    {
+        if (state is not null)
+        {
+            Sender.Tell(new SweepRefused(sweepId, $"sweep '{sweepId}' already exists in this journal; continue it with 'sweep resume {sweepId}' or choose another --sweep-id"));
+            return;
+        }
+        var requester = Sender;
+        Persist(new SweepStarted(sweepId, start.Definition, DateTimeOffset.UtcNow), started =>
+        {
+            state = SweepState.Start(started);
+            requester.Tell(new SweepAccepted(sweepId, state.Trials.Count, state.Trials.Count));
+            Dispatch();
+        });
+    }
+
+    private void HandleResume()
+    {
+        if (state is null)
+        {
+            Sender.Tell(new SweepRefused(sweepId, $"no sweep '{sweepId}' in this journal"));
+            return;
+        }
+        Sender.Tell(new SweepAccepted(sweepId, state.Trials.Count, state.Trials.Count - state.FinishedCount));
+        CompleteIfDone();
+        Dispatch();
+    }
+
+    private void HandleSubscribe()
+    {
+        subscribers.Add(Sender);
+        Context.Watch(Sender);
+        if (state is { Phase: SweepPhase.Completed }) Sender.Tell(new SweepFinished(state.ToSnapshot()));
+    }
+
+    private void HandleRegister(RegisterWorker register)
+    {
+        if (!workers.ContainsKey(Sender))
+        {
+            workers[Sender] = new WorkerSeat(register.Slot);
+            Context.Watch(Sender);
+            log.Info("worker {0} on {1} registered ({2}, {3} thread(s))", register.Slot.WorkerId, register.Slot.Node, register.Slot.Device, register.Slot.Threads);
+        }
+        if (register.Running is { } running && state is not null && orphans.Remove(running.Trial.Id)
+            && state[running.Trial.Id] is { State: TrialState.Running } record && record.Attempts == running.Attempt)
+        {
+            workers[Sender].Running = (running.Trial.Id, running.Attempt);
+            log.Info("worker {0} still runs trial {1} attempt {2}: adopted", register.Slot.WorkerId, record.Definition.Name, running.Attempt);
+        }
+        Sender.Tell(new WorkerRegistered(sweepId));
+        Dispatch();
+    }
+
+    private void HandleProgress(TrialProgressed progress)
+    {
+        if (!IsCurrent(progress.TrialId, progress.Attempt)) return;
+        PersistAndApply(new TrialProgress(progress.TrialId, progress.Attempt, progress.Metrics, DateTimeOffset.UtcNow));
+    }
+
+    private void HandleCheckpoint(TrialCheckpointSaved saved)
+    {
+        if (!IsCurrent(saved.TrialId, saved.Attempt)) return;
+        PersistAndApply(new TrialCheckpointed(saved.TrialId, saved.Attempt, saved.Iteration, saved.Path, DateTimeOffset.UtcNow));
+    }
+
+    private void HandleEnded(TrialEnded ended)
+    {
+        if (workers.TryGetValue(Sender, out var seat) && seat.Running == (ended.TrialId, ended.Attempt)) seat.Running = null;
+        if (!IsCurrent(ended.TrialId, ended.Attempt)) return;
+
+        var now = DateTimeOffset.UtcNow;
+        var record = state![ended.TrialId];
+        lastWorkerByTrial[ended.TrialId] = record.WorkerId ?? "";
+        var reason = ended.Reason ?? ended.Kind.ToString();
+        ISweepEvent[] events = ended.Kind switch
+        {
+            TrialEndKind.Completed => [new TrialCompleted(ended.TrialId, ended.Attempt, now)],
+            TrialEndKind.Diverged => [new TrialDiverged(ended.TrialId, ended.Attempt, ended.Iteration, reason, now)],
+            TrialEndKind.Stopped => [new TrialRequeued(ended.TrialId, $"sweep interrupted at iteration {ended.Iteration}", null, false, now, now)],
+            TrialEndKind.OutOfMemory => OutOfMemory(record, ended, now),
+            _ => Failure(record, ended, reason, now),
+        };
+        PersistAllAndApply(events);
+    }
+
+    private ISweepEvent[] Failure(TrialRecord record, TrialEnded ended, string error, DateTimeOffset now)
+    {
+        var retry = state!.Definition.Retry;
+        if (ended.Attempt >= retry.MaxAttempts)
+            return [new TrialFailed(ended.TrialId, ended.Attempt, error, false, true, now)];
+        var notBefore = now + retry.DelayBefore(ended.Attempt + 1);
+        return
+        [
+            new TrialFailed(ended.TrialId, ended.Attempt, error, false, false, now),
+            new TrialRequeued(ended.TrialId, $"retry {ended.Attempt + 1} of {retry.MaxAttempts} after: {error}", null, false, notBefore, now),
+        ];
+    }
+
+    /// <summary>
+    /// halve-batch follows the study's advice under memory pressure: half the batch, and the
+    /// learning rate rescaled by the sweep's coupling exponent k (lr × (1/2)^k; k = −1 doubles it).
+    /// </summary>
+    private ISweepEvent[] OutOfMemory(TrialRecord record, TrialEnded ended, DateTimeOffset now)
+    {
+        var spec = record.Definition.Spec;
+        var error = ended.Reason ?? "out of memory";
+        if (state!.Definition.OnOutOfMemory != OutOfMemoryPolicy.HalveBatch || spec.BatchSize < 2)
+            return [new TrialFailed(ended.TrialId, ended.Attempt, error, true, true, now)];
+        var halved = spec with
+        {
+            BatchSize = spec.BatchSize / 2,
+            TestBatchSize = Math.Max(1, spec.TestBatchSize / 2),
+            BaseLr = spec.BaseLr * Math.Pow(0.5, state.Definition.CouplingExponent),
+        };
+        return
+        [
+            new TrialFailed(ended.TrialId, ended.Attempt, error, true, false, now),
+            new TrialRequeued(ended.TrialId, $"out of memory at batch {spec.BatchSize}: batch halved to {halved.BatchSize}, base lr {halved.BaseLr:G6}", halved, true, now, now),
+        ];
+    }
+
+    private void HandleTerminated(Terminated terminated)
+    {
+        subscribers.Remove(terminated.ActorRef);
+        if (!workers.Remove(terminated.ActorRef, out var seat)) return;
+        log.Warning("worker {0} on {1} is gone", seat.Slot.WorkerId, seat.Slot.Node);
+        if (seat.Running is { } running && IsCurrent(running.TrialId, running.Attempt))
+        {
+            var now = DateTimeOffset.UtcNow;
+            PersistAllAndApply([new TrialRequeued(running.TrialId, $"worker {seat.Slot.WorkerId} on {seat.Slot.Node} was lost", null, false, now, now)]);
+        }
+        else
+        {
+            AfterChange();
+        }
+    }
+
+    private void HandleStop()
+    {
+        stopRequester = Sender;
+        if (state is null || state.Phase == SweepPhase.Completed)
+        {
+            FinishStop();
+            return;
+        }
+        foreach (var (worker, seat) in workers)
+        {
+            if (seat.Running is { } running) worker.Tell(new StopTrial(running.TrialId, running.Attempt, Checkpoint: true));
+        }
+        AfterChange();
+    }
+
+    private void RequeueOrphans()
+    {
+        if (state is null || orphans.Count == 0) return;
+        var now = DateTimeOffset.UtcNow;
+        var events = orphans
+            .Where(id => state[id].State == TrialState.Running)
+            .Select(id => (ISweepEvent)new TrialRequeued(id, "its worker did not come back after the coordinator restarted", null, false, now, now))
+            .ToArray();
+        orphans.Clear();
+        PersistAllAndApply(events);
+    }
+
+    /// <summary>Hands ready trials to idle workers, preferring a worker other than the one a trial last ran on.</summary>
+    private void Dispatch()
+    {
+        if (state is null || stopRequester is not null || state.Phase == SweepPhase.Completed) return;
+        var idle = workers.Where(w => w.Value.Running is null).Select(w => w.Key).ToList();
+        if (idle.Count == 0) return;
+
+        var now = DateTimeOffset.UtcNow;
+        var assignments = new List<(IActorRef Worker, TrialStarted Started)>();
+        foreach (var trial in state.ReadyToRun(now))
+        {
+            if (idle.Count == 0) break;
+            if (orphans.Contains(trial.Definition.Id)) continue;
+            lastWorkerByTrial.TryGetValue(trial.Definition.Id, out var lastWorker);
+            var worker = idle.FirstOrDefault(w => workers[w].Slot.WorkerId != lastWorker) ?? idle[0];
+            idle.Remove(worker);
+            var slot = workers[worker].Slot;
+            workers[worker].Running = (trial.Definition.Id, trial.Attempts + 1);
+            assignments.Add((worker, new TrialStarted(trial.Definition.Id, trial.Attempts + 1, slot.WorkerId, slot.Node, trial.CheckpointIteration, now)));
+        }
+
+        if (state.NextReadyAt(now) is { } next) Timers.StartSingleTimer(DispatchTimer, new DispatchDue(), next - now);
+        if (assignments.Count == 0) return;
+
+        var workerByTrial = assignments.ToDictionary(a => a.Started.TrialId, a => a.Worker);
+        PersistAll(assignments.Select(a => a.Started), started =>
+        {
+            Applied(started);
+            var record = state[started.TrialId];
+            workerByTrial[started.TrialId].Tell(new RunTrial(
+                sweepId,
+                record.Definition,
+                started.Attempt,
+                state.Definition.Model,
+                state.Definition.Synthetic,
+                state.Definition.Divergence,
+                CheckpointPath(started.TrialId),
+                record.CheckpointPath));
+        });
+    }
+
+    private string CheckpointPath(string trialId) => Path.Combine(settings.CheckpointDirectory, sweepId, trialId + ".ckpt");
+
+    /// <summary>Whether a worker's report is about the attempt the journal says is running: stale or repeated reports are ignored.</summary>
+    private bool IsCurrent(string trialId, int attempt) =>
+        state is not null && state.Contains(trialId) && state[trialId] is { State: TrialState.Running } record && record.Attempts == attempt;
+
+    private void PersistAndApply(ISweepEvent @event) => PersistAllAndApply([@event]);
+
+    private void PersistAllAndApply(IReadOnlyCollection<ISweepEvent> events)
+    {
+        if (events.Count == 0)
+        {
+            AfterChange();
+            return;
+        }
+        int remaining = events.Count;
+        PersistAll(events, e =>
+        {
+            Applied(e);
+            if (--remaining == 0) AfterChange();
+        });
+    }
+
+    private void Applied(ISweepEvent e)
+    {
+        state!.Apply(e);
+        foreach (var subscriber in subscribers) subscriber.Tell(e);
+        if (++eventsSinceSnapshot >= settings.SnapshotEvery)
+        {
+            eventsSinceSnapshot = 0;
+            SaveSnapshot(state.ToSnapshot());
+        }
+    }
+
+    private void AfterChange()
+    {
+        if (stopRequester is not null)
+        {
+            if (workers.Values.All(w => w.Running is null)) FinishStop();
+            return;
+        }
+        if (CompleteIfDone()) return;
+        Dispatch();
+    }
+
+    private bool CompleteIfDone()
+    {
+        if (state is null || !state.AllFinished) return false;
+        if (state.Phase == SweepPhase.Completed || completing) return true;
+        completing = true;
+        Persist(new SweepCompleted(DateTimeOffset.UtcNow), completed =>
+        {
+            Applied(completed);
+            log.Info("sweep {0} completed", sweepId);
+            foreach (var subscriber in subscribers) subscriber.Tell(new SweepFinished(state.ToSnapshot()));
+        });
+        return true;
+    }
+
+    private void FinishStop()
+    {
+        if (stopped) return;
+        stopped = true;
+        var requester = stopRequester!;
+        if (state is null || state.Phase != SweepPhase.Running)
+        {
+            if (state is not null) requester.Tell(new SweepStopped(state.ToSnapshot()));
+            return;
+        }
+        Persist(new SweepInterrupted(DateTimeOffset.UtcNow), interrupted =>
+        {
+            Applied(interrupted);
+            requester.Tell(new SweepStopped(state.ToSnapshot()));
+        });
+    }
+}

@@ -1,0 +1,89 @@
+using Akka.Actor;
+using Sweep.GpuWorker.Training;
+using Sweep.GpuWorker.Workers;
+using Sweep.Orchestrator.Coordination;
+using Sweep.Orchestrator.Hosting;
+using Sweep.Protocol;
+using Sweep.Protocol.Events;
+using Sweep.Protocol.Messages;
+using Sweep.Protocol.Specs;
+
+namespace Sweep.Orchestrator.Running;
+
+/// <summary>How many worker slots this machine offers, and the LibTorch threads of each.</summary>
+public sealed record WorkerLayout(int Workers, int Threads)
+{
+    /// <summary>
+    /// One slot per CUDA device when there are any (LeNet only: a synthetic sweep never loads LibTorch);
+    /// otherwise one CPU slot using every core.
+    /// </summary>
+    public static WorkerLayout For(ModelKind model, int? workers, int? threads)
+    {
+        int cuda = model == ModelKind.Lenet ? TorchDevices.CudaDeviceCount : 0;
+        int slots = workers ?? Math.Max(1, cuda);
+        if (slots < 0) throw new InvalidInputException($"--workers must be zero or positive, got {slots}");
+        int perSlot = threads ?? Math.Max(1, Environment.ProcessorCount / Math.Max(1, cuda > 0 ? 1 : slots));
+        if (perSlot < 1) throw new InvalidInputException($"--threads must be positive, got {perSlot}");
+        return new WorkerLayout(slots, perSlot);
+    }
+
+    public string DeviceOf(ModelKind model, int slot) =>
+        model == ModelKind.Lenet && TorchDevices.CudaDeviceCount > 0 ? $"cuda:{slot % TorchDevices.CudaDeviceCount}" : "cpu";
+}
+
+/// <summary>
+/// Runs (or resumes) one sweep on this machine: the coordinator, its workers, the progress lines,
+/// and a graceful stop on Ctrl+C (running trials checkpoint, everything is persisted, the resume
+/// command is printed).
+/// </summary>
+public static class LocalSweep
+{
+    private static readonly TimeSpan AskTimeout = TimeSpan.FromSeconds(60);
+    private static readonly TimeSpan StopTimeout = TimeSpan.FromMinutes(2);
+
+    public static async Task<int> RunAsync(
+        JournalSettings journal,
+        string sweepId,
+        ISweepMessage startOrResume,
+        Func<SweepSnapshot, WorkerLayout> layoutFor,
+        TextWriter output,
+        CancellationToken interrupt)
+    {
+        await using var sweepSystem = await SweepSystem.StartAsync(journal);
+        var system = sweepSystem.System;
+        var coordinator = system.ActorOf(SweepCoordinator.Props(sweepId, new CoordinatorSettings(journal.CheckpointDirectory)), "sweep-" + sweepId);
+
+        var answer = await coordinator.Ask<ISweepMessage>(startOrResume, AskTimeout);
+        if (answer is SweepRefused refused) throw new InvalidInputException(refused.Reason);
+        var accepted = (SweepAccepted)answer;
+        var snapshot = await coordinator.Ask<SweepSnapshot>(new GetSweepState(), AskTimeout);
+        var layout = layoutFor(snapshot);
+        output.WriteLine($"sweep {sweepId} ({snapshot.Definition.Name}): {accepted.Remaining} of {accepted.Trials} trial(s) to run on {layout.Workers} worker(s) x {layout.Threads} thread(s); journal {journal.JournalFile}");
+
+        var finished = new TaskCompletionSource<SweepSnapshot>(TaskCreationOptions.RunContinuationsAsynchronously);
+        system.ActorOf(ProgressPrinter.Props(coordinator, snapshot, output, finished), "progress");
+        var node = Environment.MachineName;
+        for (int slot = 0; slot < layout.Workers; slot++)
+        {
+            var device = layout.DeviceOf(snapshot.Definition.Model, slot);
+            var workerSlot = new WorkerSlot($"{node}/{device}-{slot + 1}", node, device, layout.Threads);
+            system.ActorOf(TrialWorker.Props(workerSlot, coordinator), $"worker-{slot + 1}");
+        }
+
+        var interrupted = Task.Delay(Timeout.Infinite, interrupt);
+        if (await Task.WhenAny(finished.Task, interrupted) == finished.Task)
+        {
+            var final = SweepState.FromSnapshot(finished.Task.Result);
+            output.WriteLine();
+            output.WriteLine(SweepReport.Table(final));
+            return final.HasFailures ? 1 : 0;
+        }
+
+        output.WriteLine($"interrupted: stopping running trials with a checkpoint…");
+        var stopped = await coordinator.Ask<SweepStopped>(new StopSweep(), StopTimeout);
+        var state = SweepState.FromSnapshot(stopped.Snapshot);
+        output.WriteLine($"sweep {sweepId}: {state.FinishedCount} of {state.Trials.Count} trial(s) finished; everything is in {journal.JournalFile}");
+        output.WriteLine($"continue with: sweep resume {sweepId} --data-dir {journal.DataDirectory}");
+        return 130;
+    }
+}

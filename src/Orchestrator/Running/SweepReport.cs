@@ -1,0 +1,107 @@
+using System.Globalization;
+using System.Text;
+using System.Text.Json;
+using System.Text.Json.Serialization;
+using Sweep.Orchestrator.Coordination;
+using Sweep.Protocol.Events;
+
+namespace Sweep.Orchestrator.Running;
+
+/// <summary>A sweep's state as people and programs read it: the `sweep status` table and JSON, and the summary at the end of a run.</summary>
+public static class SweepReport
+{
+    private static readonly JsonSerializerOptions Json = new()
+    {
+        PropertyNamingPolicy = JsonNamingPolicy.CamelCase,
+        WriteIndented = true,
+        NumberHandling = JsonNumberHandling.AllowNamedFloatingPointLiterals,
+        Converters = { new JsonStringEnumConverter() },
+    };
+
+    public sealed record TrialStatus(
+        string Id,
+        string Name,
+        int BatchSize,
+        int TestBatchSize,
+        double BaseLr,
+        int MaxIter,
+        TrialState State,
+        int Attempts,
+        int Iteration,
+        double? FinalTestAccuracy,
+        double? BestTestAccuracy,
+        double? SecondsPer100Iterations,
+        long PeakMemoryBytes,
+        int? DivergedAtIteration,
+        string? DivergenceReason,
+        string? Error,
+        DateTimeOffset? FinishedAt);
+
+    public sealed record SweepStatus(string SweepId, string Name, SweepPhase State, string Source, DateTimeOffset StartedAt, DateTimeOffset? FinishedAt, IReadOnlyList<TrialStatus> Trials);
+
+    public static SweepStatus Status(SweepState state) => new(
+        state.SweepId,
+        state.Definition.Name,
+        state.Phase,
+        state.Definition.Source,
+        state.StartedAt,
+        state.FinishedAt,
+        state.Trials.Select(t => new TrialStatus(
+            t.Definition.Id,
+            t.Definition.Name,
+            t.Definition.Spec.BatchSize,
+            t.Definition.Spec.TestBatchSize,
+            t.Definition.Spec.BaseLr,
+            t.Definition.Spec.MaxIter,
+            t.State,
+            t.Attempts,
+            t.Iteration,
+            t.IsFinished ? t.FinalTestAccuracy : null,
+            t.BestTestAccuracy,
+            t.SecondsPer100Iterations,
+            t.PeakMemoryBytes,
+            t.DivergedAtIteration,
+            t.DivergenceReason,
+            t.Error,
+            t.FinishedAt)).ToList());
+
+    public static string ToJson(SweepState state) => JsonSerializer.Serialize(Status(state), Json);
+
+    /// <summary>One line per trial, aligned, with the counts per state underneath.</summary>
+    public static string Table(SweepState state)
+    {
+        var rows = new List<string[]> { new[] { "trial", "batch", "base lr", "state", "attempts", "iter", "test acc", "best", "s/100 it", "peak MiB", "note" } };
+        foreach (var t in state.Trials)
+        {
+            rows.Add(
+            [
+                t.Definition.Name,
+                t.Definition.Spec.BatchSize.ToString(CultureInfo.InvariantCulture),
+                t.Definition.Spec.BaseLr.ToString("G6", CultureInfo.InvariantCulture),
+                t.State.ToString(),
+                t.Attempts.ToString(CultureInfo.InvariantCulture),
+                $"{t.Iteration}/{t.Definition.Spec.MaxIter}",
+                Format(t.FinalTestAccuracy, "F4"),
+                Format(t.BestTestAccuracy, "F4"),
+                Format(t.SecondsPer100Iterations, "F2"),
+                t.PeakMemoryBytes > 0 ? (t.PeakMemoryBytes / 1048576.0).ToString("F0", CultureInfo.InvariantCulture) : "-",
+                t.State switch
+                {
+                    TrialState.Diverged => $"diverged at {t.DivergedAtIteration}: {t.DivergenceReason}",
+                    TrialState.Failed => t.Error ?? "",
+                    _ when t.Error is not null => $"last error: {t.Error}",
+                    _ => "",
+                },
+            ]);
+        }
+        var widths = Enumerable.Range(0, rows[0].Length).Select(c => rows.Max(r => r[c].Length)).ToArray();
+        var text = new StringBuilder();
+        foreach (var row in rows)
+            text.AppendLine(string.Join("  ", row.Select((cell, c) => c == row.Length - 1 ? cell : cell.PadRight(widths[c]))).TrimEnd());
+        var counts = state.Trials.GroupBy(t => t.State).OrderBy(g => g.Key).Select(g => $"{g.Count()} {g.Key.ToString().ToLowerInvariant()}");
+        text.Append(CultureInfo.InvariantCulture, $"sweep {state.SweepId} ({state.Definition.Name}): {state.Phase.ToString().ToLowerInvariant()}; {string.Join(", ", counts)}");
+        return text.ToString();
+    }
+
+    private static string Format(double? value, string format) => value?.ToString(format, CultureInfo.InvariantCulture) ?? "-";
+}

@@ -1,0 +1,113 @@
+using System.Globalization;
+using System.Security.Cryptography;
+using System.Text;
+using Sweep.Protocol.Specs;
+using Sweep.Protocol.Training;
+
+namespace Sweep.Orchestrator.Specs;
+
+/// <summary>A trial before merging: its proposed name, what it computes, and the spec key it came from (for errors).</summary>
+internal sealed record TrialCandidate(string Name, TrialSpec Spec, string Path);
+
+/// <summary>The batch/learning-rate coupling lr = reference-lr × (batch / reference-batch-size)^k.</summary>
+internal sealed record LrCoupling(int ReferenceBatchSize, double ReferenceLr)
+{
+    public double Rate(int batchSize, double exponent) => ReferenceLr * Math.Pow((double)batchSize / ReferenceBatchSize, exponent);
+}
+
+/// <summary>What every grid cell shares: the sweep-level settings.</summary>
+internal sealed record TrialDefaults(int? TestBatchSize, int TestInterval, SolverSpec Solver, DatasetSpec Dataset)
+{
+    public TrialSpec Spec(int batchSize, int? testBatchSize, double baseLr, int maxIter, int seed) =>
+        // The paper tests with twice the training batch; unchecked so that an absurd batch overflows into a value Problems() refuses.
+        new(batchSize, testBatchSize ?? TestBatchSize ?? unchecked(2 * batchSize), baseLr, maxIter, TestInterval, seed, Solver, Dataset);
+}
+
+/// <summary>
+/// A grid: the cartesian product of its lists. <see cref="Rates"/> holds base learning rates, or the
+/// exponents k of <see cref="Coupling"/> when it is set (lr-scaling).
+/// </summary>
+internal sealed record GridSpec(
+    string Path,
+    IReadOnlyList<int> BatchSizes,
+    IReadOnlyList<double> Rates,
+    LrCoupling? Coupling,
+    IReadOnlyList<int> Seeds,
+    IReadOnlyList<int> MaxIters)
+{
+    /// <summary>The number of cells, from the list lengths alone (Int128: four long lists can overflow a long).</summary>
+    public Int128 Count => (Int128)BatchSizes.Count * Rates.Count * Seeds.Count * MaxIters.Count;
+}
+
+/// <summary>Turns cases and grids into the sweep's trials: stable ids, readable names, identical cells merged.</summary>
+internal static class GridExpander
+{
+    /// <summary>The cells of <paramref name="grid"/> in order batch-size, rate, seed, max-iter; lazily, so a huge grid is never held twice.</summary>
+    public static IEnumerable<TrialCandidate> Cells(GridSpec grid, TrialDefaults defaults)
+    {
+        string seedSuffix(int seed) => grid.Seeds.Count > 1 ? $"-s{seed}" : "";
+        string iterSuffix(int maxIter) => grid.MaxIters.Count > 1 ? $"-it{maxIter}" : "";
+        foreach (int batch in grid.BatchSizes)
+        {
+            foreach (double rate in grid.Rates)
+            {
+                double baseLr = grid.Coupling?.Rate(batch, rate) ?? rate;
+                string stem = grid.Coupling is null ? $"b{batch}-lr{Short(rate)}" : $"b{batch}-k{Short(rate)}";
+                foreach (int seed in grid.Seeds)
+                {
+                    foreach (int maxIter in grid.MaxIters)
+                        yield return new TrialCandidate(stem + seedSuffix(seed) + iterSuffix(maxIter), defaults.Spec(batch, null, baseLr, maxIter, seed), grid.Path);
+                }
+            }
+        }
+    }
+
+    /// <summary>
+    /// Keeps the first of every set of identical trials (same id, so a case wins over a grid cell) and
+    /// makes names unique by appending -2, -3, …; hash sets keep it linear in the number of trials.
+    /// </summary>
+    public static IReadOnlyList<TrialDefinition> Merge(IEnumerable<TrialCandidate> candidates)
+    {
+        var trials = new List<TrialDefinition>();
+        var ids = new HashSet<string>(StringComparer.Ordinal);
+        var names = new HashSet<string>(StringComparer.Ordinal);
+        var nextSuffix = new Dictionary<string, int>(StringComparer.Ordinal);
+        foreach (var candidate in candidates)
+        {
+            string id = TrialId(candidate.Spec);
+            if (!ids.Add(id)) continue;
+            trials.Add(new TrialDefinition(id, UniqueName(candidate.Name, names, nextSuffix), candidate.Spec));
+        }
+        return trials;
+    }
+
+    /// <summary>
+    /// The first 12 hex digits of SHA-256 over everything that decides what the trial computes, in a
+    /// fixed invariant form. The dataset's path is left out so that ids survive moving the data.
+    /// </summary>
+    public static string TrialId(TrialSpec spec)
+    {
+        var s = spec.Solver;
+        string canonical = string.Create(CultureInfo.InvariantCulture,
+            $"trial-v1;batch={spec.BatchSize};test-batch={spec.TestBatchSize};base-lr={spec.BaseLr:R};max-iter={spec.MaxIter};" +
+            $"test-interval={spec.TestInterval};seed={spec.Seed};momentum={s.Momentum:R};weight-decay={s.WeightDecay:R};" +
+            $"lr-policy={s.Policy};gamma={s.Gamma:R};power={s.Power:R};step-size={s.StepSize};" +
+            $"train-count={spec.Dataset.TrainCount};test-count={spec.Dataset.TestCount}");
+        Span<byte> hash = stackalloc byte[SHA256.HashSizeInBytes];
+        SHA256.HashData(Encoding.UTF8.GetBytes(canonical), hash);
+        return Convert.ToHexStringLower(hash[..6]);
+    }
+
+    /// <summary>A number as it reads best in a name: invariant and shortest round-trip (0.02, 0.0001, -1).</summary>
+    public static string Short(double value) => value.ToString(CultureInfo.InvariantCulture);
+
+    private static string UniqueName(string name, HashSet<string> names, Dictionary<string, int> nextSuffix)
+    {
+        if (names.Add(name)) return name;
+        // Remembering the next free suffix per name keeps many clashes on one name linear rather than quadratic.
+        int suffix = nextSuffix.GetValueOrDefault(name, 2);
+        while (!names.Add($"{name}-{suffix}")) suffix++;
+        nextSuffix[name] = suffix + 1;
+        return $"{name}-{suffix}";
+    }
+}

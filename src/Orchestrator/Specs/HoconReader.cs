@@ -1,0 +1,471 @@
+using System.Globalization;
+using System.Text.RegularExpressions;
+using Akka.Configuration;
+using Akka.Configuration.Hocon;
+using Sweep.Protocol;
+
+namespace Sweep.Orchestrator.Specs;
+
+/// <summary>A condition on a number, with the words that explain it when it fails ("must be positive").</summary>
+internal sealed record Rule(Func<double, bool> Holds, string Requirement)
+{
+    public static readonly Rule Finite = new(double.IsFinite, "must be a finite number");
+    public static readonly Rule Positive = new(v => v > 0 && double.IsFinite(v), "must be positive");
+    public static readonly Rule NonNegative = new(v => v >= 0 && double.IsFinite(v), "must be zero or positive");
+    public static readonly Rule AtLeastOne = new(v => v >= 1, "must be at least 1");
+    public static readonly Rule Fraction = new(v => v >= 0 && v < 1, "must be in [0, 1)");
+    public static readonly Rule OpenFraction = new(v => v > 0 && v < 1, "must be in (0, 1)");
+    public static readonly Rule AboveOne = new(v => v > 1 && double.IsFinite(v), "must be greater than 1");
+}
+
+/// <summary>One <c>--set KEY=VALUE</c> flag, checked on its own before it is merged into the spec.</summary>
+internal sealed record SpecOverride(string Raw, string Key, string Value, HoconObject Tree)
+{
+    private static readonly Regex KeyPath = new(@"^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$", RegexOptions.CultureInvariant);
+
+    public string Label => $"--set {Raw}";
+
+    /// <summary>The line appended to the spec text: later lines win in HOCON, so later flags win over the file and earlier flags.</summary>
+    public string AsHoconLine => $"{Key} = {Value}";
+
+    public static SpecOverride Parse(string raw, Func<string, bool> isKnownKey)
+    {
+        int equals = raw.IndexOf('=');
+        if (equals < 0) throw Fail(raw, "expected KEY=VALUE, e.g. sweep.max-iter=300");
+        string key = raw[..equals].Trim();
+        string value = raw[(equals + 1)..].Trim();
+        if (key.Length == 0) throw Fail(raw, "the key before '=' is empty");
+        if (!KeyPath.IsMatch(key)) throw Fail(raw, $"'{key}' is not a key path like sweep.max-iter");
+        if (!isKnownKey(key)) throw Fail(raw, $"{key}: unknown key");
+        if (value.Length == 0) throw Fail(raw, $"{key}: the value after '=' is empty");
+        if (value.Contains("${", StringComparison.Ordinal)) throw Fail(raw, $"{key}: substitutions are not supported in --set values");
+
+        var tree = HoconDocument.ParseText($"{key} = {value}", problem => Fail(raw, problem));
+        // The value must not smuggle in other keys (a newline inside the flag would otherwise add lines to the spec).
+        var node = tree;
+        foreach (var segment in key.Split('.'))
+        {
+            if (node.Items.Count != 1 || !node.Items.TryGetValue(segment, out var child))
+                throw Fail(raw, $"{key}: the value must be a single HOCON value");
+            node = HoconNodes.AsObject(child);
+            if (node is null) break;
+        }
+        return new SpecOverride(raw, key, value, tree);
+    }
+
+    /// <summary>
+    /// Whether this flag wrote the value at <paramref name="path"/> (or a value that contains it), so
+    /// that an error there is blamed on the flag rather than on the file.
+    /// </summary>
+    public bool Covers(string path)
+    {
+        int index = path.IndexOf('[');
+        string keyPath = index < 0 ? path : path[..index];
+        var node = Tree;
+        foreach (var segment in keyPath.Split('.'))
+        {
+            if (!node.Items.TryGetValue(segment, out var value)) return false;
+            var child = HoconNodes.AsObject(value);
+            if (child is null) return true; // a scalar or a list replaces everything below it
+            node = child;
+        }
+        // An object the flag wrote into also holds the file's keys: blame the flag only if it set the object itself or an ancestor.
+        return keyPath == Key || keyPath.StartsWith(Key + ".", StringComparison.Ordinal);
+    }
+
+    private static InvalidInputException Fail(string raw, string problem) => new(SpecSource.OneLine($"--set {raw}: {problem}"));
+}
+
+/// <summary>Where a spec came from: the file and the --set flags, so that every error names the one that caused it.</summary>
+internal sealed class SpecSource(string fileName, IReadOnlyList<SpecOverride> overrides)
+{
+    /// <summary>The last flag that wrote <paramref name="path"/>, or null when the file did.</summary>
+    public SpecOverride? OverrideOf(string path) => overrides.LastOrDefault(o => o.Covers(path));
+
+    public InvalidInputException Error(string path, string problem) =>
+        new(OneLine($"{OverrideOf(path)?.Label ?? fileName}: {path}: {problem}"));
+
+    public InvalidInputException FileError(string problem) => new(OneLine($"{fileName}: {problem}"));
+
+    /// <summary>Error messages are printed as one line: parser messages and triple-quoted values can hold newlines.</summary>
+    public static string OneLine(string text) => Regex.Replace(text, @"\s+", " ").Trim();
+}
+
+/// <summary>Parses spec text with Akka's HOCON parser, after checking what that parser gets wrong.</summary>
+internal static class HoconDocument
+{
+    private const int MaxNesting = 64;
+
+    /// <summary>Characters that cannot start a list element. Akka's parser loops forever on them inside a list instead of failing.</summary>
+    private const string NotInList = "=:$`^?!@*&\\";
+
+    private static readonly Regex AkkaPosition = new(@"^(?<what>.*?) at position (?<position>\d+):", RegexOptions.Singleline | RegexOptions.CultureInvariant);
+
+    /// <summary>The root object of <paramref name="text"/>; syntax errors become <paramref name="fail"/>(message).</summary>
+    public static HoconObject ParseText(string text, Func<string, InvalidInputException> fail)
+    {
+        if (StructureProblem(text) is { } problem) throw fail(problem);
+        Config config;
+        try
+        {
+            config = ConfigurationFactory.ParseString(text, include => throw new NotSupportedException($"include \"{include}\" is not supported in sweep specs"));
+        }
+        catch (Exception e)
+        {
+            // The parser throws FormatException, ConfigurationException, and worse (NullReferenceException) on bad input: all are the user's syntax error.
+            throw fail(Describe(e, text));
+        }
+        return config.Root is { } root ? HoconNodes.AsObject(root) ?? new HoconObject() : new HoconObject();
+    }
+
+    /// <summary>
+    /// Unbalanced or mismatched brackets, unterminated strings and stray characters inside lists:
+    /// Akka's parser silently accepts some of these (dropping text) and hangs on others.
+    /// </summary>
+    internal static string? StructureProblem(string text)
+    {
+        var open = new Stack<int>();
+        for (int i = 0; i < text.Length; i++)
+        {
+            char c = text[i];
+            char next = i + 1 < text.Length ? text[i + 1] : '\0';
+            bool inList = open.Count > 0 && text[open.Peek()] == '[';
+            switch (c)
+            {
+                case '#':
+                case '/' when next == '/':
+                    i = EndOfLine(text, i) - 1;
+                    break;
+                case '"' when string.CompareOrdinal(text, i, "\"\"\"", 0, 3) == 0:
+                    int close = text.IndexOf("\"\"\"", i + 3, StringComparison.Ordinal);
+                    if (close < 0) return $"{Position(text, i)}: unterminated \"\"\" string";
+                    i = close + 2;
+                    break;
+                case '"':
+                    if (EndOfQuoted(text, i) is not { } quote) return $"{Position(text, i)}: unterminated string";
+                    i = quote;
+                    break;
+                case '$' when next == '{':
+                    int end = text.IndexOfAny(['}', '\n'], i);
+                    if (end < 0 || text[end] != '}') return $"{Position(text, i)}: unterminated substitution ${{...}}";
+                    i = end;
+                    break;
+                case '{' or '[':
+                    if (open.Count == MaxNesting) return $"{Position(text, i)}: nested more than {MaxNesting} levels deep";
+                    open.Push(i);
+                    break;
+                case '}' or ']':
+                    if (open.Count == 0) return $"{Position(text, i)}: '{c}' closes nothing";
+                    int opener = open.Pop();
+                    char expected = text[opener] == '{' ? '}' : ']';
+                    if (c != expected) return $"{Position(text, i)}: '{c}' where '{expected}' was expected to close the '{text[opener]}' at {Position(text, opener)}";
+                    break;
+                default:
+                    if (inList && NotInList.Contains(c)) return $"{Position(text, i)}: unexpected '{c}' inside the list opened at {Position(text, open.Peek())}";
+                    break;
+            }
+        }
+        return open.Count > 0 ? $"{Position(text, open.Peek())}: '{text[open.Peek()]}' is never closed" : null;
+    }
+
+    private static int EndOfLine(string text, int from)
+    {
+        int end = text.IndexOf('\n', from);
+        return end < 0 ? text.Length : end;
+    }
+
+    /// <summary>The index of the closing quote, or null when the string runs to the end of its line.</summary>
+    private static int? EndOfQuoted(string text, int start)
+    {
+        for (int j = start + 1; j < text.Length; j++)
+        {
+            switch (text[j])
+            {
+                case '\\': j++; break;
+                case '"': return j;
+                case '\n': return null;
+            }
+        }
+        return null;
+    }
+
+    private static string Position(string text, int index)
+    {
+        index = Math.Clamp(index, 0, text.Length);
+        int line = 1, lineStart = 0;
+        for (int i = 0; i < index; i++)
+        {
+            if (text[i] != '\n') continue;
+            line++;
+            lineStart = i + 1;
+        }
+        return $"line {line}, column {index - lineStart + 1}";
+    }
+
+    /// <summary>Akka reports "at position N" followed by the line and a caret; a line and column read better on one line.</summary>
+    private static string Describe(Exception e, string text)
+    {
+        var match = AkkaPosition.Match(e.Message);
+        if (match.Success && int.TryParse(match.Groups["position"].Value, NumberStyles.None, CultureInfo.InvariantCulture, out int position))
+            return $"{match.Groups["what"].Value} at {Position(text, position)}";
+        return e is NullReferenceException ? "the HOCON parser could not read this text" : e.Message;
+    }
+}
+
+/// <summary>What a HOCON value holds once whitespace and substitutions are looked through.</summary>
+internal enum HoconShape { Nothing, Null, Text, List, Object, Mixed }
+
+/// <summary>Reading Akka's HOCON tree, whose values are lists of elements (text pieces, lists, objects, substitutions).</summary>
+internal static class HoconNodes
+{
+    private const int MaxSubstitutionDepth = 32;
+
+    /// <summary>The object a value holds, or null when it holds anything else.</summary>
+    public static HoconObject? AsObject(HoconValue value)
+    {
+        var elements = Significant(value, 0);
+        return elements.Count == 1 && elements[0] is HoconObject o ? o : null;
+    }
+
+    /// <summary>The elements of a value with substitutions replaced by what they refer to and blank text dropped.</summary>
+    public static IReadOnlyList<IHoconElement> Significant(HoconValue value, int depth)
+    {
+        var result = new List<IHoconElement>();
+        foreach (var element in Expand(value, depth))
+        {
+            if (element is HoconLiteral literal && string.IsNullOrWhiteSpace(literal.Value)) continue;
+            result.Add(element);
+        }
+        return result;
+    }
+
+    /// <summary>The elements of a value with substitutions replaced, whitespace kept (it belongs to concatenated text).</summary>
+    public static IEnumerable<IHoconElement> Expand(HoconValue value, int depth)
+    {
+        foreach (var element in value.Values)
+        {
+            if (element is not HoconSubstitution substitution)
+            {
+                yield return element;
+                continue;
+            }
+            // Akka resolves ${a} inside a itself to a cycle rather than an error; a bounded depth turns that into one.
+            if (depth >= MaxSubstitutionDepth || substitution.ResolvedValue is null)
+                throw new SubstitutionException(substitution.Path);
+            foreach (var inner in Expand(substitution.ResolvedValue, depth + 1)) yield return inner;
+        }
+    }
+}
+
+/// <summary>A substitution that never reaches a value (it refers to itself); caught and reported with the key that uses it.</summary>
+internal sealed class SubstitutionException(string path) : Exception($"the substitution ${{{path}}} refers to itself");
+
+/// <summary>One value of the spec at a known path, read with the type the schema expects.</summary>
+internal sealed class SpecValue(string path, HoconValue value, SpecSource source)
+{
+    private IReadOnlyList<IHoconElement>? elements;
+    private HoconShape? shape;
+
+    public string Path => path;
+
+    public SpecSource Source => source;
+
+    private IReadOnlyList<IHoconElement> Elements => elements ??= Guard(() => HoconNodes.Significant(value, 0));
+
+    public HoconShape Shape => shape ??= ShapeOf(Elements);
+
+    private HoconShape ShapeOf(IReadOnlyList<IHoconElement> all)
+    {
+        // A quoted "" is text (an empty one), where `key =` followed by nothing is no value at all.
+        if (all.Count == 0) return value.Values.Any(e => e is HoconLiteral) ? HoconShape.Text : HoconShape.Nothing;
+        if (all.All(e => e is HoconLiteral)) return RawText() == "null" ? HoconShape.Null : HoconShape.Text;
+        if (all.All(e => e is HoconArray)) return HoconShape.List;
+        if (all.Count == 1 && all[0] is HoconObject) return HoconShape.Object;
+        return HoconShape.Mixed;
+    }
+
+    public string Text() => Shape == HoconShape.Text ? RawText() : throw Expected("a string");
+
+    public int Int(Rule rule)
+    {
+        var text = Shape == HoconShape.Text ? RawText() : throw Expected("a whole number");
+        if (!int.TryParse(text, NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out int number))
+        {
+            bool tooLarge = double.TryParse(text, NumberStyles.Float, CultureInfo.InvariantCulture, out double d) && d == Math.Floor(d);
+            throw Expected(tooLarge ? $"a whole number up to {int.MaxValue}" : "a whole number");
+        }
+        return Check(number, rule);
+    }
+
+    public double Number(Rule rule)
+    {
+        var text = Shape == HoconShape.Text ? RawText() : throw Expected("a number");
+        if (!double.TryParse(text, NumberStyles.Float, CultureInfo.InvariantCulture, out double number) || !double.IsFinite(number))
+            throw Expected("a number");
+        return Check(number, rule);
+    }
+
+    /// <summary>Seconds: a plain number, or a HOCON duration such as <c>2s</c>, <c>500ms</c> or <c>1 minute</c>.</summary>
+    public double Seconds(Rule rule)
+    {
+        var text = Shape == HoconShape.Text ? RawText() : throw Expected("a duration (seconds, or e.g. 2s, 500ms)");
+        var match = Duration.Match(text);
+        if (!match.Success || !double.TryParse(match.Groups["amount"].Value, NumberStyles.Float, CultureInfo.InvariantCulture, out double amount))
+            throw Expected("a duration (seconds, or e.g. 2s, 500ms)");
+        double seconds = amount * UnitSeconds(match.Groups["unit"].Value);
+        return Check(seconds, rule);
+    }
+
+    public T Choice<T>(IReadOnlyDictionary<string, T> choices)
+    {
+        var text = Shape == HoconShape.Text ? RawText() : throw Expected($"one of {string.Join(", ", choices.Keys)}");
+        return choices.TryGetValue(text, out var choice) ? choice : throw Expected($"one of {string.Join(", ", choices.Keys)}");
+    }
+
+    public SpecObject Object() =>
+        Shape == HoconShape.Object ? new SpecObject(path, (HoconObject)Elements[0], source) : throw Expected("an object");
+
+    /// <summary>The elements of a list; with <paramref name="allowSingle"/>, a lone value counts as a one-element list.</summary>
+    public IReadOnlyList<SpecValue> List(bool allowSingle)
+    {
+        switch (Shape)
+        {
+            case HoconShape.List:
+                // Akka's parser turns the blank inside `[ ]` into one empty element: an empty list has none.
+                var items = Elements.Cast<HoconArray>().SelectMany(array => array)
+                    .Where(item => !item.Values.All(e => e is HoconLiteral literal && string.IsNullOrWhiteSpace(literal.Value)))
+                    .ToList();
+                return items.Select((item, i) => new SpecValue($"{path}[{i}]", item, source)).ToList();
+            case HoconShape.Text when allowSingle:
+                return [this];
+            default:
+                throw Expected("a list");
+        }
+    }
+
+    public InvalidInputException Error(string problem) => source.Error(path, problem);
+
+    private static readonly Regex Duration = new(
+        @"^(?<amount>[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?)\s*(?<unit>ns|nanos?|nanoseconds?|us|micros?|microseconds?|ms|millis?|milliseconds?|s|seconds?|m|minutes?|h|hours?|d|days?)?$",
+        RegexOptions.CultureInvariant);
+
+    private static double UnitSeconds(string unit) => unit switch
+    {
+        "" or "s" or "second" or "seconds" => 1,
+        "ms" or "milli" or "millis" or "millisecond" or "milliseconds" => 1e-3,
+        "us" or "micro" or "micros" or "microsecond" or "microseconds" => 1e-6,
+        "ns" or "nano" or "nanos" or "nanosecond" or "nanoseconds" => 1e-9,
+        "m" or "minute" or "minutes" => 60,
+        "h" or "hour" or "hours" => 3600,
+        _ => 86400,
+    };
+
+    private T Check<T>(T number, Rule rule) where T : IConvertible
+    {
+        double value = number.ToDouble(CultureInfo.InvariantCulture);
+        return rule.Holds(value) ? number : throw Error(string.Create(CultureInfo.InvariantCulture, $"{rule.Requirement}, got {value}"));
+    }
+
+    private string RawText() =>
+        string.Concat(Guard(() => HoconNodes.Expand(value, 0).Cast<HoconLiteral>().Select(l => l.Value).ToList())).Trim();
+
+    private InvalidInputException Expected(string what) => Error($"expected {what}, got {Describe()}");
+
+    private string Describe() => Shape switch
+    {
+        HoconShape.Nothing => "nothing",
+        HoconShape.Null => "null",
+        HoconShape.List => "a list",
+        HoconShape.Object => "an object",
+        HoconShape.Mixed => "a mix of text, lists and objects",
+        _ => DescribeText(RawText()),
+    };
+
+    /// <summary>Numbers as they are, text quoted (so that "" and " " show), both cut short to keep the message one readable line.</summary>
+    private static string DescribeText(string text)
+    {
+        string shown = text.Length > 40 ? text[..40] + "…" : text;
+        return double.TryParse(text, NumberStyles.Float, CultureInfo.InvariantCulture, out _) ? shown : $"\"{shown}\"";
+    }
+
+    private T Guard<T>(Func<T> read)
+    {
+        try
+        {
+            return read();
+        }
+        catch (SubstitutionException e)
+        {
+            throw Error(e.Message);
+        }
+    }
+}
+
+/// <summary>One object of the spec at a known path: its keys are checked against the schema before any is read.</summary>
+internal sealed class SpecObject(string path, HoconObject hocon, SpecSource source)
+{
+    public string Path => path;
+
+    public bool IsEmpty => hocon.Items.Count == 0;
+
+    /// <summary>Refuses the first key (in file order) that the schema does not know, suggesting the closest known one.</summary>
+    public void RejectUnknownKeys(IReadOnlyCollection<string> known, string? hint = null)
+    {
+        foreach (var key in hocon.Items.Keys)
+        {
+            if (known.Contains(key)) continue;
+            var closest = known.Select(k => (Key: k, Distance: EditDistance(k, key))).Where(k => k.Distance <= 2).OrderBy(k => k.Distance).FirstOrDefault();
+            string suggestion = closest.Key is null ? hint ?? "" : $" (did you mean {closest.Key}?)";
+            throw source.Error(Child(key), "unknown key" + suggestion);
+        }
+    }
+
+    public string Child(string key) => path.Length == 0 ? key : $"{path}.{key}";
+
+    /// <summary>The value at <paramref name="key"/>; absent and HOCON null both mean "not given" (the default applies).</summary>
+    public SpecValue? Get(string key)
+    {
+        if (!hocon.Items.TryGetValue(key, out var raw)) return null;
+        var value = new SpecValue(Child(key), raw, source);
+        return value.Shape == HoconShape.Null ? null : value;
+    }
+
+    public SpecValue Required(string key, string why = "required") => Get(key) ?? throw Missing(key, why);
+
+    public InvalidInputException Missing(string key, string why) => source.Error(Child(key), $"missing ({why})");
+
+    public int Int(string key, int fallback, Rule rule) => Get(key)?.Int(rule) ?? fallback;
+
+    public int? OptionalInt(string key, Rule rule) => Get(key)?.Int(rule);
+
+    public double Number(string key, double fallback, Rule rule) => Get(key)?.Number(rule) ?? fallback;
+
+    public double? OptionalNumber(string key, Rule rule) => Get(key)?.Number(rule);
+
+    public T Choice<T>(string key, T fallback, IReadOnlyDictionary<string, T> choices) => Get(key) is { } value ? value.Choice(choices) : fallback;
+
+    public string RequiredName(string key)
+    {
+        var value = Required(key);
+        var text = value.Text();
+        return text.Length > 0 ? text : throw value.Error("must not be empty");
+    }
+
+    public SpecObject? Object(string key) => Get(key)?.Object();
+
+    public InvalidInputException Error(string problem) => source.Error(path, problem);
+
+    private static int EditDistance(string a, string b)
+    {
+        var previous = Enumerable.Range(0, b.Length + 1).ToArray();
+        for (int i = 1; i <= a.Length; i++)
+        {
+            var current = new int[b.Length + 1];
+            current[0] = i;
+            for (int j = 1; j <= b.Length; j++)
+                current[j] = Math.Min(Math.Min(current[j - 1] + 1, previous[j] + 1), previous[j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1));
+            previous = current;
+        }
+        return previous[b.Length];
+    }
+}

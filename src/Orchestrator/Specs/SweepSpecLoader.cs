@@ -1,0 +1,314 @@
+using Sweep.GpuWorker.Data;
+using Sweep.Protocol;
+using Sweep.Protocol.Specs;
+using Sweep.Protocol.Training;
+
+namespace Sweep.Orchestrator.Specs;
+
+/// <summary>
+/// Reads a HOCON sweep spec (a root object <c>sweep</c>, see <c>hocon/sweeps/</c>) with its
+/// <c>--set</c> overrides into a validated, expanded <see cref="SweepDefinition"/>. Every problem is an
+/// <see cref="InvalidInputException"/> whose one-line message names the file (or flag), the key and what is wrong.
+/// </summary>
+public static class SweepSpecLoader
+{
+    public const int DefaultMaxTrials = 10_000;
+
+    /// <summary>The keys each object of a spec may hold; anything else is refused, so a typo never silently falls back to a default.</summary>
+    private static class Keys
+    {
+        public static readonly string[] Root = ["sweep"];
+        public static readonly string[] Sweep =
+        [
+            "name", "model", "dataset", "seed", "max-iter", "test-interval", "test-batch-size", "solver", "cases", "grid",
+            "scaling", "divergence", "retry", "on-out-of-memory", "synthetic", "max-trials",
+        ];
+        public static readonly string[] Dataset = ["path", "train-count", "test-count"];
+        public static readonly string[] Solver = ["momentum", "weight-decay", "lr-policy", "gamma", "power", "step-size"];
+        public static readonly string[] Case = ["name", "batch-size", "test-batch-size", "base-lr", "max-iter", "seed"];
+        public static readonly string[] Grid = ["batch-size", "base-lr", "lr-scaling", "seed", "max-iter"];
+        public static readonly string[] Scaling = ["reference-batch-size", "reference-lr", "exponent"];
+        public static readonly string[] Divergence = ["chance-after", "chance-accuracy", "loss-factor"];
+        public static readonly string[] Retry = ["max-attempts", "backoff"];
+        public static readonly string[] Synthetic = ["iteration-ms", "divergent-lr", "faults"];
+        public static readonly string[] Fault = ["trial", "at-iteration", "kind", "attempts"];
+
+        /// <summary>The objects a --set key can reach (list elements cannot be addressed by a key path).</summary>
+        public static readonly Dictionary<string, string[]> ByObject = new()
+        {
+            [""] = Root,
+            ["sweep"] = Sweep,
+            ["sweep.dataset"] = Dataset,
+            ["sweep.solver"] = Solver,
+            ["sweep.grid"] = Grid,
+            ["sweep.scaling"] = Scaling,
+            ["sweep.divergence"] = Divergence,
+            ["sweep.retry"] = Retry,
+            ["sweep.synthetic"] = Synthetic,
+        };
+
+        public static bool IsKnown(string keyPath)
+        {
+            string parent = "";
+            foreach (var segment in keyPath.Split('.'))
+            {
+                if (!ByObject.TryGetValue(parent, out var keys) || !keys.Contains(segment)) return false;
+                parent = parent.Length == 0 ? segment : $"{parent}.{segment}";
+            }
+            return true;
+        }
+    }
+
+    private static readonly Dictionary<string, ModelKind> Models = new() { ["lenet"] = ModelKind.Lenet, ["synthetic"] = ModelKind.Synthetic };
+
+    private static readonly Dictionary<string, LearningRatePolicy> Policies = new()
+    {
+        ["inv"] = LearningRatePolicy.Inv, ["fixed"] = LearningRatePolicy.Fixed, ["step"] = LearningRatePolicy.Step,
+    };
+
+    private static readonly Dictionary<string, OutOfMemoryPolicy> OutOfMemoryPolicies = new()
+    {
+        ["fail"] = OutOfMemoryPolicy.Fail, ["halve-batch"] = OutOfMemoryPolicy.HalveBatch,
+    };
+
+    private static readonly Dictionary<string, FaultKind> FaultKinds = new()
+    {
+        ["exception"] = FaultKind.Exception, ["nan"] = FaultKind.Nan, ["crash"] = FaultKind.Crash, ["out-of-memory"] = FaultKind.OutOfMemory,
+    };
+
+    /// <summary>Reads the spec file at <paramref name="path"/>; <paramref name="overrides"/> are the raw KEY=VALUE texts of repeated --set flags.</summary>
+    public static SweepDefinition Load(string path, IReadOnlyList<string> overrides)
+    {
+        if (!File.Exists(path)) throw new InvalidInputException($"{path}: spec file not found");
+        string text;
+        try
+        {
+            text = File.ReadAllText(path);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw new InvalidInputException(SpecSource.OneLine($"{path}: cannot read the spec file: {e.Message}"));
+        }
+        return Parse(text, path, Path.GetDirectoryName(Path.GetFullPath(path))!, overrides);
+    }
+
+    /// <summary>
+    /// Reads spec text as if from <paramref name="sourceName"/>; relative dataset paths in the text are
+    /// resolved against <paramref name="baseDirectory"/> (those given by a --set flag against the current directory).
+    /// </summary>
+    public static SweepDefinition Parse(string hoconText, string sourceName, string baseDirectory, IReadOnlyList<string> overrides)
+    {
+        var flags = overrides.Select(raw => SpecOverride.Parse(raw, Keys.IsKnown)).ToList();
+        var source = new SpecSource(sourceName, flags);
+        // The file alone first, so that its syntax errors point into the file; then with the flags
+        // appended, since later lines win in HOCON: the file, then each flag in order.
+        if (HoconDocument.StructureProblem(hoconText) is { } problem) throw source.FileError(problem);
+        string merged = string.Join('\n', flags.Select(f => f.AsHoconLine).Prepend(hoconText)) + '\n';
+        var root = new SpecObject("", HoconDocument.ParseText(merged, source.FileError), source);
+
+        root.RejectUnknownKeys(Keys.Root, " (a spec holds one root object, sweep)");
+        var sweep = root.Required("sweep", "a spec is one root object named sweep { ... }").Object();
+        string record = string.Concat(overrides.Select(o => $" --set {o}").Prepend(sourceName));
+        return ReadSweep(sweep, source, baseDirectory, record);
+    }
+
+    /// <summary>The id every trial with this spec gets: the same cell always gets the same id, whatever the sweep.</summary>
+    public static string TrialId(TrialSpec spec) => GridExpander.TrialId(spec);
+
+    private static SweepDefinition ReadSweep(SpecObject sweep, SpecSource source, string baseDirectory, string record)
+    {
+        sweep.RejectUnknownKeys(Keys.Sweep);
+        string name = sweep.RequiredName("name");
+        var model = sweep.Choice("model", ModelKind.Lenet, Models);
+        var defaults = new TrialDefaults(
+            sweep.OptionalInt("test-batch-size", Rule.Positive),
+            sweep.Int("test-interval", 100, Rule.Positive),
+            ReadSolver(sweep.Object("solver")),
+            ReadDataset(sweep, source, model, baseDirectory));
+        int seed = sweep.Int("seed", 1, Rule.NonNegative);
+        int maxIter = sweep.Int("max-iter", 1000, Rule.Positive);
+        var scaling = ReadScaling(sweep.Object("scaling"));
+        var divergence = ReadDivergence(sweep.Object("divergence"));
+        var retry = ReadRetry(sweep.Object("retry"));
+        var onOutOfMemory = sweep.Choice("on-out-of-memory", OutOfMemoryPolicy.Fail, OutOfMemoryPolicies);
+        int maxTrials = sweep.Int("max-trials", DefaultMaxTrials, Rule.Positive);
+
+        var cases = ReadCases(sweep.Get("cases"), defaults, seed, maxIter);
+        var grid = ReadGrid(sweep.Object("grid"), scaling, seed, maxIter);
+        Int128 count = cases.Count + (grid?.Count ?? 0);
+        if (count == 0) throw sweep.Error("no trials: give cases = [ ... ], a grid { ... }, or both");
+        // Counted from the list lengths before a single cell exists, so that a runaway grid is refused at once.
+        if (count > maxTrials)
+            throw sweep.Error($"expands to {count} trials, more than max-trials = {maxTrials} (raise sweep.max-trials to allow it)");
+
+        IEnumerable<TrialCandidate> cells = grid is null ? [] : GridExpander.Cells(grid, defaults);
+        var trials = GridExpander.Merge(cases.Concat(cells).Select(candidate => Validated(candidate, source)));
+        var synthetic = ReadSynthetic(sweep.Object("synthetic"), trials);
+        return new SweepDefinition(name, record, model, trials, divergence, retry, onOutOfMemory, scaling.Exponent, synthetic);
+    }
+
+    /// <summary>The spec's own checks (positive sizes and rates) also catch what the key-level checks cannot, such as a coupled rate that overflows.</summary>
+    private static TrialCandidate Validated(TrialCandidate candidate, SpecSource source)
+    {
+        var problems = candidate.Spec.Problems();
+        return problems.Count == 0 ? candidate : throw source.Error(candidate.Path, $"trial {candidate.Name}: {problems[0]}");
+    }
+
+    private static SolverSpec ReadSolver(SpecObject? solver)
+    {
+        var defaults = new SolverSpec();
+        if (solver is null) return defaults;
+        solver.RejectUnknownKeys(Keys.Solver);
+        return new SolverSpec(
+            solver.Number("momentum", defaults.Momentum, Rule.Fraction),
+            solver.Number("weight-decay", defaults.WeightDecay, Rule.NonNegative),
+            solver.Choice("lr-policy", defaults.Policy, Policies),
+            solver.Number("gamma", defaults.Gamma, Rule.NonNegative),
+            solver.Number("power", defaults.Power, Rule.NonNegative),
+            solver.Int("step-size", defaults.StepSize, Rule.Positive));
+    }
+
+    private static DatasetSpec ReadDataset(SpecObject sweep, SpecSource source, ModelKind model, string baseDirectory)
+    {
+        var dataset = sweep.Object("dataset");
+        dataset?.RejectUnknownKeys(Keys.Dataset);
+        var given = dataset?.Get("path");
+        string path = given is null ? MnistData.EmbeddedPath : ResolveDataset(given, baseDirectory);
+        // Only LeNet reads the data; the synthetic model never touches it.
+        if (model == ModelKind.Lenet && !Directory.Exists(path))
+            throw given?.Error($"folder not found: {path}") ?? source.Error("sweep.dataset.path", $"folder not found: {path} (the embedded data)");
+        return new DatasetSpec(path, dataset?.OptionalInt("train-count", Rule.Positive), dataset?.OptionalInt("test-count", Rule.Positive));
+    }
+
+    private static string ResolveDataset(SpecValue given, string baseDirectory)
+    {
+        string text = given.Text();
+        if (text.Length == 0) throw given.Error("must not be empty");
+        // A path in the file is relative to the file; one typed in a --set flag is relative to where it was typed.
+        string relativeTo = given.Source.OverrideOf(given.Path) is null ? baseDirectory : Directory.GetCurrentDirectory();
+        return Path.GetFullPath(text, Path.GetFullPath(relativeTo));
+    }
+
+    private static Scaling ReadScaling(SpecObject? scaling)
+    {
+        if (scaling is null) return new Scaling(null, null, null, -1);
+        scaling.RejectUnknownKeys(Keys.Scaling);
+        return new Scaling(
+            scaling,
+            scaling.OptionalInt("reference-batch-size", Rule.Positive),
+            scaling.OptionalNumber("reference-lr", Rule.Positive),
+            scaling.Number("exponent", -1, Rule.Finite));
+    }
+
+    private static DivergencePolicy ReadDivergence(SpecObject? divergence)
+    {
+        var defaults = new DivergencePolicy();
+        if (divergence is null) return defaults;
+        divergence.RejectUnknownKeys(Keys.Divergence);
+        return new DivergencePolicy(
+            divergence.OptionalInt("chance-after", Rule.NonNegative),
+            divergence.Number("chance-accuracy", defaults.ChanceAccuracy, Rule.OpenFraction),
+            divergence.OptionalNumber("loss-factor", Rule.AboveOne));
+    }
+
+    private static RetryPolicy ReadRetry(SpecObject? retry)
+    {
+        var defaults = new RetryPolicy();
+        if (retry is null) return defaults;
+        retry.RejectUnknownKeys(Keys.Retry);
+        return new RetryPolicy(
+            retry.Int("max-attempts", defaults.MaxAttempts, Rule.AtLeastOne),
+            retry.Get("backoff")?.Seconds(Rule.NonNegative) ?? defaults.BackoffSeconds);
+    }
+
+    private static List<TrialCandidate> ReadCases(SpecValue? list, TrialDefaults defaults, int seed, int maxIter)
+    {
+        var cases = new List<TrialCandidate>();
+        if (list is null) return cases;
+        var firstByName = new Dictionary<string, string>(StringComparer.Ordinal);
+        foreach (var item in list.List(allowSingle: false))
+        {
+            var entry = item.Object();
+            entry.RejectUnknownKeys(Keys.Case);
+            string name = entry.RequiredName("name");
+            if (!firstByName.TryAdd(name, entry.Path))
+                throw entry.Required("name").Error($"duplicate case name \"{name}\" (first used by {firstByName[name]})");
+            var spec = defaults.Spec(
+                entry.Required("batch-size").Int(Rule.Positive),
+                entry.OptionalInt("test-batch-size", Rule.Positive),
+                entry.Required("base-lr").Number(Rule.Positive),
+                entry.Int("max-iter", maxIter, Rule.Positive),
+                entry.Int("seed", seed, Rule.NonNegative));
+            cases.Add(new TrialCandidate(name, spec, entry.Path));
+        }
+        return cases;
+    }
+
+    private static GridSpec? ReadGrid(SpecObject? grid, Scaling scaling, int seed, int maxIter)
+    {
+        // An empty grid { } adds nothing, like an empty cases list.
+        if (grid is null || grid.IsEmpty) return null;
+        grid.RejectUnknownKeys(Keys.Grid);
+        var batchSizes = Ints(grid.Required("batch-size"), Rule.Positive);
+        var baseLrs = grid.Get("base-lr");
+        var exponents = grid.Get("lr-scaling");
+        if (baseLrs is not null && exponents is not null)
+            throw exponents.Error("cannot be combined with sweep.grid.base-lr: give one of them");
+        var seeds = grid.Get("seed") is { } s ? Ints(s, Rule.NonNegative) : [seed];
+        var maxIters = grid.Get("max-iter") is { } m ? Ints(m, Rule.Positive) : [maxIter];
+        if (exponents is not null)
+            return new GridSpec(grid.Path, batchSizes, Numbers(exponents, Rule.Finite), scaling.CouplingFor(exponents), seeds, maxIters);
+        if (baseLrs is null)
+            throw grid.Error("needs base-lr = [ ... ] (learning rates) or lr-scaling = [ ... ] (exponents k, with sweep.scaling)");
+        return new GridSpec(grid.Path, batchSizes, Numbers(baseLrs, Rule.Positive), null, seeds, maxIters);
+    }
+
+    private static SyntheticSpec ReadSynthetic(SpecObject? synthetic, IReadOnlyList<TrialDefinition> trials)
+    {
+        var defaults = new SyntheticSpec();
+        if (synthetic is null) return defaults;
+        synthetic.RejectUnknownKeys(Keys.Synthetic);
+        double iterationMs = synthetic.Number("iteration-ms", defaults.IterationMs, Rule.NonNegative);
+        double divergentLr = synthetic.Number("divergent-lr", defaults.DivergentLr, Rule.Positive);
+        var faults = new List<SyntheticFault>();
+        if (synthetic.Get("faults") is { } list)
+        {
+            var names = trials.Select(t => t.Name).ToHashSet(StringComparer.Ordinal);
+            foreach (var item in list.List(allowSingle: false))
+                faults.Add(ReadFault(item.Object(), names));
+        }
+        return new SyntheticSpec(iterationMs, divergentLr, faults);
+    }
+
+    private static SyntheticFault ReadFault(SpecObject fault, HashSet<string> trialNames)
+    {
+        fault.RejectUnknownKeys(Keys.Fault);
+        var trial = fault.Required("trial");
+        string name = trial.Text();
+        if (!trialNames.Contains(name)) throw trial.Error($"no trial named \"{name}\" in the expanded sweep");
+        int atIteration = fault.Required("at-iteration").Int(Rule.NonNegative);
+        var kind = fault.Required("kind").Choice(FaultKinds);
+        var attempts = fault.Get("attempts") is { } a ? Ints(a, Rule.Positive) : [1];
+        return new SyntheticFault(name, atIteration, kind, attempts);
+    }
+
+    private static IReadOnlyList<int> Ints(SpecValue list, Rule rule) => NonEmpty(list, list.List(allowSingle: true).Select(v => v.Int(rule)).ToList());
+
+    private static IReadOnlyList<double> Numbers(SpecValue list, Rule rule) => NonEmpty(list, list.List(allowSingle: true).Select(v => v.Number(rule)).ToList());
+
+    /// <summary>An empty list in a grid would silently remove every cell.</summary>
+    private static List<T> NonEmpty<T>(SpecValue list, List<T> values) => values.Count > 0 ? values : throw list.Error("must list at least one value");
+
+    /// <summary>sweep.scaling: the reference point of the batch/learning-rate coupling, and its exponent for halve-batch.</summary>
+    private sealed record Scaling(SpecObject? Spec, int? ReferenceBatchSize, double? ReferenceLr, double Exponent)
+    {
+        public LrCoupling CouplingFor(SpecValue exponents)
+        {
+            const string why = "required when sweep.grid.lr-scaling is used";
+            if (Spec is null) throw exponents.Error("needs sweep.scaling { reference-batch-size, reference-lr } to turn exponents into learning rates");
+            if (ReferenceBatchSize is not { } batch) throw Spec.Missing("reference-batch-size", why);
+            if (ReferenceLr is not { } lr) throw Spec.Missing("reference-lr", why);
+            return new LrCoupling(batch, lr);
+        }
+    }
+}

@@ -1,0 +1,54 @@
+using Sweep.Protocol.Specs;
+using Sweep.Protocol.Training;
+
+namespace Sweep.Protocol.Events;
+
+/// <summary>
+/// Everything that happens to a sweep, persisted in order in the journal (one persistence id per
+/// sweep). The sweep's state at any point is the fold of its events; status, watch and reports
+/// read the same events.
+/// </summary>
+public interface ISweepEvent
+{
+    DateTimeOffset At { get; }
+}
+
+/// <summary>An event about one trial.</summary>
+public interface ITrialEvent : ISweepEvent
+{
+    string TrialId { get; }
+}
+
+/// <summary>The sweep was expanded and accepted; every trial is queued.</summary>
+public sealed record SweepStarted(string SweepId, SweepDefinition Definition, DateTimeOffset At) : ISweepEvent;
+
+/// <summary>An attempt was handed to a worker; <paramref name="FromIteration"/> is 0 or the checkpoint it continues from.</summary>
+public sealed record TrialStarted(string TrialId, int Attempt, string WorkerId, string Node, int FromIteration, DateTimeOffset At) : ITrialEvent;
+
+/// <summary>A test point of a running attempt.</summary>
+public sealed record TrialProgress(string TrialId, int Attempt, TrialMetrics Metrics, DateTimeOffset At) : ITrialEvent;
+
+/// <summary>A running attempt saved its complete state.</summary>
+public sealed record TrialCheckpointed(string TrialId, int Attempt, int Iteration, string Path, DateTimeOffset At) : ITrialEvent;
+
+/// <summary>The trial ran to max-iter.</summary>
+public sealed record TrialCompleted(string TrialId, int Attempt, DateTimeOffset At) : ITrialEvent;
+
+/// <summary>The trial diverged (NaN loss, accuracy at chance, runaway loss); never retried.</summary>
+public sealed record TrialDiverged(string TrialId, int Attempt, int Iteration, string Reason, DateTimeOffset At) : ITrialEvent;
+
+/// <summary>An attempt failed; <paramref name="Final"/> when no attempt follows.</summary>
+public sealed record TrialFailed(string TrialId, int Attempt, string Error, bool OutOfMemory, bool Final, DateTimeOffset At) : ITrialEvent;
+
+/// <summary>
+/// The trial goes back to the queue (a retry, a lost worker, an interrupted sweep, a halved batch).
+/// <paramref name="NewSpec"/> replaces its spec when set; <paramref name="FromScratch"/> drops its checkpoint;
+/// it is not dispatched before <paramref name="NotBefore"/>.
+/// </summary>
+public sealed record TrialRequeued(string TrialId, string Reason, TrialSpec? NewSpec, bool FromScratch, DateTimeOffset NotBefore, DateTimeOffset At) : ITrialEvent;
+
+/// <summary>The sweep was interrupted (Ctrl+C): running attempts were stopped and will continue on resume.</summary>
+public sealed record SweepInterrupted(DateTimeOffset At) : ISweepEvent;
+
+/// <summary>Every trial ended (completed, diverged or failed for good).</summary>
+public sealed record SweepCompleted(DateTimeOffset At) : ISweepEvent;

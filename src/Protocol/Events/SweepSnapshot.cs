@@ -1,0 +1,58 @@
+using Sweep.Protocol.Specs;
+
+namespace Sweep.Protocol.Events;
+
+/// <summary>Where a trial stands.</summary>
+public enum TrialState
+{
+    Queued,
+    Running,
+    Completed,
+    Diverged,
+    Failed,
+}
+
+/// <summary>Where a sweep stands.</summary>
+public enum SweepPhase
+{
+    Running,
+    Interrupted,
+    Completed,
+}
+
+/// <summary>
+/// One trial's state, folded from its events: what `sweep status` shows, and what a snapshot keeps.
+/// <paramref name="Definition"/> holds the trial's current spec (a halved batch changes it).
+/// </summary>
+public sealed record TrialRecord(
+    TrialDefinition Definition,
+    TrialState State,
+    int Attempts,
+    int Iteration,
+    double? FinalTestAccuracy,
+    double? BestTestAccuracy,
+    double? FirstTrainLoss,
+    double TimedSeconds,
+    int TimedIterations,
+    long PeakMemoryBytes,
+    int? DivergedAtIteration,
+    string? DivergenceReason,
+    string? Error,
+    DateTimeOffset? FinishedAt,
+    string? WorkerId,
+    string? Node,
+    string? CheckpointPath,
+    int CheckpointIteration,
+    DateTimeOffset NotBefore)
+{
+    public static TrialRecord Queued(TrialDefinition definition) =>
+        new(definition, TrialState.Queued, 0, 0, null, null, null, 0, 0, 0, null, null, null, null, null, null, null, 0, DateTimeOffset.MinValue);
+
+    public bool IsFinished => State is TrialState.Completed or TrialState.Diverged or TrialState.Failed;
+
+    /// <summary>Mean wall-clock seconds per 100 training iterations (tests included), over what was timed.</summary>
+    public double? SecondsPer100Iterations => TimedIterations > 0 ? 100.0 * TimedSeconds / TimedIterations : null;
+}
+
+/// <summary>A sweep's whole state at one sequence number, so recovery need not replay every event.</summary>
+public sealed record SweepSnapshot(string SweepId, SweepDefinition Definition, SweepPhase Phase, IReadOnlyList<TrialRecord> Trials, DateTimeOffset StartedAt, DateTimeOffset? FinishedAt);

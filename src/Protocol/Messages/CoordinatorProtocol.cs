@@ -1,0 +1,31 @@
+using Sweep.Protocol.Events;
+using Sweep.Protocol.Specs;
+
+namespace Sweep.Protocol.Messages;
+
+/// <summary>Start a new sweep; refused when the sweep id already has events.</summary>
+public sealed record StartSweep(SweepDefinition Definition) : ISweepMessage;
+
+/// <summary>Continue a sweep from its journal: finished trials stay finished, running ones continue from their checkpoints.</summary>
+public sealed record ResumeSweep : ISweepMessage;
+
+/// <summary>The coordinator took the sweep on; <paramref name="Remaining"/> trials are still to finish.</summary>
+public sealed record SweepAccepted(string SweepId, int Trials, int Remaining) : ISweepMessage;
+
+/// <summary>The coordinator refused (unknown sweep id, id already taken, …); nothing was persisted.</summary>
+public sealed record SweepRefused(string SweepId, string Reason) : ISweepMessage;
+
+/// <summary>The sender receives every event the coordinator persists from now on, then <see cref="SweepFinished"/>.</summary>
+public sealed record SubscribeToSweep : ISweepMessage;
+
+/// <summary>Every trial ended; the sweep's final state.</summary>
+public sealed record SweepFinished(SweepSnapshot Snapshot) : ISweepMessage;
+
+/// <summary>Stop dispatching, stop running attempts with a checkpoint, persist, then answer <see cref="SweepStopped"/>.</summary>
+public sealed record StopSweep : ISweepMessage;
+
+/// <summary>The sweep is interrupted and fully persisted; <paramref name="Snapshot"/> is its state.</summary>
+public sealed record SweepStopped(SweepSnapshot Snapshot) : ISweepMessage;
+
+/// <summary>Ask for the sweep's state; the answer is a <see cref="SweepSnapshot"/>, or <see cref="SweepRefused"/> for an unknown sweep.</summary>
+public sealed record GetSweepState : ISweepMessage;

@@ -1,0 +1,54 @@
+using Sweep.Protocol.Specs;
+using Sweep.Protocol.Training;
+
+namespace Sweep.Protocol.Messages;
+
+/// <summary>Every message between coordinator and workers: all of them cross the wire through <see cref="Serialization.SweepSerializer"/>.</summary>
+public interface ISweepMessage;
+
+/// <summary>One worker slot: a device (a CUDA device, or a share of the CPU) that runs one trial at a time.</summary>
+public sealed record WorkerSlot(string WorkerId, string Node, string Device, int Threads);
+
+/// <summary>A worker offers itself to the coordinator; <paramref name="Running"/> is the trial it is still running, if any (after a coordinator restart).</summary>
+public sealed record RegisterWorker(WorkerSlot Slot, RunTrial? Running) : ISweepMessage;
+
+/// <summary>The coordinator accepted a worker.</summary>
+public sealed record WorkerRegistered(string SweepId) : ISweepMessage;
+
+/// <summary>
+/// Run one attempt of a trial. Redelivery is harmless: a worker already running this trial and
+/// attempt ignores it. <paramref name="ResumeFrom"/> is the checkpoint to continue from, if any.
+/// </summary>
+public sealed record RunTrial(
+    string SweepId,
+    TrialDefinition Trial,
+    int Attempt,
+    ModelKind Model,
+    SyntheticSpec Synthetic,
+    DivergencePolicy Divergence,
+    string CheckpointPath,
+    string? ResumeFrom) : ISweepMessage;
+
+/// <summary>Stop an attempt (the sweep is being interrupted); with <paramref name="Checkpoint"/> its state is saved first.</summary>
+public sealed record StopTrial(string TrialId, int Attempt, bool Checkpoint) : ISweepMessage;
+
+/// <summary>A test point of a running attempt.</summary>
+public sealed record TrialProgressed(string TrialId, int Attempt, TrialMetrics Metrics) : ISweepMessage;
+
+/// <summary>A running attempt saved its state.</summary>
+public sealed record TrialCheckpointSaved(string TrialId, int Attempt, int Iteration, string Path) : ISweepMessage;
+
+/// <summary>How an attempt ended.</summary>
+public enum TrialEndKind
+{
+    Completed,
+    Diverged,
+    Failed,
+    OutOfMemory,
+
+    /// <summary>Stopped on request (with a checkpoint when one was asked for).</summary>
+    Stopped,
+}
+
+/// <summary>An attempt ended; <paramref name="Reason"/> says why it diverged or failed.</summary>
+public sealed record TrialEnded(string TrialId, int Attempt, TrialEndKind Kind, int Iteration, string? Reason, string? CheckpointPath) : ISweepMessage;

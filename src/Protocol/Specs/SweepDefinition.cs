@@ -1,0 +1,115 @@
+using System.Globalization;
+using Sweep.Protocol.Training;
+
+namespace Sweep.Protocol.Specs;
+
+/// <summary>What trains in a sweep's trials.</summary>
+public enum ModelKind
+{
+    /// <summary>Caffe's LeNet on MNIST, trained for real with TorchSharp.</summary>
+    Lenet,
+
+    /// <summary>No training: a deterministic learning curve with a sleep per iteration, and injected faults. For tests and benchmarks.</summary>
+    Synthetic,
+}
+
+/// <summary>What the coordinator does when a trial runs out of memory.</summary>
+public enum OutOfMemoryPolicy
+{
+    /// <summary>Record the trial as failed.</summary>
+    Fail,
+
+    /// <summary>Re-queue it with half the batch and the learning rate rescaled by the sweep's coupling exponent.</summary>
+    HalveBatch,
+}
+
+/// <summary>
+/// When a trial counts as diverged besides a NaN or infinite loss (always). Checked at every test
+/// point; a diverged trial stops at once and is never retried.
+/// </summary>
+/// <param name="ChanceAfter">From this iteration on, test accuracy at or below <paramref name="ChanceAccuracy"/> is divergence (null: off).</param>
+/// <param name="ChanceAccuracy">What counts as chance: 10 classes give 0.1; the default leaves a small margin.</param>
+/// <param name="LossFactor">A mean training loss above this factor times the first one is divergence (null: off).</param>
+public sealed record DivergencePolicy(int? ChanceAfter = null, double ChanceAccuracy = 0.11, double? LossFactor = null)
+{
+    /// <summary>
+    /// Why <paramref name="metrics"/> show divergence, or null when they do not.
+    /// <paramref name="firstTrainLoss"/> is the loss at iteration 0 (null when the run resumed later: the loss factor is then not checked).
+    /// </summary>
+    public string? Check(TrialMetrics metrics, double? firstTrainLoss)
+    {
+        if (!double.IsFinite(metrics.TrainLoss)) return "training loss is not finite";
+        if (!double.IsFinite(metrics.TestLoss)) return "test loss is not finite";
+        if (ChanceAfter is { } after && metrics.Iteration >= after && metrics.TestAccuracy <= ChanceAccuracy)
+            return string.Create(CultureInfo.InvariantCulture, $"test accuracy {metrics.TestAccuracy:0.####} is at chance (<= {ChanceAccuracy}) at iteration {metrics.Iteration}");
+        if (LossFactor is { } factor && firstTrainLoss is { } first && metrics.Iteration > 0 && metrics.TrainLoss > factor * first)
+            return string.Create(CultureInfo.InvariantCulture, $"training loss {metrics.TrainLoss:0.####} is above {factor} x the first loss {first:0.####}");
+        return null;
+    }
+}
+
+/// <summary>How often a failing trial is tried, and how long to wait between tries (doubling each time).</summary>
+public sealed record RetryPolicy(int MaxAttempts = 3, double BackoffSeconds = 1.0)
+{
+    public static readonly TimeSpan MaxDelay = TimeSpan.FromMinutes(5);
+
+    /// <summary>The wait before attempt <paramref name="nextAttempt"/> (2, 3, …): backoff × 2^(nextAttempt − 2).</summary>
+    public TimeSpan DelayBefore(int nextAttempt)
+    {
+        double seconds = BackoffSeconds * Math.Pow(2, Math.Max(0, nextAttempt - 2));
+        return TimeSpan.FromSeconds(Math.Min(seconds, MaxDelay.TotalSeconds));
+    }
+}
+
+/// <summary>A fault the synthetic model injects into one trial.</summary>
+public enum FaultKind
+{
+    /// <summary>An exception from the trial: retried.</summary>
+    Exception,
+
+    /// <summary>The loss becomes NaN: divergence.</summary>
+    Nan,
+
+    /// <summary>The whole process ends at once, as with kill -9.</summary>
+    Crash,
+
+    /// <summary>Out of memory: handled by the sweep's on-out-of-memory policy.</summary>
+    OutOfMemory,
+}
+
+/// <param name="Trial">The trial's name.</param>
+/// <param name="AtIteration">The iteration at which it strikes.</param>
+/// <param name="Kind">What happens.</param>
+/// <param name="Attempts">The attempts it strikes in (1 = the first run of the trial).</param>
+public sealed record SyntheticFault(string Trial, int AtIteration, FaultKind Kind, IReadOnlyList<int> Attempts);
+
+/// <summary>
+/// The synthetic model: a learning curve determined by batch size, learning rate and seed, with
+/// <paramref name="IterationMs"/> of sleep per iteration; a learning rate at or above
+/// <paramref name="DivergentLr"/> makes the loss NaN (like the study's CASE8).
+/// </summary>
+public sealed record SyntheticSpec(double IterationMs = 1.0, double DivergentLr = 0.08, IReadOnlyList<SyntheticFault>? Faults = null)
+{
+    public IReadOnlyList<SyntheticFault> FaultList => Faults ?? [];
+}
+
+/// <summary>One trial of a sweep: a stable id (the same cell always gets the same id), a readable name and what it computes.</summary>
+public sealed record TrialDefinition(string Id, string Name, TrialSpec Spec);
+
+/// <summary>
+/// A sweep as expanded from its spec: everything the coordinator needs to run and resume it,
+/// persisted with the sweep so that resuming needs no spec file.
+/// </summary>
+/// <param name="Name">The spec's name.</param>
+/// <param name="Source">Where it came from: the spec file and the --set overrides, for the record.</param>
+/// <param name="CouplingExponent">k in lr = lr_ref × (batch / batch_ref)^k, used when halve-batch rescales a trial.</param>
+public sealed record SweepDefinition(
+    string Name,
+    string Source,
+    ModelKind Model,
+    IReadOnlyList<TrialDefinition> Trials,
+    DivergencePolicy Divergence,
+    RetryPolicy Retry,
+    OutOfMemoryPolicy OnOutOfMemory,
+    double CouplingExponent,
+    SyntheticSpec Synthetic);

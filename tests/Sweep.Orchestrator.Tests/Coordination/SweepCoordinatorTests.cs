@@ -1,0 +1,331 @@
+using Akka.Actor;
+using Akka.TestKit;
+using Sweep.Orchestrator.Coordination;
+using Sweep.Orchestrator.Hosting;
+using Sweep.Orchestrator.Journal;
+using Sweep.Protocol.Events;
+using Sweep.Protocol.Messages;
+using Sweep.Protocol.Specs;
+using Sweep.Protocol.Training;
+
+namespace Sweep.Orchestrator.Tests.Coordination;
+
+/// <summary>
+/// The coordinator against a real SQLite journal, with test probes standing in for workers, so
+/// every supervision decision can be provoked exactly.
+/// </summary>
+public sealed class SweepCoordinatorTests : Akka.TestKit.Xunit2.TestKit
+{
+    private static readonly TimeSpan Wait = TimeSpan.FromSeconds(10);
+    private readonly JournalFixture journal;
+
+    public SweepCoordinatorTests() : this(new JournalFixture())
+    {
+    }
+
+    private SweepCoordinatorTests(JournalFixture journal) : base(journal.Start().System) => this.journal = journal;
+
+    protected override void AfterAll()
+    {
+        base.AfterAll();
+        journal.Dispose();
+    }
+
+    [Fact]
+    public void Hands_one_trial_to_each_worker_and_completes_the_sweep()
+    {
+        var coordinator = Start(Sweep(trials: 3));
+        var subscriber = CreateTestProbe();
+        subscriber.Send(coordinator, new SubscribeToSweep());
+        var (a, b) = (Worker("a"), Worker("b"));
+
+        var first = a.ExpectMsg<RunTrial>(Wait);
+        var second = b.ExpectMsg<RunTrial>(Wait);
+        Assert.NotEqual(first.Trial.Id, second.Trial.Id);
+        Assert.Equal(1, first.Attempt);
+        a.ExpectNoMsg(TimeSpan.FromMilliseconds(300)); // one attempt in flight per worker
+
+        Complete(a, first);
+        var third = a.ExpectMsg<RunTrial>(Wait);
+        Complete(b, second);
+        Complete(a, third);
+
+        var finished = subscriber.FishForMessage<SweepFinished>(_ => true, Wait);
+        Assert.Equal(SweepPhase.Completed, finished.Snapshot.Phase);
+        Assert.All(finished.Snapshot.Trials, t => Assert.Equal((TrialState.Completed, 1), (t.State, t.Attempts)));
+    }
+
+    [Fact]
+    public void Retries_a_failure_after_the_backoff_on_another_worker_then_fails_it_for_good()
+    {
+        var coordinator = Start(Sweep(trials: 1, retry: new RetryPolicy(MaxAttempts: 3, BackoffSeconds: 1)));
+        var (a, b) = (Worker("a"), Worker("b"));
+        var (first, firstWorker, otherWorker) = FirstAssignment(a, b);
+
+        firstWorker.Send(coordinator, Ended(first, TrialEndKind.Failed, "boom"));
+        // The back-off holds the retry back, then it goes to the worker that did not fail.
+        otherWorker.ExpectNoMsg(TimeSpan.FromMilliseconds(700));
+        var second = otherWorker.ExpectMsg<RunTrial>(Wait);
+        Assert.Equal((first.Trial.Id, 2), (second.Trial.Id, second.Attempt));
+        firstWorker.ExpectNoMsg(TimeSpan.FromMilliseconds(100));
+
+        otherWorker.Send(coordinator, Ended(second, TrialEndKind.Failed, "boom again"));
+        var third = firstWorker.ExpectMsg<RunTrial>(Wait);
+        Assert.Equal(3, third.Attempt);
+        firstWorker.Send(coordinator, Ended(third, TrialEndKind.Failed, "still broken"));
+
+        var trial = AwaitTrial(coordinator, t => t.State == TrialState.Failed);
+        Assert.Equal(3, trial.Attempts);
+        Assert.Equal("still broken", trial.Error);
+        a.ExpectNoMsg(TimeSpan.FromMilliseconds(300));
+        b.ExpectNoMsg(TimeSpan.FromMilliseconds(10));
+    }
+
+    [Fact]
+    public void A_divergence_is_recorded_and_never_retried()
+    {
+        var coordinator = Start(Sweep(trials: 1));
+        var a = Worker("a");
+        var run = a.ExpectMsg<RunTrial>(Wait);
+
+        a.Send(coordinator, new TrialEnded(run.Trial.Id, run.Attempt, TrialEndKind.Diverged, 23, "loss is NaN", null));
+
+        var trial = AwaitTrial(coordinator, t => t.State == TrialState.Diverged);
+        Assert.Equal((1, 23, "loss is NaN"), (trial.Attempts, trial.DivergedAtIteration, trial.DivergenceReason));
+        a.ExpectNoMsg(TimeSpan.FromMilliseconds(500));
+    }
+
+    [Fact]
+    public void The_trial_of_a_worker_that_dies_is_requeued_at_once_to_another()
+    {
+        var coordinator = Start(Sweep(trials: 1));
+        var (a, b) = (Worker("a"), Worker("b"));
+        var (run, running, idle) = FirstAssignment(a, b);
+
+        Sys.Stop(running.Ref);
+
+        var again = idle.ExpectMsg<RunTrial>(Wait);
+        Assert.Equal((run.Trial.Id, 2), (again.Trial.Id, again.Attempt));
+        var trial = AwaitTrial(coordinator, t => t.State == TrialState.Running && t.Attempts == 2);
+        Assert.Equal(idle == a ? "a" : "b", trial.WorkerId);
+    }
+
+    [Fact]
+    public void Out_of_memory_with_halve_batch_requeues_half_the_batch_with_the_coupled_learning_rate()
+    {
+        var coordinator = Start(Sweep(trials: 1, batch: 64, lr: 0.01, onOutOfMemory: OutOfMemoryPolicy.HalveBatch, couplingExponent: -1));
+        var a = Worker("a");
+        var run = a.ExpectMsg<RunTrial>(Wait);
+
+        a.Send(coordinator, Ended(run, TrialEndKind.OutOfMemory, "out of memory at batch 64"));
+
+        var halved = a.ExpectMsg<RunTrial>(Wait);
+        Assert.Equal((32, 64, 2), (halved.Trial.Spec.BatchSize, halved.Trial.Spec.TestBatchSize, halved.Attempt));
+        Assert.Equal(0.02, halved.Trial.Spec.BaseLr, 12); // k = −1: half the batch, twice the rate
+        Assert.Null(halved.ResumeFrom);
+        var trial = AwaitTrial(coordinator, t => t.Definition.Spec.BatchSize == 32);
+        Assert.Contains("out of memory", trial.Error);
+    }
+
+    [Fact]
+    public void Out_of_memory_with_fail_fails_the_trial_for_good()
+    {
+        var coordinator = Start(Sweep(trials: 1, onOutOfMemory: OutOfMemoryPolicy.Fail));
+        var a = Worker("a");
+        var run = a.ExpectMsg<RunTrial>(Wait);
+
+        a.Send(coordinator, Ended(run, TrialEndKind.OutOfMemory, "out of memory at batch 64"));
+
+        var trial = AwaitTrial(coordinator, t => t.State == TrialState.Failed);
+        Assert.Equal(1, trial.Attempts);
+        a.ExpectNoMsg(TimeSpan.FromMilliseconds(500));
+    }
+
+    [Fact]
+    public void Reports_from_an_attempt_that_is_no_longer_current_are_ignored()
+    {
+        var coordinator = Start(Sweep(trials: 1));
+        var (a, b) = (Worker("a"), Worker("b"));
+        var (run, running, idle) = FirstAssignment(a, b);
+        Sys.Stop(running.Ref);
+        var again = idle.ExpectMsg<RunTrial>(Wait);
+
+        // A late word from the first attempt (say, across a partition) must not end the second.
+        idle.Send(coordinator, Ended(run, TrialEndKind.Completed));
+        idle.Send(coordinator, new TrialProgressed(run.Trial.Id, run.Attempt, Metrics(100, 0.5)));
+
+        var trial = AwaitTrial(coordinator, t => t.Attempts == 2);
+        Assert.Equal(TrialState.Running, trial.State);
+        Assert.Null(trial.FinalTestAccuracy);
+        Complete(idle, again);
+        AwaitTrial(coordinator, t => t.State == TrialState.Completed);
+    }
+
+    [Fact]
+    public void Stopping_checkpoints_running_trials_persists_and_requeues_them()
+    {
+        var coordinator = Start(Sweep(trials: 2));
+        var a = Worker("a");
+        var run = a.ExpectMsg<RunTrial>(Wait);
+        a.Send(coordinator, new TrialCheckpointSaved(run.Trial.Id, run.Attempt, 100, run.CheckpointPath));
+
+        var stopper = CreateTestProbe();
+        stopper.Send(coordinator, new StopSweep());
+        var stop = a.ExpectMsg<StopTrial>(Wait);
+        Assert.True(stop.Checkpoint);
+        a.Send(coordinator, new TrialEnded(run.Trial.Id, run.Attempt, TrialEndKind.Stopped, 150, null, run.CheckpointPath));
+
+        var stopped = stopper.ExpectMsg<SweepStopped>(Wait);
+        Assert.Equal(SweepPhase.Interrupted, stopped.Snapshot.Phase);
+        var trial = stopped.Snapshot.Trials.Single(t => t.Definition.Id == run.Trial.Id);
+        Assert.Equal((TrialState.Queued, 100, run.CheckpointPath), (trial.State, trial.CheckpointIteration, trial.CheckpointPath));
+        a.ExpectNoMsg(TimeSpan.FromMilliseconds(300)); // no new work while stopped
+    }
+
+    [Fact]
+    public async Task After_a_restart_on_the_same_database_the_state_is_recovered_and_the_running_trial_continues_from_its_checkpoint()
+    {
+        var coordinator = Start(Sweep(trials: 2), sweepId: "restart");
+        var a = Worker("a");
+        var first = a.ExpectMsg<RunTrial>(Wait);
+        a.Send(coordinator, new TrialProgressed(first.Trial.Id, 1, Metrics(0, 0.1)));
+        a.Send(coordinator, new TrialProgressed(first.Trial.Id, 1, Metrics(100, 0.9)));
+        Complete(a, first);
+        var second = a.ExpectMsg<RunTrial>(Wait);
+        a.Send(coordinator, new TrialCheckpointSaved(second.Trial.Id, 1, 100, second.CheckpointPath));
+        var before = AwaitTrial(coordinator, t => t.Definition.Id == second.Trial.Id && t.CheckpointIteration == 100, second.Trial.Id);
+        await Sys.Terminate();
+
+        // A new actor system (a new process, as after kill -9) on the same SQLite file.
+        await using var restarted = await SweepSystem.StartAsync(journal.Settings);
+        var recovered = await SweepJournal.ReadAsync(restarted.System, "restart");
+        Assert.NotNull(recovered);
+        Assert.Equal(TrialState.Completed, recovered![first.Trial.Id].State);
+        Assert.Equal(0.9, recovered[first.Trial.Id].FinalTestAccuracy);
+        Assert.Equal(before with { NotBefore = recovered[second.Trial.Id].NotBefore }, recovered[second.Trial.Id]);
+
+        var again = restarted.System.ActorOf(SweepCoordinator.Props("restart", new CoordinatorSettings(journal.Settings.CheckpointDirectory)));
+        var probe = new TestProbe(restarted.System, new Akka.TestKit.Xunit2.XunitAssertions());
+        probe.Send(again, new ResumeSweep());
+        Assert.Equal(1, probe.ExpectMsg<SweepAccepted>(Wait).Remaining);
+        probe.Send(again, new RegisterWorker(new WorkerSlot("c", "node", "cpu", 1), null));
+        probe.ExpectMsg<WorkerRegistered>(Wait);
+        var resumed = probe.ExpectMsg<RunTrial>(Wait);
+        Assert.Equal((second.Trial.Id, 2, second.CheckpointPath), (resumed.Trial.Id, resumed.Attempt, resumed.ResumeFrom));
+    }
+
+    [Fact]
+    public void Starting_a_sweep_id_that_exists_is_refused_and_persists_nothing()
+    {
+        var coordinator = Start(Sweep(trials: 1), sweepId: "taken");
+        var again = Sys.ActorOf(SweepCoordinator.Props("taken", new CoordinatorSettings(journal.Settings.CheckpointDirectory)));
+
+        again.Tell(new StartSweep(Sweep(trials: 5)));
+
+        Assert.Contains("already exists", ExpectMsg<SweepRefused>(Wait).Reason);
+        coordinator.Tell(new GetSweepState());
+        Assert.Single(ExpectMsg<SweepSnapshot>(Wait).Trials);
+    }
+
+    [Fact]
+    public void Resuming_an_unknown_sweep_is_refused()
+    {
+        var coordinator = Sys.ActorOf(SweepCoordinator.Props("nothing-here", new CoordinatorSettings(journal.Settings.CheckpointDirectory)));
+        coordinator.Tell(new ResumeSweep());
+        Assert.Contains("no sweep 'nothing-here'", ExpectMsg<SweepRefused>(Wait).Reason);
+    }
+
+    // ---- helpers ----
+
+    private IActorRef Start(SweepDefinition definition, string sweepId = "test")
+    {
+        var coordinator = Sys.ActorOf(SweepCoordinator.Props(sweepId, new CoordinatorSettings(journal.Settings.CheckpointDirectory)));
+        coordinator.Tell(new StartSweep(definition));
+        ExpectMsg<SweepAccepted>(Wait);
+        lastCoordinator = coordinator;
+        return coordinator;
+    }
+
+    private IActorRef? lastCoordinator;
+
+    private TestProbe Worker(string id)
+    {
+        var probe = CreateTestProbe(id);
+        probe.Send(lastCoordinator!, new RegisterWorker(new WorkerSlot(id, "node-" + id, "cpu", 1), null));
+        probe.ExpectMsg<WorkerRegistered>(Wait);
+        return probe;
+    }
+
+    /// <summary>Whichever of two idle workers got the single trial, and the other.</summary>
+    private (RunTrial Run, TestProbe Running, TestProbe Idle) FirstAssignment(TestProbe a, TestProbe b)
+    {
+        var deadline = DateTime.UtcNow + Wait;
+        while (DateTime.UtcNow < deadline)
+        {
+            if (a.HasMessages) return (a.ExpectMsg<RunTrial>(), a, b);
+            if (b.HasMessages) return (b.ExpectMsg<RunTrial>(), b, a);
+            Thread.Sleep(20);
+        }
+        throw new TimeoutException("no worker got the trial");
+    }
+
+    private void Complete(TestProbe worker, RunTrial run) => worker.Send(lastCoordinator!, Ended(run, TrialEndKind.Completed));
+
+    private static TrialEnded Ended(RunTrial run, TrialEndKind kind, string? reason = null) =>
+        new(run.Trial.Id, run.Attempt, kind, run.Trial.Spec.MaxIter, reason, null);
+
+    private static TrialMetrics Metrics(int iteration, double testAccuracy) => new(iteration, 1.0, 0.5, 1.0, testAccuracy, 0.01, 0.5, 1000);
+
+    private TrialRecord AwaitTrial(IActorRef coordinator, Func<TrialRecord, bool> condition, string? trialId = null)
+    {
+        TrialRecord? found = null;
+        AwaitAssert(() =>
+        {
+            coordinator.Tell(new GetSweepState(), TestActor);
+            var snapshot = ExpectMsg<SweepSnapshot>(Wait);
+            found = snapshot.Trials.FirstOrDefault(t => (trialId is null || t.Definition.Id == trialId) && condition(t));
+            Assert.NotNull(found);
+        }, Wait, TimeSpan.FromMilliseconds(100));
+        return found!;
+    }
+
+    private static SweepDefinition Sweep(
+        int trials,
+        int batch = 64,
+        double lr = 0.01,
+        RetryPolicy? retry = null,
+        OutOfMemoryPolicy onOutOfMemory = OutOfMemoryPolicy.Fail,
+        double couplingExponent = -1) =>
+        new(
+            "coordinator-test",
+            "test",
+            ModelKind.Synthetic,
+            Enumerable.Range(1, trials)
+                .Select(i => new TrialDefinition($"trial-{i}", $"t{i}", new TrialSpec(batch, 2 * batch, lr, 100, 50, i, new SolverSpec(), new DatasetSpec("unused"))))
+                .ToList(),
+            new DivergencePolicy(),
+            retry ?? new RetryPolicy(MaxAttempts: 3, BackoffSeconds: 0.2),
+            onOutOfMemory,
+            couplingExponent,
+            new SyntheticSpec());
+
+    /// <summary>A fresh data directory with a real SQLite journal, deleted afterwards.</summary>
+    private sealed class JournalFixture : IDisposable
+    {
+        public JournalSettings Settings { get; } = new(Directory.CreateTempSubdirectory("sweep-coordinator-").FullName);
+
+        public SweepSystem Start() => SweepSystem.StartAsync(Settings).GetAwaiter().GetResult();
+
+        public void Dispose()
+        {
+            Microsoft.Data.Sqlite.SqliteConnection.ClearAllPools();
+            try
+            {
+                Directory.Delete(Settings.DataDirectory, recursive: true);
+            }
+            catch (IOException)
+            {
+            }
+        }
+    }
+}

@@ -1,0 +1,154 @@
+using System.Text.Json;
+using Sweep.Orchestrator.Hosting;
+using Sweep.Orchestrator.Journal;
+using Sweep.Protocol.Events;
+
+namespace Sweep.Orchestrator.Tests;
+
+/// <summary>`sweep run`, `resume` and `status` as real OS processes on a real SQLite journal.</summary>
+public sealed class SweepRunEndToEndTests : IDisposable
+{
+    private static readonly TimeSpan Long = TimeSpan.FromMinutes(4);
+    private readonly string temp = Directory.CreateTempSubdirectory("sweep-e2e-").FullName;
+
+    public void Dispose()
+    {
+        Microsoft.Data.Sqlite.SqliteConnection.ClearAllPools();
+        Directory.Delete(temp, recursive: true);
+    }
+
+    private string DataDir => Path.Combine(temp, "data");
+
+    private string WriteSpec(string faults)
+    {
+        var path = Path.Combine(temp, "synthetic.conf");
+        File.WriteAllText(path, $$"""
+            sweep {
+              name = e2e
+              model = synthetic
+              max-iter = 200
+              test-interval = 50
+              grid { batch-size = [16, 32, 64], base-lr = [0.005, 0.01, 0.02] }
+              retry { max-attempts = 3, backoff = 0.1 }
+              synthetic {
+                iteration-ms = 8
+                faults = [ {{faults}} ]
+              }
+            }
+            """);
+        return path;
+    }
+
+    [Fact]
+    public async Task A_sweep_killed_with_sigkill_is_finished_by_resume_with_every_trial_ending_exactly_once()
+    {
+        var spec = WriteSpec("{ trial = b32-lr0.01, at-iteration = 60, kind = exception, attempts = [1] }");
+        using (var run = SweepProcess.Start("run", spec, "--sweep-id", "killed", "--data-dir", DataDir, "--workers", "2"))
+        {
+            run.WaitForLines(lines => lines.Count(l => l.EndsWith(": completed")) >= 3, Long);
+            run.Signal(SweepProcess.SIGKILL);
+            run.WaitForExit(TimeSpan.FromSeconds(30));
+        }
+        var before = await Events("killed");
+        var finishedBeforeKill = before.OfType<TrialCompleted>().Select(e => e.TrialId).ToHashSet();
+        Assert.InRange(finishedBeforeKill.Count, 2, 8);
+        Assert.DoesNotContain(before, e => e is SweepCompleted);
+
+        var (exit, stdout, stderr) = SweepProcess.Run("resume", "killed", "--data-dir", DataDir, "--workers", "2");
+        Assert.True(exit == 0, stdout + stderr);
+
+        var events = await Events("killed");
+        var completed = events.OfType<TrialCompleted>().GroupBy(e => e.TrialId).ToDictionary(g => g.Key, g => g.Count());
+        Assert.Equal(9, completed.Count);
+        Assert.All(completed.Values, count => Assert.Equal(1, count));
+        var startedAfterKill = events.Skip(before.Count).OfType<TrialStarted>().Select(e => e.TrialId).ToHashSet();
+        Assert.Empty(startedAfterKill.Intersect(finishedBeforeKill));
+        Assert.Single(events.OfType<SweepCompleted>());
+
+        var status = JsonDocument.Parse(SweepProcess.Run("status", "killed", "--data-dir", DataDir, "--json").Stdout).RootElement;
+        Assert.Equal("Completed", status.GetProperty("state").GetString());
+        var trials = status.GetProperty("trials").EnumerateArray().ToDictionary(t => t.GetProperty("name").GetString()!);
+        Assert.Equal(9, trials.Count);
+        Assert.All(trials.Values, t => Assert.Equal("Completed", t.GetProperty("state").GetString()));
+        Assert.True(trials["b32-lr0.01"].GetProperty("attempts").GetInt32() >= 2, "the injected exception shows as a second attempt");
+        Assert.All(trials.Values, t => Assert.Equal(200, t.GetProperty("iteration").GetInt32()));
+    }
+
+    [Fact]
+    public async Task A_crash_fault_ends_the_process_and_resume_runs_the_trial_again_as_attempt_2()
+    {
+        var spec = WriteSpec("{ trial = b64-lr0.02, at-iteration = 120, kind = crash, attempts = [1] }");
+
+        var (exit, _, _) = SweepProcess.Run("run", spec, "--sweep-id", "crashed", "--data-dir", DataDir, "--workers", "1");
+        Assert.NotEqual(0, exit);
+        var before = await Events("crashed");
+        Assert.DoesNotContain(before, e => e is SweepCompleted);
+
+        var resumed = SweepProcess.Run("resume", "crashed", "--data-dir", DataDir);
+        Assert.True(resumed.ExitCode == 0, resumed.Stdout + resumed.Stderr);
+
+        var status = JsonDocument.Parse(SweepProcess.Run("status", "crashed", "--data-dir", DataDir, "--json").Stdout).RootElement;
+        var crashed = status.GetProperty("trials").EnumerateArray().Single(t => t.GetProperty("name").GetString() == "b64-lr0.02");
+        Assert.Equal(("Completed", 2), (crashed.GetProperty("state").GetString(), crashed.GetProperty("attempts").GetInt32()));
+        Assert.Equal(1, (await Events("crashed")).OfType<TrialCompleted>().Count(e => e.TrialId == crashed.GetProperty("id").GetString()));
+    }
+
+    [Fact]
+    public void Bad_specs_exit_2_with_one_line_and_persist_nothing()
+    {
+        var spec = Path.Combine(temp, "bad.conf");
+        File.WriteAllText(spec, "sweep { name = bad, model = synthetic, grid { batch-size = [0] , base-lr = [0.01] } }");
+
+        var (exit, stdout, stderr) = SweepProcess.Run("run", spec, "--data-dir", DataDir);
+
+        Assert.Equal(2, exit);
+        Assert.Single(stderr.Split('\n', StringSplitOptions.RemoveEmptyEntries));
+        Assert.Contains("bad.conf", stderr);
+        Assert.False(File.Exists(Path.Combine(DataDir, "journal.db")), stdout);
+    }
+
+    [Fact]
+    public void Status_and_resume_of_unknown_sweeps_exit_2()
+    {
+        var (exit, _, stderr) = SweepProcess.Run("status", "--data-dir", Path.Combine(temp, "empty"));
+        Assert.Equal(2, exit);
+        Assert.Contains("no journal", stderr);
+
+        var spec = WriteSpec("");
+        Assert.Equal(0, SweepProcess.Run("run", spec, "--sweep-id", "known", "--data-dir", DataDir, "--set", "sweep.max-iter=20", "--set", "sweep.grid.batch-size=[16]").ExitCode);
+        var resume = SweepProcess.Run("resume", "unknown", "--data-dir", DataDir);
+        Assert.Equal(2, resume.ExitCode);
+        Assert.Contains("no sweep 'unknown'", resume.Stderr);
+        var list = SweepProcess.Run("status", "--data-dir", DataDir);
+        Assert.Contains("known", list.Stdout);
+    }
+
+    [Fact]
+    public void The_paper_preset_at_300_iterations_trains_for_real_case8_diverges_early_and_the_rest_complete()
+    {
+        var preset = Path.Combine(AppContext.BaseDirectory, "hocon", "sweeps", "paper-lenet.conf");
+
+        var (exit, stdout, stderr) = SweepProcess.Run("run", preset, "--sweep-id", "paper", "--data-dir", DataDir, "--set", "sweep.max-iter=300", "--workers", "1", "--threads", "2");
+
+        Assert.True(exit == 0, stdout + stderr);
+        var status = JsonDocument.Parse(SweepProcess.Run("status", "paper", "--data-dir", DataDir, "--json").Stdout).RootElement;
+        var trials = status.GetProperty("trials").EnumerateArray().ToDictionary(t => t.GetProperty("name").GetString()!);
+        Assert.Equal(9, trials.Count);
+        var case8 = trials["CASE8"];
+        Assert.Equal("Diverged", case8.GetProperty("state").GetString());
+        Assert.InRange(case8.GetProperty("divergedAtIteration").GetInt32(), 1, 150);
+        Assert.Equal(1, case8.GetProperty("attempts").GetInt32());
+        foreach (var (name, trial) in trials.Where(t => t.Key != "CASE8"))
+        {
+            Assert.Equal("Completed", trial.GetProperty("state").GetString());
+            Assert.Equal(300, trial.GetProperty("iteration").GetInt32());
+        }
+        Assert.True(trials["CASE1"].GetProperty("finalTestAccuracy").GetDouble() > 0.9);
+    }
+
+    private async Task<IReadOnlyList<ISweepEvent>> Events(string sweepId)
+    {
+        await using var system = await SweepSystem.StartAsync(new JournalSettings(DataDir));
+        return await SweepJournal.EventsAsync(system.System, sweepId);
+    }
+}
