@@ -75,6 +75,32 @@ public sealed class SweepRunEndToEndTests : IDisposable
     }
 
     [Fact]
+    public async Task Ctrl_c_checkpoints_the_running_trials_exits_130_and_resume_continues_them()
+    {
+        var spec = WriteSpec("");
+        using (var run = SweepProcess.Start("run", spec, "--sweep-id", "interrupted", "--data-dir", DataDir, "--workers", "2"))
+        {
+            run.WaitForLines(lines => lines.Count(l => l.EndsWith(": completed")) >= 2 && lines.Any(l => l.Contains("iter 100/200")), Long);
+            run.Signal(SweepProcess.SIGINT);
+            Assert.Equal(130, run.WaitForExit(TimeSpan.FromMinutes(1)));
+            Assert.Contains("continue with: sweep resume interrupted --data-dir", run.Stdout);
+        }
+        var interrupted = JsonDocument.Parse(SweepProcess.Run("status", "interrupted", "--data-dir", DataDir, "--json").Stdout).RootElement;
+        Assert.Equal("Interrupted", interrupted.GetProperty("state").GetString());
+        Assert.DoesNotContain(interrupted.GetProperty("trials").EnumerateArray(), t => t.GetProperty("state").GetString() == "Running");
+        var before = await Events("interrupted");
+        var checkpointed = before.OfType<TrialRequeued>().Where(e => e.Reason.StartsWith("sweep interrupted")).Select(e => e.TrialId).ToHashSet();
+        Assert.NotEmpty(checkpointed);
+
+        var (exit, stdout, stderr) = SweepProcess.Run("resume", "interrupted", "--data-dir", DataDir, "--workers", "2");
+
+        Assert.True(exit == 0, stdout + stderr);
+        var after = (await Events("interrupted")).Skip(before.Count).ToList();
+        Assert.Contains(after.OfType<TrialStarted>(), e => checkpointed.Contains(e.TrialId) && e.FromIteration > 0);
+        Assert.Equal(9, (await Events("interrupted")).OfType<TrialCompleted>().Select(e => e.TrialId).Distinct().Count());
+    }
+
+    [Fact]
     public async Task A_crash_fault_ends_the_process_and_resume_runs_the_trial_again_as_attempt_2()
     {
         var spec = WriteSpec("{ trial = b64-lr0.02, at-iteration = 120, kind = crash, attempts = [1] }");

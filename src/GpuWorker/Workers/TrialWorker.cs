@@ -25,6 +25,7 @@ public sealed class TrialWorker : ReceiveActor, IWithTimers
     private readonly IActorRef coordinator;
     private readonly Func<ModelKind, ITrialRunner> runners;
     private readonly ILoggingAdapter log = Context.GetLogger();
+    private readonly string incarnation = Guid.NewGuid().ToString("N");
     private Attempt? current;
 
     /// <summary>The attempt being run, and how to stop it.</summary>
@@ -74,7 +75,7 @@ public sealed class TrialWorker : ReceiveActor, IWithTimers
 
     protected override void PostStop() => current?.Cancellation.Cancel();
 
-    private void Register() => coordinator.Tell(new RegisterWorker(slot, current?.Trial));
+    private void Register() => coordinator.Tell(new RegisterWorker(slot, current?.Trial, incarnation));
 
     private void HandleRun(RunTrial trial)
     {

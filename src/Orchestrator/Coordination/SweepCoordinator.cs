@@ -43,7 +43,7 @@ public sealed class SweepCoordinator : ReceivePersistentActor, IWithTimers
     private bool stopped;
 
     /// <summary>A registered worker and the attempt it runs, if any.</summary>
-    private sealed record WorkerSeat(WorkerSlot Slot)
+    private sealed record WorkerSeat(WorkerSlot Slot, string Incarnation)
     {
         public (string TrialId, int Attempt)? Running { get; set; }
     }
@@ -134,9 +134,19 @@ public sealed class SweepCoordinator : ReceivePersistentActor, IWithTimers
 
     private void HandleRegister(RegisterWorker register)
     {
+        if (workers.TryGetValue(Sender, out var known) && known.Incarnation != register.Incarnation)
+        {
+            // The same worker actor, restarted: whatever it was running is gone with its old incarnation.
+            workers.Remove(Sender);
+            if (known.Running is { } lost && IsCurrent(lost.TrialId, lost.Attempt))
+            {
+                var now = DateTimeOffset.UtcNow;
+                PersistAllAndApply([new TrialRequeued(lost.TrialId, $"worker {known.Slot.WorkerId} restarted", null, false, now, now)]);
+            }
+        }
         if (!workers.ContainsKey(Sender))
         {
-            workers[Sender] = new WorkerSeat(register.Slot);
+            workers[Sender] = new WorkerSeat(register.Slot, register.Incarnation);
             Context.Watch(Sender);
             log.Info("worker {0} on {1} registered ({2}, {3} thread(s))", register.Slot.WorkerId, register.Slot.Node, register.Slot.Device, register.Slot.Threads);
         }

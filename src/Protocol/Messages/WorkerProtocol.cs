@@ -9,8 +9,13 @@ public interface ISweepMessage;
 /// <summary>One worker slot: a device (a CUDA device, or a share of the CPU) that runs one trial at a time.</summary>
 public sealed record WorkerSlot(string WorkerId, string Node, string Device, int Threads);
 
-/// <summary>A worker offers itself to the coordinator; <paramref name="Running"/> is the trial it is still running, if any (after a coordinator restart).</summary>
-public sealed record RegisterWorker(WorkerSlot Slot, RunTrial? Running) : ISweepMessage;
+/// <summary>
+/// A worker offers itself to the coordinator; <paramref name="Running"/> is the attempt it is still
+/// running, if any (after a coordinator restart). <paramref name="Incarnation"/> changes when the
+/// worker actor restarts, so the coordinator can tell a repeated registration from a worker that
+/// lost the attempt it was running.
+/// </summary>
+public sealed record RegisterWorker(WorkerSlot Slot, RunTrial? Running, string Incarnation) : ISweepMessage;
 
 /// <summary>The coordinator accepted a worker.</summary>
 public sealed record WorkerRegistered(string SweepId) : ISweepMessage;

@@ -185,7 +185,8 @@ public sealed class SweepCoordinatorTests : Akka.TestKit.Xunit2.TestKit
     [Fact]
     public async Task After_a_restart_on_the_same_database_the_state_is_recovered_and_the_running_trial_continues_from_its_checkpoint()
     {
-        var coordinator = Start(Sweep(trials: 2), sweepId: "restart");
+        // Snapshots every 2 events: recovery goes through a snapshot and the events after it.
+        var coordinator = Start(Sweep(trials: 2), sweepId: "restart", snapshotEvery: 2);
         var a = Worker("a");
         var first = a.ExpectMsg<RunTrial>(Wait);
         a.Send(coordinator, new TrialProgressed(first.Trial.Id, 1, Metrics(0, 0.1)));
@@ -208,10 +209,28 @@ public sealed class SweepCoordinatorTests : Akka.TestKit.Xunit2.TestKit
         var probe = new TestProbe(restarted.System, new Akka.TestKit.Xunit2.XunitAssertions());
         probe.Send(again, new ResumeSweep());
         Assert.Equal(1, probe.ExpectMsg<SweepAccepted>(Wait).Remaining);
-        probe.Send(again, new RegisterWorker(new WorkerSlot("c", "node", "cpu", 1), null));
+        probe.Send(again, new RegisterWorker(new WorkerSlot("c", "node", "cpu", 1), null, "incarnation-1"));
         probe.ExpectMsg<WorkerRegistered>(Wait);
         var resumed = probe.ExpectMsg<RunTrial>(Wait);
         Assert.Equal((second.Trial.Id, 2, second.CheckpointPath), (resumed.Trial.Id, resumed.Attempt, resumed.ResumeFrom));
+    }
+
+    [Fact]
+    public void A_repeated_registration_keeps_the_running_attempt_and_a_restarted_worker_loses_it()
+    {
+        var coordinator = Start(Sweep(trials: 1));
+        var a = Worker("a");
+        var run = a.ExpectMsg<RunTrial>(Wait);
+
+        a.Send(coordinator, new RegisterWorker(new WorkerSlot("a", "node-a", "cpu", 1), null, "incarnation-1"));
+        a.ExpectMsg<WorkerRegistered>(Wait);
+        a.ExpectNoMsg(TimeSpan.FromMilliseconds(300));
+        Assert.Equal(1, AwaitTrial(coordinator, t => t.State == TrialState.Running).Attempts);
+
+        a.Send(coordinator, new RegisterWorker(new WorkerSlot("a", "node-a", "cpu", 1), null, "incarnation-2"));
+        a.ExpectMsg<WorkerRegistered>(Wait);
+        var again = a.ExpectMsg<RunTrial>(Wait);
+        Assert.Equal((run.Trial.Id, 2), (again.Trial.Id, again.Attempt));
     }
 
     [Fact]
@@ -237,9 +256,9 @@ public sealed class SweepCoordinatorTests : Akka.TestKit.Xunit2.TestKit
 
     // ---- helpers ----
 
-    private IActorRef Start(SweepDefinition definition, string sweepId = "test")
+    private IActorRef Start(SweepDefinition definition, string sweepId = "test", int snapshotEvery = 500)
     {
-        var coordinator = Sys.ActorOf(SweepCoordinator.Props(sweepId, new CoordinatorSettings(journal.Settings.CheckpointDirectory)));
+        var coordinator = Sys.ActorOf(SweepCoordinator.Props(sweepId, new CoordinatorSettings(journal.Settings.CheckpointDirectory, snapshotEvery)));
         coordinator.Tell(new StartSweep(definition));
         ExpectMsg<SweepAccepted>(Wait);
         lastCoordinator = coordinator;
@@ -251,7 +270,7 @@ public sealed class SweepCoordinatorTests : Akka.TestKit.Xunit2.TestKit
     private TestProbe Worker(string id)
     {
         var probe = CreateTestProbe(id);
-        probe.Send(lastCoordinator!, new RegisterWorker(new WorkerSlot(id, "node-" + id, "cpu", 1), null));
+        probe.Send(lastCoordinator!, new RegisterWorker(new WorkerSlot(id, "node-" + id, "cpu", 1), null, "incarnation-1"));
         probe.ExpectMsg<WorkerRegistered>(Wait);
         return probe;
     }

@@ -1,0 +1,119 @@
+using Akka.Actor;
+using Akka.TestKit;
+using Sweep.GpuWorker.Workers;
+using Sweep.Protocol.Messages;
+using Sweep.Protocol.Specs;
+using Sweep.Protocol.Training;
+
+namespace Sweep.GpuWorker.Tests;
+
+/// <summary>The worker actor running real (synthetic) trials, with a probe as its coordinator.</summary>
+public sealed class TrialWorkerTests : Akka.TestKit.Xunit2.TestKit, IDisposable
+{
+    private static readonly TimeSpan Wait = TimeSpan.FromSeconds(20);
+    private readonly TempDirectory temp = new();
+    private readonly TestProbe coordinator;
+    private readonly IActorRef worker;
+
+    public TrialWorkerTests()
+    {
+        coordinator = CreateTestProbe();
+        worker = Sys.ActorOf(TrialWorker.Props(new WorkerSlot("w1", "node", "cpu", 1), coordinator.Ref));
+        var register = coordinator.ExpectMsg<RegisterWorker>(Wait);
+        Assert.Equal("w1", register.Slot.WorkerId);
+        coordinator.Reply(new WorkerRegistered("sweep"));
+    }
+
+    void IDisposable.Dispose()
+    {
+        temp.Dispose();
+        Dispose();
+    }
+
+    private RunTrial Run(string name = "t1", double lr = 0.01, int attempt = 1, DivergencePolicy? divergence = null, double iterationMs = 1, params SyntheticFault[] faults) =>
+        new("sweep", new TrialDefinition("id-" + name, name, new TrialSpec(32, 64, lr, 100, 50, 1, new SolverSpec(), new DatasetSpec("unused"))),
+            attempt, ModelKind.Synthetic, new SyntheticSpec(iterationMs, 0.08, faults), divergence ?? new DivergencePolicy(), temp.File(name + ".ckpt"), null);
+
+    [Fact]
+    public void Keeps_registering_until_the_coordinator_answers()
+    {
+        var silent = CreateTestProbe();
+        Sys.ActorOf(TrialWorker.Props(new WorkerSlot("w2", "node", "cpu", 1), silent.Ref));
+
+        var first = silent.ExpectMsg<RegisterWorker>(Wait);
+        var second = silent.ExpectMsg<RegisterWorker>(Wait);
+        Assert.Equal(first.Incarnation, second.Incarnation);
+        silent.Reply(new WorkerRegistered("sweep"));
+        silent.ExpectNoMsg(TimeSpan.FromSeconds(3));
+    }
+
+    [Fact]
+    public void Runs_a_trial_reporting_each_test_point_then_completion_and_ignores_a_redelivery()
+    {
+        var run = Run();
+        worker.Tell(run, coordinator.Ref);
+        worker.Tell(run, coordinator.Ref);
+
+        var iterations = new List<int>();
+        TrialEnded? ended = null;
+        while (ended is null)
+        {
+            var message = coordinator.ExpectMsg<object>(Wait);
+            if (message is TrialProgressed p) iterations.Add(p.Metrics.Iteration);
+            else if (message is TrialEnded e) ended = e;
+        }
+
+        Assert.Equal(new[] { 0, 50, 100 }, iterations);
+        Assert.Equal((TrialEndKind.Completed, 100, 1), (ended.Kind, ended.Iteration, ended.Attempt));
+        coordinator.ExpectNoMsg(TimeSpan.FromMilliseconds(500)); // no second run of the same attempt
+    }
+
+    [Fact]
+    public void The_sweeps_divergence_policy_stops_the_trial_at_the_test_point_that_breaks_it()
+    {
+        worker.Tell(Run(divergence: new DivergencePolicy(ChanceAfter: 50, ChanceAccuracy: 0.999)), coordinator.Ref);
+
+        var ended = coordinator.FishForMessage<TrialEnded>(_ => true, Wait);
+
+        Assert.Equal(TrialEndKind.Diverged, ended.Kind);
+        Assert.Equal(50, ended.Iteration);
+        Assert.Contains("at chance", ended.Reason);
+    }
+
+    [Fact]
+    public void A_nan_loss_ends_as_diverged_and_faults_end_as_failed_or_out_of_memory()
+    {
+        worker.Tell(Run("nan", lr: 0.1), coordinator.Ref);
+        var nan = coordinator.FishForMessage<TrialEnded>(_ => true, Wait);
+        Assert.Equal((TrialEndKind.Diverged, "loss is NaN"), (nan.Kind, nan.Reason));
+
+        worker.Tell(Run("boom", faults: new SyntheticFault("boom", 30, FaultKind.Exception, [1])), coordinator.Ref);
+        var failed = coordinator.FishForMessage<TrialEnded>(_ => true, Wait);
+        Assert.Equal(TrialEndKind.Failed, failed.Kind);
+        Assert.Contains("injected fault", failed.Reason);
+
+        worker.Tell(Run("oom", faults: new SyntheticFault("oom", 10, FaultKind.OutOfMemory, [1])), coordinator.Ref);
+        var oom = coordinator.FishForMessage<TrialEnded>(_ => true, Wait);
+        Assert.Equal(TrialEndKind.OutOfMemory, oom.Kind);
+    }
+
+    [Fact]
+    public void Stop_ends_the_attempt_with_a_checkpoint_it_can_continue_from()
+    {
+        var run = Run(iterationMs: 20);
+        worker.Tell(run, coordinator.Ref);
+        coordinator.FishForMessage<TrialProgressed>(p => p.Metrics.Iteration == 0, Wait);
+
+        worker.Tell(new StopTrial(run.Trial.Id, run.Attempt, Checkpoint: true), coordinator.Ref);
+
+        var ended = coordinator.FishForMessage<TrialEnded>(_ => true, Wait);
+        Assert.Equal(TrialEndKind.Stopped, ended.Kind);
+        Assert.InRange(ended.Iteration, 0, 99);
+        Assert.Equal(run.CheckpointPath, ended.CheckpointPath);
+        Assert.True(File.Exists(run.CheckpointPath));
+
+        worker.Tell(run with { Attempt = 2, ResumeFrom = run.CheckpointPath }, coordinator.Ref);
+        var resumed = coordinator.FishForMessage<TrialEnded>(_ => true, Wait);
+        Assert.Equal((TrialEndKind.Completed, 2), (resumed.Kind, resumed.Attempt));
+    }
+}
