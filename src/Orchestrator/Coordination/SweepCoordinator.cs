@@ -232,14 +232,15 @@ public sealed class SweepCoordinator : ReceivePersistentActor, IWithTimers
     {
         subscribers.Remove(terminated.ActorRef);
         if (!workers.Remove(terminated.ActorRef, out var seat)) return;
-        log.Warning("worker {0} on {1} is gone", seat.Slot.WorkerId, seat.Slot.Node);
         if (seat.Running is { } running && IsCurrent(running.TrialId, running.Attempt))
         {
+            log.Warning("worker {0} on {1} is gone while running trial {2}", seat.Slot.WorkerId, seat.Slot.Node, state![running.TrialId].Definition.Name);
             var now = DateTimeOffset.UtcNow;
             PersistAllAndApply([new TrialRequeued(running.TrialId, $"worker {seat.Slot.WorkerId} on {seat.Slot.Node} was lost", null, false, now, now)]);
         }
         else
         {
+            log.Info("worker {0} on {1} is gone", seat.Slot.WorkerId, seat.Slot.Node);
             AfterChange();
         }
     }
