@@ -1,25 +1,48 @@
 using Akka.Actor;
 using Akka.Hosting;
 using Akka.Persistence.Sql.Hosting;
-using LinqToDB;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Sweep.Protocol.Serialization;
 
 namespace Sweep.Orchestrator.Hosting;
 
-/// <summary>Where a sweep's journal and checkpoints live: a data directory with an embedded SQLite journal.</summary>
-public sealed record JournalSettings(string DataDirectory)
+/// <summary>
+/// Where a sweep's journal and checkpoints live. The journal is the SQLite file DATA-DIR/journal.db
+/// unless <paramref name="Journal"/> names another SQLite file or is a PostgreSQL connection string
+/// (<c>Host=…;Database=…;Username=…</c>), which every node of a cluster can reach.
+/// </summary>
+public sealed record JournalSettings(string DataDirectory, string? Journal = null)
 {
     public static string DefaultDataDirectory => Path.Combine(Environment.CurrentDirectory, "sweep-data");
 
-    public string JournalFile => Path.Combine(DataDirectory, "journal.db");
+    public bool IsPostgres => Journal is not null && Journal.Contains("Host=", StringComparison.OrdinalIgnoreCase);
+
+    public string JournalFile => IsPostgres ? "" : Path.GetFullPath(Journal ?? Path.Combine(DataDirectory, "journal.db"));
 
     public string CheckpointDirectory => Path.Combine(DataDirectory, "checkpoints");
 
-    public string ConnectionString => $"Data Source={JournalFile};Pooling=True";
+    public string ConnectionString => IsPostgres ? Journal! : $"Data Source={JournalFile};Pooling=True";
 
-    public bool Exists => File.Exists(JournalFile);
+    public string ProviderName => IsPostgres ? LinqToDB.ProviderName.PostgreSQL15 : LinqToDB.ProviderName.SQLiteMS;
+
+    /// <summary>What to tell people: the file, or the PostgreSQL server and database (never the password).</summary>
+    public string Description
+    {
+        get
+        {
+            if (!IsPostgres) return JournalFile;
+            var builder = new System.Data.Common.DbConnectionStringBuilder { ConnectionString = Journal };
+            string Part(string key) => builder.TryGetValue(key, out var value) ? value?.ToString() ?? "" : "";
+            return $"PostgreSQL {Part("Host")}:{(Part("Port") is { Length: > 0 } port ? port : "5432")}/{Part("Database")}";
+        }
+    }
+
+    /// <summary>Whether a journal is there to read: a PostgreSQL server is assumed to be (it says so itself when it is not).</summary>
+    public bool Exists => IsPostgres || File.Exists(JournalFile);
+
+    /// <summary>The command-line form of these settings, for the resume hint.</summary>
+    public string CommandLine => IsPostgres ? $"--journal \"{Journal}\"" : Journal is null ? $"--data-dir {DataDirectory}" : $"--journal {JournalFile}";
 }
 
 /// <summary>
@@ -33,7 +56,9 @@ public static class SweepAkkaConfiguration
     /// <summary>hocon/akka.conf, the SQL journal and snapshot store on <paramref name="journal"/>, and the sweep serializer.</summary>
     public static AkkaConfigurationBuilder WithSweepJournal(this AkkaConfigurationBuilder akka, JournalSettings journal) =>
         akka.AddHocon(Akka.Configuration.ConfigurationFactory.ParseString(File.ReadAllText(AkkaConfigFile)), HoconAddMode.Prepend)
-            .WithSqlPersistence(journal.ConnectionString, ProviderName.SQLiteMS)
+            // SQLite has one writer: more parallel writers only contend for its lock (PostgreSQL keeps Akka's default).
+            .AddHocon(journal.IsPostgres ? "akka.persistence.journal.sql.parallelism = 3" : "akka.persistence.journal.sql.parallelism = 1", HoconAddMode.Prepend)
+            .WithSqlPersistence(journal.ConnectionString, journal.ProviderName)
             .WithCustomSerializer("sweep", SweepSerializer.SerializableTypes, system => new SweepSerializer(system));
 }
 
@@ -52,6 +77,7 @@ public sealed class SweepSystem : IAsyncDisposable
     public static async Task<SweepSystem> StartAsync(JournalSettings journal, Action<AkkaConfigurationBuilder>? configure = null)
     {
         Directory.CreateDirectory(journal.DataDirectory);
+        if (!journal.IsPostgres) Directory.CreateDirectory(Path.GetDirectoryName(journal.JournalFile)!);
         var builder = Host.CreateEmptyApplicationBuilder(new HostApplicationBuilderSettings());
         builder.Services.AddAkka("sweep", akka =>
         {

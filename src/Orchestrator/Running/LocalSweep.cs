@@ -58,7 +58,7 @@ public static class LocalSweep
         var accepted = (SweepAccepted)answer;
         var snapshot = await coordinator.Ask<SweepSnapshot>(new GetSweepState(), AskTimeout);
         var layout = layoutFor(snapshot);
-        output.WriteLine($"sweep {sweepId} ({snapshot.Definition.Name}): {accepted.Remaining} of {accepted.Trials} trial(s) to run on {layout.Workers} worker(s) x {layout.Threads} thread(s); journal {journal.JournalFile}");
+        output.WriteLine($"sweep {sweepId} ({snapshot.Definition.Name}): {accepted.Remaining} of {accepted.Trials} trial(s) to run on {layout.Workers} worker(s) x {layout.Threads} thread(s); journal {journal.Description}");
 
         var finished = new TaskCompletionSource<SweepSnapshot>(TaskCreationOptions.RunContinuationsAsynchronously);
         system.ActorOf(ProgressPrinter.Props(coordinator, snapshot, output, finished), "progress");
@@ -82,8 +82,8 @@ public static class LocalSweep
         output.WriteLine($"interrupted: stopping running trials with a checkpoint…");
         var stopped = await coordinator.Ask<SweepStopped>(new StopSweep(), StopTimeout);
         var state = SweepState.FromSnapshot(stopped.Snapshot);
-        output.WriteLine($"sweep {sweepId}: {state.FinishedCount} of {state.Trials.Count} trial(s) finished; everything is in {journal.JournalFile}");
-        output.WriteLine($"continue with: sweep resume {sweepId} --data-dir {journal.DataDirectory}");
+        output.WriteLine($"sweep {sweepId}: {state.FinishedCount} of {state.Trials.Count} trial(s) finished; everything is in {journal.Description}");
+        output.WriteLine($"continue with: sweep resume {sweepId} {journal.CommandLine}");
         return 130;
     }
 }
