@@ -6,6 +6,7 @@ using Sweep.Protocol.Events;
 namespace Sweep.Orchestrator.Tests;
 
 /// <summary>`sweep run`, `resume` and `status` as real OS processes on a real SQLite journal.</summary>
+[Collection(ProcessCollection.Name)]
 public sealed class SweepRunEndToEndTests : IDisposable
 {
     private static readonly TimeSpan Long = TimeSpan.FromMinutes(4);

@@ -4,6 +4,7 @@ using Sweep.Orchestrator.Cli;
 namespace Sweep.Orchestrator.Tests;
 
 /// <summary>`sweep train` as users call it: in-process for the output format, as a real process for signals.</summary>
+[Collection(ProcessCollection.Name)]
 public sealed class TrainCommandTests : IDisposable
 {
     private readonly string temp = Directory.CreateTempSubdirectory("sweep-cli-").FullName;

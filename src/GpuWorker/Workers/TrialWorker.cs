@@ -27,6 +27,8 @@ public sealed class TrialWorker : ReceiveActor, IWithTimers
     private readonly ILoggingAdapter log = Context.GetLogger();
     private readonly string incarnation = Guid.NewGuid().ToString("N");
     private Attempt? current;
+    private IActorRef? registeredWith;
+    private IActorRef? leaveRequester;
 
     /// <summary>The attempt being run, and how to stop it.</summary>
     private sealed class Attempt(RunTrial trial)
@@ -35,11 +37,18 @@ public sealed class TrialWorker : ReceiveActor, IWithTimers
         public CancellationTokenSource Cancellation { get; } = new();
         public volatile string? DivergenceReason;
         public volatile int LastIteration;
+        public string? StopReason { get; set; }
     }
 
     private sealed record AttemptFinished(RunTrial Trial, TrainingResult? Result, Exception? Error);
 
     private sealed record RegisterDue;
+
+    /// <summary>Hand the running attempt back (checkpointed) and take no more: the node is leaving. Answered by <see cref="Left"/>.</summary>
+    public sealed record Leave;
+
+    /// <summary>The worker has handed back its attempt, if it had one.</summary>
+    public sealed record Left(string WorkerId);
 
     public TrialWorker(WorkerSlot slot, IActorRef coordinator, Func<ModelKind, ITrialRunner> runners)
     {
@@ -48,10 +57,12 @@ public sealed class TrialWorker : ReceiveActor, IWithTimers
         this.runners = runners;
 
         Receive<RegisterDue>(_ => Register());
-        Receive<WorkerRegistered>(_ => Timers.Cancel(RegisterTimer));
+        Receive<WorkerRegistered>(_ => HandleRegistered());
+        Receive<Terminated>(HandleCoordinatorGone);
         Receive<RunTrial>(HandleRun);
         Receive<StopTrial>(HandleStop);
         Receive<AttemptFinished>(HandleFinished);
+        Receive<Leave>(_ => HandleLeave());
     }
 
     public ITimerScheduler Timers { get; set; } = null!;
@@ -77,8 +88,45 @@ public sealed class TrialWorker : ReceiveActor, IWithTimers
 
     private void Register() => coordinator.Tell(new RegisterWorker(slot, current?.Trial, incarnation));
 
+    /// <summary>Watches the coordinator that answered: if it dies (its node went down), the worker registers with its successor.</summary>
+    private void HandleRegistered()
+    {
+        Timers.Cancel(RegisterTimer);
+        if (Sender.Equals(registeredWith) || Sender.Equals(Self)) return;
+        if (registeredWith is not null) Context.Unwatch(registeredWith);
+        registeredWith = Sender;
+        Context.Watch(registeredWith);
+    }
+
+    private void HandleCoordinatorGone(Terminated terminated)
+    {
+        if (!terminated.ActorRef.Equals(registeredWith)) return;
+        registeredWith = null;
+        log.Warning("worker {0}: the coordinator is gone; registering with its successor{1}", slot.WorkerId, current is null ? "" : $" (still running {current.Trial.Trial.Name})");
+        Register();
+        Timers.StartPeriodicTimer(RegisterTimer, new RegisterDue(), RegisterRetry);
+    }
+
+    private void HandleLeave()
+    {
+        leaveRequester = Sender;
+        Timers.Cancel(RegisterTimer);
+        if (current is null)
+        {
+            leaveRequester.Tell(new Left(slot.WorkerId));
+            return;
+        }
+        current.StopReason = $"worker {slot.WorkerId} left";
+        current.Cancellation.Cancel();
+    }
+
     private void HandleRun(RunTrial trial)
     {
+        if (leaveRequester is not null)
+        {
+            Sender.Tell(new TrialEnded(trial.Trial.Id, trial.Attempt, TrialEndKind.Stopped, 0, $"worker {slot.WorkerId} is leaving", null));
+            return;
+        }
         if (current is not null)
         {
             if (current.Trial.Trial.Id == trial.Trial.Id && current.Trial.Attempt == trial.Attempt) return;
@@ -134,12 +182,13 @@ public sealed class TrialWorker : ReceiveActor, IWithTimers
             { Result: { Outcome: TrialOutcome.Completed } result } => End(TrialEndKind.Completed, result.Iteration, null),
             { Result: { Outcome: TrialOutcome.Diverged } result } => End(TrialEndKind.Diverged, result.Divergence!.Iteration, result.Divergence.Reason),
             { Result: { } result } when attempt?.DivergenceReason is { } reason => End(TrialEndKind.Diverged, attempt.LastIteration, reason),
-            { Result: { } result } => End(TrialEndKind.Stopped, result.Iteration, null, result.CheckpointPath),
+            { Result: { } result } => End(TrialEndKind.Stopped, result.Iteration, attempt?.StopReason, result.CheckpointPath),
             _ => End(TrialEndKind.Failed, 0, "the attempt ended without a result"),
         };
         log.Info("worker {0}: {1} attempt {2} ended {3}", slot.WorkerId, trial.Trial.Name, trial.Attempt, ended.Kind);
         coordinator.Tell(ended);
         attempt?.Cancellation.Dispose();
+        leaveRequester?.Tell(new Left(slot.WorkerId));
 
         TrialEnded End(TrialEndKind kind, int iteration, string? reason, string? checkpoint = null) =>
             new(trial.Trial.Id, trial.Attempt, kind, iteration, reason, checkpoint);

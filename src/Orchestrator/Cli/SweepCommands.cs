@@ -1,4 +1,5 @@
 using System.CommandLine;
+using Akka.Actor;
 using System.Text.RegularExpressions;
 using Sweep.Orchestrator.Coordination;
 using Sweep.Orchestrator.Hosting;
@@ -44,6 +45,32 @@ public static partial class SweepCommands
         }
     }
 
+    /// <summary>--port, --hostname and --join: a node of a cluster instead of a process on its own.</summary>
+    private sealed class ClusterFlags(bool portRequired)
+    {
+        public Option<int?> Port { get; } = new("--port") { Description = portRequired ? "The port this node listens on [default: a free one]." : "Run as a cluster node listening on this port (the first node needs a fixed one)." };
+
+        public Option<string> Hostname { get; } = new("--hostname") { Description = "The address this node binds and is reached at.", DefaultValueFactory = _ => ClusterOptions.DefaultHostname };
+
+        public Option<string?> Join { get; } = new("--join") { Description = "HOST:PORT of a node of the cluster to join.", Required = portRequired };
+
+        public void AddTo(Command command)
+        {
+            command.Options.Add(Port);
+            command.Options.Add(Hostname);
+            command.Options.Add(Join);
+        }
+
+        /// <summary>Null when this is not a cluster node (no --port and no --join).</summary>
+        public ClusterOptions? Read(ParseResult parsed, bool coordinatorCapable, bool hostsWorkers)
+        {
+            var port = parsed.GetValue(Port);
+            var join = parsed.GetValue(Join);
+            if (port is null && join is null && !portRequired) return null;
+            return new ClusterOptions(parsed.GetValue(Hostname)!, port ?? 0, join, coordinatorCapable, hostsWorkers);
+        }
+    }
+
     private static Option<int?> WorkersOption() => new("--workers") { Description = "Worker slots on this machine [default: one per CUDA device, else one CPU slot]." };
 
     private static Option<int?> ThreadsOption() => new("--threads") { Description = "LibTorch threads per worker slot [default: cores / slots]." };
@@ -56,8 +83,10 @@ public static partial class SweepCommands
         var workers = WorkersOption();
         var threads = ThreadsOption();
         var set = new Option<string[]>("--set") { Description = "Override a spec key, e.g. --set sweep.max-iter=300 (repeatable).", AllowMultipleArgumentsPerToken = false };
-        var command = new Command("run", "Run a sweep on this machine to its end.") { spec, sweepId, workers, threads, set };
+        var clusterFlags = new ClusterFlags(portRequired: false);
+        var command = new Command("run", "Run a sweep to its end: on this machine, or with --port as the first node of a cluster.") { spec, sweepId, workers, threads, set };
         journalOptions.AddTo(command);
+        clusterFlags.AddTo(command);
         command.SetAction((parsed, cancellation) =>
         {
             var definition = SweepSpecLoader.Load(parsed.GetValue(spec)!, parsed.GetValue(set) ?? []);
@@ -65,7 +94,8 @@ public static partial class SweepCommands
             RequireValidId(id);
             var journal = journalOptions.Read(parsed);
             int? workerCount = parsed.GetValue(workers), threadCount = parsed.GetValue(threads);
-            return LocalSweep.RunAsync(journal, id, new StartSweep(definition), s => WorkerLayout.For(s.Definition.Model, workerCount, threadCount), output, cancellation);
+            var cluster = clusterFlags.Read(parsed, coordinatorCapable: true, hostsWorkers: workerCount != 0);
+            return SweepRun.RunAsync(journal, id, new StartSweep(definition), s => WorkerLayout.For(s.Definition.Model, workerCount, threadCount), output, cancellation, cluster);
         });
         return command;
     }
@@ -76,15 +106,56 @@ public static partial class SweepCommands
         var journalOptions = new JournalOptions();
         var workers = WorkersOption();
         var threads = ThreadsOption();
-        var command = new Command("resume", "Continue an interrupted sweep: finished trials are never re-run, running ones continue from their checkpoints.") { sweepId, workers, threads };
+        var clusterFlags = new ClusterFlags(portRequired: false);
+        var command = new Command("resume", "Continue an interrupted sweep: finished trials are never re-run, running ones continue from their checkpoints. With --port/--join: as a cluster node (a standby coordinator).") { sweepId, workers, threads };
         journalOptions.AddTo(command);
+        clusterFlags.AddTo(command);
         command.SetAction((parsed, cancellation) =>
         {
             var id = parsed.GetValue(sweepId)!;
             RequireValidId(id);
             var journal = journalOptions.ReadExisting(parsed);
             int? workerCount = parsed.GetValue(workers), threadCount = parsed.GetValue(threads);
-            return LocalSweep.RunAsync(journal, id, new ResumeSweep(), s => WorkerLayout.For(s.Definition.Model, workerCount, threadCount), output, cancellation);
+            var cluster = clusterFlags.Read(parsed, coordinatorCapable: true, hostsWorkers: workerCount != 0);
+            return SweepRun.RunAsync(journal, id, new ResumeSweep(), s => WorkerLayout.For(s.Definition.Model, workerCount, threadCount), output, cancellation, cluster);
+        });
+        return command;
+    }
+
+    public static Command Worker(TextWriter output)
+    {
+        var journalOptions = new JournalOptions();
+        var clusterFlags = new ClusterFlags(portRequired: true);
+        var workers = WorkersOption();
+        var threads = ThreadsOption();
+        var command = new Command("worker", "Join a cluster and run trials on this machine until stopped (Ctrl+C leaves gracefully). With --journal it may also host the coordinator.") { workers, threads };
+        journalOptions.AddTo(command);
+        clusterFlags.AddTo(command);
+        command.SetAction(async (parsed, cancellation) =>
+        {
+            var journal = journalOptions.Read(parsed);
+            bool coordinatorCapable = parsed.GetValue(journalOptions.Journal) is not null;
+            var cluster = clusterFlags.Read(parsed, coordinatorCapable, hostsWorkers: true)!;
+            cluster.Validate(journal);
+            var layout = WorkerLayout.For(Protocol.Specs.ModelKind.Lenet, parsed.GetValue(workers), parsed.GetValue(threads));
+            await using var node = await SweepSystem.StartAsync(journal, cluster);
+            var proxy = Cluster.ClusterNode.StartDirector(node.System, journal, coordinatorCapable);
+            var slots = WorkerSlots.Start(node.System, proxy, Protocol.Specs.ModelKind.Lenet, layout);
+            output.WriteLine($"worker node {Akka.Cluster.Cluster.Get(node.System).SelfAddress} joining {cluster.Join}: {layout.Workers} slot(s) x {layout.Threads} thread(s){(coordinatorCapable ? "; may host the coordinator" : "")}");
+            output.Flush();
+            try
+            {
+                await Task.Delay(Timeout.Infinite, cancellation);
+            }
+            catch (OperationCanceledException)
+            {
+            }
+            output.WriteLine("leaving: handing running trials back to the coordinator…");
+            output.Flush();
+            await Task.WhenAll(slots.Select(slot => slot.Ask<GpuWorker.Workers.TrialWorker.Left>(new GpuWorker.Workers.TrialWorker.Leave(), TimeSpan.FromMinutes(2))));
+            await Akka.Actor.CoordinatedShutdown.Get(node.System).Run(Akka.Actor.CoordinatedShutdown.ClusterLeavingReason.Instance);
+            output.WriteLine("left the cluster");
+            return SweepCommandLine.ExitOk;
         });
         return command;
     }

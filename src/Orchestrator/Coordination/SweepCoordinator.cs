@@ -125,11 +125,14 @@ public sealed class SweepCoordinator : ReceivePersistentActor, IWithTimers
         Dispatch();
     }
 
+    /// <summary>The subscriber gets the state now (so it knows whom to watch), then every event.</summary>
     private void HandleSubscribe()
     {
         subscribers.Add(Sender);
         Context.Watch(Sender);
-        if (state is { Phase: SweepPhase.Completed }) Sender.Tell(new SweepFinished(state.ToSnapshot()));
+        if (state is null) return;
+        Sender.Tell(state.ToSnapshot());
+        if (state.Phase == SweepPhase.Completed) Sender.Tell(new SweepFinished(state.ToSnapshot()));
     }
 
     private void HandleRegister(RegisterWorker register)
@@ -176,6 +179,7 @@ public sealed class SweepCoordinator : ReceivePersistentActor, IWithTimers
     {
         if (workers.TryGetValue(Sender, out var seat) && seat.Running == (ended.TrialId, ended.Attempt)) seat.Running = null;
         if (!IsCurrent(ended.TrialId, ended.Attempt)) return;
+        orphans.Remove(ended.TrialId);
 
         var now = DateTimeOffset.UtcNow;
         var record = state![ended.TrialId];
@@ -185,7 +189,7 @@ public sealed class SweepCoordinator : ReceivePersistentActor, IWithTimers
         {
             TrialEndKind.Completed => [new TrialCompleted(ended.TrialId, ended.Attempt, now)],
             TrialEndKind.Diverged => [new TrialDiverged(ended.TrialId, ended.Attempt, ended.Iteration, reason, now)],
-            TrialEndKind.Stopped => [new TrialRequeued(ended.TrialId, $"sweep interrupted at iteration {ended.Iteration}", null, false, now, now)],
+            TrialEndKind.Stopped => [new TrialRequeued(ended.TrialId, $"{ended.Reason ?? "sweep interrupted"} at iteration {ended.Iteration}", null, false, now, now)],
             TrialEndKind.OutOfMemory => OutOfMemory(record, ended, now),
             _ => Failure(record, ended, reason, now),
         };

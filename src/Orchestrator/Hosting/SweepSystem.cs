@@ -74,15 +74,15 @@ public sealed class SweepSystem : IAsyncDisposable
 
     public ActorSystem System { get; }
 
-    public static async Task<SweepSystem> StartAsync(JournalSettings journal, Action<AkkaConfigurationBuilder>? configure = null)
+    public static async Task<SweepSystem> StartAsync(JournalSettings journal, ClusterOptions? cluster = null)
     {
         Directory.CreateDirectory(journal.DataDirectory);
         if (!journal.IsPostgres) Directory.CreateDirectory(Path.GetDirectoryName(journal.JournalFile)!);
         var builder = Host.CreateEmptyApplicationBuilder(new HostApplicationBuilderSettings());
-        builder.Services.AddAkka("sweep", akka =>
+        builder.Services.AddAkka(ClusterOptions.SystemName, akka =>
         {
             akka.WithSweepJournal(journal);
-            configure?.Invoke(akka);
+            cluster?.Configure(akka);
         });
         var host = builder.Build();
         await host.StartAsync();

@@ -9,14 +9,29 @@ namespace Sweep.Orchestrator.Running;
 /// Subscribes to a coordinator and prints a plain line per trial event (works in terminals, CI
 /// logs and files alike); completes <paramref name="finished"/> with the final state.
 /// </summary>
-public sealed class ProgressPrinter : ReceiveActor
+public sealed class ProgressPrinter : ReceiveActor, IWithTimers
 {
     private readonly TextWriter output;
+    private readonly IActorRef coordinator;
+    private IActorRef? watched;
+
+    private sealed record Resubscribe;
+
+    public ITimerScheduler Timers { get; set; } = null!;
+
+    private void WatchCoordinator()
+    {
+        Timers.Cancel("resubscribe");
+        if (Sender.Equals(watched)) return;
+        watched = Sender;
+        Context.Watch(Sender);
+    }
     private readonly Dictionary<string, (string Name, int MaxIter)> trials = [];
 
     public ProgressPrinter(IActorRef coordinator, SweepSnapshot initial, TextWriter output, TaskCompletionSource<SweepSnapshot> finished)
     {
         this.output = output;
+        this.coordinator = coordinator;
         foreach (var t in initial.Trials) trials[t.Definition.Id] = (t.Definition.Name, t.Definition.Spec.MaxIter);
 
         Receive<TrialStarted>(e => Line(e.TrialId, $"started attempt {e.Attempt} on {e.WorkerId}" + (e.FromIteration > 0 ? $", from the checkpoint at iteration {e.FromIteration}" : "")));
@@ -30,6 +45,14 @@ public sealed class ProgressPrinter : ReceiveActor
             Line(e.TrialId, $"re-queued: {e.Reason}");
         });
         Receive<TrialCheckpointed>(_ => { });
+        Receive<SweepSnapshot>(_ => WatchCoordinator());
+        Receive<Terminated>(_ =>
+        {
+            // The coordinator moved (cluster failover): subscribe to its successor through the same address.
+            output.WriteLine($"{DateTime.Now:HH:mm:ss} the coordinator moved; following it");
+            Timers.StartPeriodicTimer("resubscribe", new Resubscribe(), TimeSpan.FromSeconds(2));
+        });
+        Receive<Resubscribe>(_ => coordinator.Tell(new SubscribeToSweep()));
         Receive<ISweepEvent>(_ => { });
         Receive<SweepFinished>(done =>
         {

@@ -29,3 +29,15 @@ public sealed record SweepStopped(SweepSnapshot Snapshot) : ISweepMessage;
 
 /// <summary>Ask for the sweep's state; the answer is a <see cref="SweepSnapshot"/>, or <see cref="SweepRefused"/> for an unknown sweep.</summary>
 public sealed record GetSweepState : ISweepMessage;
+
+/// <summary>
+/// Cluster mode: make <paramref name="SweepId"/> the sweep this cluster runs (one at a time).
+/// Answered by <see cref="SweepOpened"/>, or <see cref="SweepRefused"/> while another sweep is unfinished.
+/// </summary>
+public sealed record OpenSweep(string SweepId) : ISweepMessage;
+
+/// <summary>The cluster's coordinator now runs <paramref name="SweepId"/>; further commands reach it.</summary>
+public sealed record SweepOpened(string SweepId) : ISweepMessage;
+
+/// <summary>The director's own record of which sweep the cluster runs, so a new singleton knows it after a failover.</summary>
+public sealed record DirectorSweepOpened(string SweepId, DateTimeOffset At) : ISweepMessage;

@@ -51,6 +51,10 @@ public sealed class SweepSerializer(ExtendedActorSystem system) : SerializerWith
         [typeof(StopSweep)] = "stop-sweep.v1",
         [typeof(SweepStopped)] = "sweep-stopped.v1",
         [typeof(GetSweepState)] = "get-sweep-state.v1",
+        // cluster director
+        [typeof(OpenSweep)] = "open-sweep.v1",
+        [typeof(SweepOpened)] = "sweep-opened.v1",
+        [typeof(DirectorSweepOpened)] = "director-sweep-opened.v1",
     };
 
     private static readonly IReadOnlyDictionary<string, Type> TypeByManifest = ManifestByType.ToDictionary(p => p.Value, p => p.Key);

@@ -4,7 +4,7 @@ using Npgsql;
 namespace Sweep.Orchestrator.Tests.Cluster;
 
 /// <summary>The same sweep commands against a real PostgreSQL journal.</summary>
-[Collection(PostgresCollection.Name)]
+[Collection(ProcessCollection.Name)]
 public sealed class PostgresJournalTests(PostgresServer postgres) : IDisposable
 {
     private readonly string temp = Directory.CreateTempSubdirectory("sweep-pg-").FullName;

@@ -7,6 +7,7 @@ using Sweep.Protocol;
 using Sweep.Protocol.Events;
 using Sweep.Protocol.Messages;
 using Sweep.Protocol.Specs;
+using Sweep.Orchestrator.Cluster;
 
 namespace Sweep.Orchestrator.Running;
 
@@ -31,15 +32,38 @@ public sealed record WorkerLayout(int Workers, int Threads)
         model == ModelKind.Lenet && TorchDevices.CudaDeviceCount > 0 ? $"cuda:{slot % TorchDevices.CudaDeviceCount}" : "cpu";
 }
 
+/// <summary>Starts this process's worker slots, each registering with <paramref name="coordinator"/> (the coordinator, or the singleton proxy).</summary>
+public static class WorkerSlots
+{
+    public static IReadOnlyList<IActorRef> Start(ActorSystem system, IActorRef coordinator, ModelKind model, WorkerLayout layout)
+    {
+        var node = system.Settings.Config.GetString("akka.actor.provider", "") == "cluster"
+            ? Akka.Cluster.Cluster.Get(system).SelfAddress.HostPort()
+            : Environment.MachineName;
+        var workers = new List<IActorRef>();
+        for (int slot = 0; slot < layout.Workers; slot++)
+        {
+            var device = layout.DeviceOf(model, slot);
+            var workerSlot = new WorkerSlot($"{node}/{device}-{slot + 1}", node, device, layout.Threads);
+            workers.Add(system.ActorOf(TrialWorker.Props(workerSlot, coordinator), $"worker-{slot + 1}"));
+        }
+        return workers;
+    }
+}
+
 /// <summary>
-/// Runs (or resumes) one sweep on this machine: the coordinator, its workers, the progress lines,
-/// and a graceful stop on Ctrl+C (running trials checkpoint, everything is persisted, the resume
-/// command is printed).
+/// Runs (or resumes) one sweep from this process: on this machine alone, or, with
+/// <see cref="ClusterOptions"/>, as a node of a cluster whose singleton director hosts the
+/// coordinator. Starts the local worker slots, prints progress, and stops gracefully on Ctrl+C
+/// (running trials checkpoint, everything is persisted, the resume command is printed).
 /// </summary>
-public static class LocalSweep
+public static class SweepRun
 {
     private static readonly TimeSpan AskTimeout = TimeSpan.FromSeconds(60);
     private static readonly TimeSpan StopTimeout = TimeSpan.FromMinutes(2);
+
+    /// <summary>In a cluster, how long trials that were running when the coordinator's node died wait for their workers to claim them.</summary>
+    public static readonly TimeSpan ClusterOrphanGrace = TimeSpan.FromSeconds(20);
 
     public static async Task<int> RunAsync(
         JournalSettings journal,
@@ -47,28 +71,27 @@ public static class LocalSweep
         ISweepMessage startOrResume,
         Func<SweepSnapshot, WorkerLayout> layoutFor,
         TextWriter output,
-        CancellationToken interrupt)
+        CancellationToken interrupt,
+        ClusterOptions? cluster = null)
     {
-        await using var sweepSystem = await SweepSystem.StartAsync(journal);
+        cluster?.Validate(journal);
+        await using var sweepSystem = await SweepSystem.StartAsync(journal, cluster);
         var system = sweepSystem.System;
-        var coordinator = system.ActorOf(SweepCoordinator.Props(sweepId, new CoordinatorSettings(journal.CheckpointDirectory)), "sweep-" + sweepId);
+        var coordinator = cluster is null
+            ? system.ActorOf(SweepCoordinator.Props(sweepId, new CoordinatorSettings(journal.CheckpointDirectory)), "sweep-" + sweepId)
+            : await ClusterNode.OpenSweepAsync(system, journal, sweepId, AskTimeout);
 
         var answer = await coordinator.Ask<ISweepMessage>(startOrResume, AskTimeout);
         if (answer is SweepRefused refused) throw new InvalidInputException(refused.Reason);
         var accepted = (SweepAccepted)answer;
         var snapshot = await coordinator.Ask<SweepSnapshot>(new GetSweepState(), AskTimeout);
         var layout = layoutFor(snapshot);
-        output.WriteLine($"sweep {sweepId} ({snapshot.Definition.Name}): {accepted.Remaining} of {accepted.Trials} trial(s) to run on {layout.Workers} worker(s) x {layout.Threads} thread(s); journal {journal.Description}");
+        output.WriteLine($"sweep {sweepId} ({snapshot.Definition.Name}): {accepted.Remaining} of {accepted.Trials} trial(s) to run on {layout.Workers} local worker(s) x {layout.Threads} thread(s); journal {journal.Description}"
+                         + (cluster is null ? "" : $"; cluster node {Akka.Cluster.Cluster.Get(system).SelfAddress}"));
 
         var finished = new TaskCompletionSource<SweepSnapshot>(TaskCreationOptions.RunContinuationsAsynchronously);
         system.ActorOf(ProgressPrinter.Props(coordinator, snapshot, output, finished), "progress");
-        var node = Environment.MachineName;
-        for (int slot = 0; slot < layout.Workers; slot++)
-        {
-            var device = layout.DeviceOf(snapshot.Definition.Model, slot);
-            var workerSlot = new WorkerSlot($"{node}/{device}-{slot + 1}", node, device, layout.Threads);
-            system.ActorOf(TrialWorker.Props(workerSlot, coordinator), $"worker-{slot + 1}");
-        }
+        WorkerSlots.Start(system, coordinator, snapshot.Definition.Model, layout);
 
         var interrupted = Task.Delay(Timeout.Infinite, interrupt);
         if (await Task.WhenAny(finished.Task, interrupted) == finished.Task)
@@ -79,7 +102,7 @@ public static class LocalSweep
             return final.HasFailures ? 1 : 0;
         }
 
-        output.WriteLine($"interrupted: stopping running trials with a checkpoint…");
+        output.WriteLine("interrupted: stopping running trials with a checkpoint…");
         var stopped = await coordinator.Ask<SweepStopped>(new StopSweep(), StopTimeout);
         var state = SweepState.FromSnapshot(stopped.Snapshot);
         output.WriteLine($"sweep {sweepId}: {state.FinishedCount} of {state.Trials.Count} trial(s) finished; everything is in {journal.Description}");

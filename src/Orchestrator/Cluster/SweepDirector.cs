@@ -1,0 +1,95 @@
+using Akka.Actor;
+using Akka.Event;
+using Akka.Persistence;
+using Sweep.Orchestrator.Coordination;
+using Sweep.Protocol.Events;
+using Sweep.Protocol.Messages;
+
+namespace Sweep.Orchestrator.Cluster;
+
+/// <summary>
+/// The cluster singleton (role <c>coordinator</c>): it records in the shared journal which sweep the
+/// cluster runs and hosts that sweep's <see cref="SweepCoordinator"/> as its child, forwarding
+/// every command and worker message to it with the original sender. When the node hosting it dies,
+/// the singleton starts on the next coordinator-capable node, reads the active sweep back from the
+/// journal, and the coordinator recovers the sweep there; so nodes that join need no sweep id.
+/// </summary>
+public sealed class SweepDirector : ReceivePersistentActor
+{
+    public const string PersistenceIdValue = "sweep-director";
+
+    private readonly CoordinatorSettings settings;
+    private readonly ILoggingAdapter log = Context.GetLogger();
+    private string? activeSweep;
+    private bool activeFinished;
+    private IActorRef? coordinator;
+
+    public SweepDirector(CoordinatorSettings settings)
+    {
+        this.settings = settings;
+        Recover<DirectorSweepOpened>(opened => activeSweep = opened.SweepId);
+        Recover<RecoveryCompleted>(_ =>
+        {
+            if (activeSweep is not null) StartCoordinator(activeSweep);
+        });
+
+        Command<OpenSweep>(HandleOpen);
+        Command<SweepFinished>(finished =>
+        {
+            if (finished.Snapshot.SweepId == activeSweep) activeFinished = true;
+        });
+        Command<SweepSnapshot>(_ => { }); // the answer to the director's own subscription
+        Command<ISweepEvent>(_ => { });
+        Command<Terminated>(terminated =>
+        {
+            if (terminated.ActorRef.Equals(coordinator)) coordinator = null;
+        });
+        Command<ISweepMessage>(Forward);
+    }
+
+    public override string PersistenceId => PersistenceIdValue;
+
+    public static Props Props(CoordinatorSettings settings) => Akka.Actor.Props.Create(() => new SweepDirector(settings));
+
+    private void HandleOpen(OpenSweep open)
+    {
+        if (open.SweepId == activeSweep)
+        {
+            Sender.Tell(new SweepOpened(open.SweepId));
+            return;
+        }
+        if (activeSweep is not null && !activeFinished)
+        {
+            Sender.Tell(new SweepRefused(open.SweepId, $"this cluster is running sweep '{activeSweep}'; a cluster runs one sweep at a time (wait for it, or resume it)"));
+            return;
+        }
+        var requester = Sender;
+        Persist(new DirectorSweepOpened(open.SweepId, DateTimeOffset.UtcNow), opened =>
+        {
+            if (coordinator is not null) Context.Stop(coordinator);
+            activeSweep = opened.SweepId;
+            activeFinished = false;
+            StartCoordinator(opened.SweepId);
+            requester.Tell(new SweepOpened(opened.SweepId));
+        });
+    }
+
+    private void StartCoordinator(string sweepId)
+    {
+        coordinator = Context.ActorOf(SweepCoordinator.Props(sweepId, settings), "sweep-" + sweepId + "-" + Guid.NewGuid().ToString("N")[..8]);
+        Context.Watch(coordinator);
+        coordinator.Tell(new SubscribeToSweep());
+        log.Info("coordinating sweep {0}", sweepId);
+    }
+
+    private void Forward(ISweepMessage message)
+    {
+        if (coordinator is not null)
+        {
+            coordinator.Forward(message);
+            return;
+        }
+        // Workers keep registering until a sweep is open; anyone else learns that none is.
+        if (message is not RegisterWorker) Sender.Tell(new SweepRefused("", "no sweep is open in this cluster"));
+    }
+}

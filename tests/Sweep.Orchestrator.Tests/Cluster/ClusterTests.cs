@@ -1,0 +1,223 @@
+using System.Net;
+using System.Net.Sockets;
+using Akka.Actor;
+using Akka.Configuration;
+using Akka.Serialization;
+using Sweep.Orchestrator.Hosting;
+using Sweep.Orchestrator.Journal;
+using Sweep.Protocol.Events;
+
+namespace Sweep.Orchestrator.Tests.Cluster;
+
+/// <summary>
+/// Cluster-wide sweeps with real OS processes on loopback: a coordinator node, worker nodes, a
+/// standby coordinator, a shared PostgreSQL journal, SIGKILL and Ctrl+C.
+/// </summary>
+[Collection(ProcessCollection.Name)]
+public sealed class ClusterTests(PostgresServer postgres) : IDisposable
+{
+    private static readonly TimeSpan Long = TimeSpan.FromMinutes(3);
+    private readonly string temp = Directory.CreateTempSubdirectory("sweep-cluster-").FullName;
+    private readonly List<SweepProcess> processes = [];
+
+    public void Dispose()
+    {
+        foreach (var process in processes) process.Dispose();
+        Directory.Delete(temp, recursive: true);
+    }
+
+    private string Spec(int trials, int iterationMs, int maxIter)
+    {
+        var path = Path.Combine(temp, $"cluster-{trials}.conf");
+        var seeds = string.Join(", ", Enumerable.Range(1, trials));
+        File.WriteAllText(path, $$"""
+            sweep {
+              name = cluster
+              model = synthetic
+              max-iter = {{maxIter}}
+              test-interval = 50
+              grid {
+                batch-size = [32]
+                base-lr = [0.01]
+                seed = [{{seeds}}]
+              }
+              synthetic { iteration-ms = {{iterationMs}} }
+            }
+            """);
+        return path;
+    }
+
+    private SweepProcess Start(params string[] args)
+    {
+        var process = SweepProcess.Start(args);
+        processes.Add(process);
+        return process;
+    }
+
+    private SweepProcess Worker(int seedPort, string? journal = null) =>
+        Start(journal is null
+            ? ["worker", "--join", $"127.0.0.1:{seedPort}", "--workers", "1", "--threads", "1", "--data-dir", temp]
+            : ["worker", "--join", $"127.0.0.1:{seedPort}", "--workers", "1", "--threads", "1", "--data-dir", temp, "--journal", journal]);
+
+    [Fact]
+    public async Task A_coordinator_node_and_two_worker_nodes_run_12_trials_each_ending_exactly_once()
+    {
+        var journal = postgres.CreateDatabase();
+        int port = FreePort();
+        var coordinator = Start("run", Spec(12, 10, 100), "--sweep-id", "twelve", "--port", port.ToString(), "--workers", "0", "--journal", journal, "--data-dir", temp);
+        coordinator.WaitForLine(l => l.StartsWith("sweep twelve"), Long);
+        Worker(port);
+        Worker(port);
+
+        Assert.True(coordinator.WaitForExit(Long) == 0, coordinator.Stdout + coordinator.Stderr);
+
+        var events = await Events(journal, "twelve");
+        AssertEveryTrialCompletedOnce(events, 12);
+        var nodes = events.OfType<TrialStarted>().Select(e => e.Node).Distinct().ToList();
+        Assert.Equal(2, nodes.Count);
+        Assert.DoesNotContain(nodes, n => n.EndsWith($":{port}"));
+    }
+
+    [Fact]
+    public async Task A_worker_node_killed_mid_trial_has_its_trial_requeued_to_the_other_node()
+    {
+        var journal = postgres.CreateDatabase();
+        int port = FreePort();
+        var coordinator = Start("run", Spec(4, 40, 200), "--sweep-id", "lost-worker", "--port", port.ToString(), "--workers", "0", "--journal", journal, "--data-dir", temp);
+        coordinator.WaitForLine(l => l.StartsWith("sweep lost-worker"), Long);
+        var doomed = Worker(port);
+        var doomedAddress = AddressOf(doomed);
+        Worker(port);
+        coordinator.WaitForLine(l => l.Contains($"on sweep@{doomedAddress}") && l.Contains("started attempt"), Long);
+        coordinator.WaitForLine(l => l.Contains("iter 50/200"), Long);
+
+        doomed.Signal(SweepProcess.SIGKILL);
+
+        Assert.True(coordinator.WaitForExit(Long) == 0, coordinator.Stdout + coordinator.Stderr);
+        var events = await Events(journal, "lost-worker");
+        AssertEveryTrialCompletedOnce(events, 4);
+        var lost = events.OfType<TrialRequeued>().Single(e => e.Reason.Contains("was lost"));
+        var rerun = events.OfType<TrialStarted>().Where(e => e.TrialId == lost.TrialId).ToList();
+        Assert.True(rerun.Count >= 2);
+        Assert.DoesNotContain(doomedAddress, rerun[^1].Node);
+        Assert.True(rerun[^1].Attempt >= 2);
+    }
+
+    [Fact]
+    public async Task Killing_the_node_hosting_the_coordinator_moves_it_to_the_standby_which_finishes_the_sweep()
+    {
+        var journal = postgres.CreateDatabase();
+        int port = FreePort();
+        var first = Start("run", Spec(8, 20, 200), "--sweep-id", "failover", "--port", port.ToString(), "--workers", "0", "--journal", journal, "--data-dir", temp);
+        first.WaitForLine(l => l.StartsWith("sweep failover"), Long);
+        var standby = Start("resume", "failover", "--port", FreePort().ToString(), "--join", $"127.0.0.1:{port}", "--workers", "0", "--journal", journal, "--data-dir", temp);
+        standby.WaitForLine(l => l.StartsWith("sweep failover"), Long);
+        Worker(port);
+        Worker(port);
+        first.WaitForLines(lines => lines.Count(l => l.EndsWith(": completed")) >= 2, Long);
+
+        first.Signal(SweepProcess.SIGKILL);
+
+        Assert.True(standby.WaitForExit(Long) == 0, standby.Stdout + standby.Stderr);
+        Assert.Contains("the coordinator moved", standby.Stdout);
+        var events = await Events(journal, "failover");
+        AssertEveryTrialCompletedOnce(events, 8);
+        Assert.Single(events.OfType<SweepCompleted>());
+    }
+
+    [Fact]
+    public async Task A_worker_that_leaves_with_ctrl_c_hands_its_trial_back_and_the_sweep_completes()
+    {
+        var journal = postgres.CreateDatabase();
+        int port = FreePort();
+        var coordinator = Start("run", Spec(4, 40, 200), "--sweep-id", "leaving", "--port", port.ToString(), "--workers", "0", "--journal", journal, "--data-dir", temp);
+        coordinator.WaitForLine(l => l.StartsWith("sweep leaving"), Long);
+        var leaving = Worker(port);
+        var leavingAddress = AddressOf(leaving);
+        Worker(port);
+        coordinator.WaitForLine(l => l.Contains($"on sweep@{leavingAddress}") && l.Contains("started attempt"), Long);
+        coordinator.WaitForLine(l => l.Contains("iter 50/200"), Long);
+
+        leaving.Signal(SweepProcess.SIGINT);
+
+        Assert.Equal(0, leaving.WaitForExit(TimeSpan.FromMinutes(1)));
+        Assert.Contains("left the cluster", leaving.Stdout);
+        Assert.True(coordinator.WaitForExit(Long) == 0, coordinator.Stdout + coordinator.Stderr);
+        var events = await Events(journal, "leaving");
+        AssertEveryTrialCompletedOnce(events, 4);
+        var handedBack = events.OfType<TrialRequeued>().Single(e => e.Reason.Contains("left"));
+        Assert.Contains(events.OfType<TrialStarted>(), e => e.TrialId == handedBack.TrialId && e.FromIteration > 0);
+    }
+
+    [Fact]
+    public async Task Messages_with_an_unknown_manifest_or_type_name_json_are_refused_without_harm()
+    {
+        var journal = postgres.CreateDatabase();
+        int port = FreePort();
+        var coordinator = Start("run", Spec(3, 20, 100), "--sweep-id", "wire", "--port", port.ToString(), "--workers", "1", "--threads", "1", "--journal", journal, "--data-dir", temp);
+        coordinator.WaitForLine(l => l.StartsWith("sweep wire"), Long);
+
+        using (var intruder = ActorSystem.Create("intruder", ConfigurationFactory.ParseString($$"""
+            akka.actor.provider = remote
+            akka.remote.dot-netty.tcp { hostname = 127.0.0.1, port = 0 }
+            akka.actor.serializers.forged = "{{typeof(ForgedManifestSerializer).AssemblyQualifiedName}}"
+            akka.actor.serialization-bindings { "{{typeof(Forged).AssemblyQualifiedName}}" = forged }
+            akka.loglevel = ERROR
+            """)))
+        {
+            var target = intruder.ActorSelection($"akka.tcp://sweep@127.0.0.1:{port}/user/director-proxy");
+            target.Tell(new Forged("/etc/passwd"));
+            target.Tell(new FileInfo("/etc/passwd")); // goes out through Akka's type-name JSON serializer
+            await Task.Delay(TimeSpan.FromSeconds(2));
+            await intruder.Terminate();
+        }
+
+        Assert.True(coordinator.WaitForExit(Long) == 0, coordinator.Stdout + coordinator.Stderr);
+        var output = coordinator.Stdout + coordinator.Stderr;
+        Assert.Contains("unknown manifest 'System.IO.FileInfo", output);
+        Assert.Contains("refused", output);
+        AssertEveryTrialCompletedOnce(await Events(journal, "wire"), 3);
+    }
+
+    private static void AssertEveryTrialCompletedOnce(IReadOnlyList<ISweepEvent> events, int trials)
+    {
+        var completed = events.OfType<TrialCompleted>().GroupBy(e => e.TrialId).ToDictionary(g => g.Key, g => g.Count());
+        Assert.Equal(trials, completed.Count);
+        Assert.All(completed.Values, count => Assert.Equal(1, count));
+        Assert.DoesNotContain(events.OfType<TrialFailed>(), e => e.Final);
+    }
+
+    private static string AddressOf(SweepProcess worker)
+    {
+        worker.WaitForLine(l => l.StartsWith("worker node akka.tcp://sweep@"), Long);
+        var line = worker.Stdout.Split('\n').First(l => l.StartsWith("worker node akka.tcp://sweep@"));
+        return line["worker node akka.tcp://sweep@".Length..].Split(' ')[0];
+    }
+
+    private async Task<IReadOnlyList<ISweepEvent>> Events(string journal, string sweepId)
+    {
+        await using var system = await SweepSystem.StartAsync(new JournalSettings(temp, journal));
+        return await SweepJournal.EventsAsync(system.System, sweepId);
+    }
+
+    private static int FreePort()
+    {
+        using var listener = new TcpListener(IPAddress.Loopback, 0);
+        listener.Start();
+        return ((IPEndPoint)listener.LocalEndpoint).Port;
+    }
+
+    /// <summary>A message an attacker dresses up for the sweep serializer's id, naming a type it never accepts.</summary>
+    public sealed record Forged(string Path);
+
+    public sealed class ForgedManifestSerializer(ExtendedActorSystem system) : SerializerWithStringManifest(system)
+    {
+        public override int Identifier => Sweep.Protocol.Serialization.SweepSerializer.SerializerId;
+
+        public override string Manifest(object o) => "System.IO.FileInfo, System.IO.FileSystem";
+
+        public override byte[] ToBinary(object obj) => System.Text.Json.JsonSerializer.SerializeToUtf8Bytes(obj, obj.GetType());
+
+        public override object FromBinary(byte[] bytes, string manifest) => throw new NotSupportedException();
+    }
+}
