@@ -143,12 +143,11 @@ public static partial class SweepCommands
             var slots = WorkerSlots.Start(node.System, proxy, Protocol.Specs.ModelKind.Lenet, layout);
             output.WriteLine($"worker node {Akka.Cluster.Cluster.Get(node.System).SelfAddress} joining {cluster.Join}: {layout.Workers} slot(s) x {layout.Threads} thread(s){(coordinatorCapable ? "; may host the coordinator" : "")}");
             output.Flush();
-            try
+            var stopped = await Task.WhenAny(Task.Delay(Timeout.Infinite, cancellation), node.System.WhenTerminated);
+            if (stopped == node.System.WhenTerminated)
             {
-                await Task.Delay(Timeout.Infinite, cancellation);
-            }
-            catch (OperationCanceledException)
-            {
+                output.WriteLine("this node was removed from the cluster (downed): start it again to rejoin");
+                return SweepCommandLine.ExitFailed;
             }
             output.WriteLine("leaving: handing running trials back to the coordinator…");
             output.Flush();

@@ -14,8 +14,10 @@ namespace Sweep.Orchestrator.Cluster;
 /// the singleton starts on the next coordinator-capable node, reads the active sweep back from the
 /// journal, and the coordinator recovers the sweep there; so nodes that join need no sweep id.
 /// </summary>
-public sealed class SweepDirector : ReceivePersistentActor
+public sealed class SweepDirector : ReceivePersistentActor, IWithTimers
 {
+    private static readonly TimeSpan RestartDelay = TimeSpan.FromSeconds(5);
+
     public const string PersistenceIdValue = "sweep-director";
 
     private readonly CoordinatorSettings settings;
@@ -23,6 +25,10 @@ public sealed class SweepDirector : ReceivePersistentActor
     private string? activeSweep;
     private bool activeFinished;
     private IActorRef? coordinator;
+
+    private sealed record RestartCoordinator;
+
+    public ITimerScheduler Timers { get; set; } = null!;
 
     public SweepDirector(CoordinatorSettings settings)
     {
@@ -42,7 +48,15 @@ public sealed class SweepDirector : ReceivePersistentActor
         Command<ISweepEvent>(_ => { });
         Command<Terminated>(terminated =>
         {
-            if (terminated.ActorRef.Equals(coordinator)) coordinator = null;
+            if (!terminated.ActorRef.Equals(coordinator)) return;
+            // The coordinator stops when the journal fails a write; it recovers from the journal once started again.
+            coordinator = null;
+            log.Warning("the coordinator of sweep {0} stopped; starting it again in {1}", activeSweep, RestartDelay);
+            Timers.StartSingleTimer("restart", new RestartCoordinator(), RestartDelay);
+        });
+        Command<RestartCoordinator>(_ =>
+        {
+            if (coordinator is null && activeSweep is not null) StartCoordinator(activeSweep);
         });
         Command<ISweepMessage>(Forward);
     }
@@ -66,7 +80,11 @@ public sealed class SweepDirector : ReceivePersistentActor
         var requester = Sender;
         Persist(new DirectorSweepOpened(open.SweepId, DateTimeOffset.UtcNow), opened =>
         {
-            if (coordinator is not null) Context.Stop(coordinator);
+            if (coordinator is not null)
+            {
+                Context.Unwatch(coordinator);
+                Context.Stop(coordinator);
+            }
             activeSweep = opened.SweepId;
             activeFinished = false;
             StartCoordinator(opened.SweepId);

@@ -94,7 +94,13 @@ public static class SweepRun
         WorkerSlots.Start(system, coordinator, snapshot.Definition.Model, layout);
 
         var interrupted = Task.Delay(Timeout.Infinite, interrupt);
-        if (await Task.WhenAny(finished.Task, interrupted) == finished.Task)
+        var ended = await Task.WhenAny(finished.Task, interrupted, system.WhenTerminated);
+        if (ended == system.WhenTerminated)
+        {
+            output.WriteLine("this node was removed from the cluster (downed); the sweep goes on without it: 'sweep resume' or --join to come back");
+            return 1;
+        }
+        if (ended == finished.Task)
         {
             var final = SweepState.FromSnapshot(finished.Task.Result);
             output.WriteLine();
