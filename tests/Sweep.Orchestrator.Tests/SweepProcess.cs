@@ -79,6 +79,8 @@ public sealed class SweepProcess : IDisposable
         throw new TimeoutException($"no such line within {timeout}.\n{Stdout}\n{Stderr}");
     }
 
+    public bool HasExited => process.HasExited;
+
     public void Signal(int signal)
     {
         if (kill(process.Id, signal) != 0) throw new InvalidOperationException($"kill({process.Id}, {signal}) failed: errno {Marshal.GetLastPInvokeError()}");

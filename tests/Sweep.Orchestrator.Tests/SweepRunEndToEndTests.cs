@@ -102,6 +102,27 @@ public sealed class SweepRunEndToEndTests : IDisposable
     }
 
     [Fact]
+    public void Watch_follows_a_running_sweep_from_another_process_and_exits_when_it_ends()
+    {
+        var spec = WriteSpec("");
+        using var run = SweepProcess.Start("run", spec, "--sweep-id", "watched", "--data-dir", DataDir, "--workers", "1");
+        run.WaitForLine(l => l.Contains("started attempt"), Long);
+
+        using var watch = SweepProcess.Start("watch", "watched", "--data-dir", DataDir);
+        watch.WaitForLine(l => l.StartsWith("watching sweep watched"), Long);
+        watch.WaitForLine(l => l.Contains(": iter ") && l.Contains("/200"), TimeSpan.FromSeconds(30));
+        bool runStillGoing = !run.HasExited;
+
+        Assert.Equal(0, watch.WaitForExit(Long));
+        Assert.Equal(0, run.WaitForExit(Long));
+        Assert.True(runStillGoing, "watch showed progress while the sweep was running");
+        Assert.Contains("sweep watched completed", watch.Stdout);
+        Assert.Contains("9 completed", watch.Stdout);
+        var unknown = SweepProcess.Run("watch", "nope", "--data-dir", DataDir);
+        Assert.Equal(2, unknown.ExitCode);
+    }
+
+    [Fact]
     public async Task A_crash_fault_ends_the_process_and_resume_runs_the_trial_again_as_attempt_2()
     {
         var spec = WriteSpec("{ trial = b64-lr0.02, at-iteration = 120, kind = crash, attempts = [1] }");

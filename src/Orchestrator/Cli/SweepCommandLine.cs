@@ -24,6 +24,7 @@ public static class SweepCommandLine
             SweepCommands.Run(output),
             SweepCommands.Resume(output),
             SweepCommands.Status(output),
+            SweepCommands.Watch(output),
             SweepCommands.Worker(output),
             TrainCommand.Create(output),
         };

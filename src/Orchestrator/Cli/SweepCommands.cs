@@ -139,7 +139,7 @@ public static partial class SweepCommands
             cluster.Validate(journal);
             var layout = WorkerLayout.For(Protocol.Specs.ModelKind.Lenet, parsed.GetValue(workers), parsed.GetValue(threads));
             await using var node = await SweepSystem.StartAsync(journal, cluster);
-            var proxy = Cluster.ClusterNode.StartDirector(node.System, journal, coordinatorCapable);
+            var proxy = Cluster.ClusterNode.StartDirector(node.System, journal, coordinatorCapable, output);
             var slots = WorkerSlots.Start(node.System, proxy, Protocol.Specs.ModelKind.Lenet, layout);
             output.WriteLine($"worker node {Akka.Cluster.Cluster.Get(node.System).SelfAddress} joining {cluster.Join}: {layout.Workers} slot(s) x {layout.Threads} thread(s){(coordinatorCapable ? "; may host the coordinator" : "")}");
             output.Flush();
@@ -155,6 +155,21 @@ public static partial class SweepCommands
             await Akka.Actor.CoordinatedShutdown.Get(node.System).Run(Akka.Actor.CoordinatedShutdown.ClusterLeavingReason.Instance);
             output.WriteLine("left the cluster");
             return SweepCommandLine.ExitOk;
+        });
+        return command;
+    }
+
+    public static Command Watch(TextWriter output)
+    {
+        var sweepId = new Argument<string>("ID") { Description = "The sweep to follow." };
+        var journalOptions = new JournalOptions();
+        var command = new Command("watch", "Follow a sweep's progress from any machine that reaches its journal, until it ends.") { sweepId };
+        journalOptions.AddTo(command);
+        command.SetAction((parsed, cancellation) =>
+        {
+            var id = parsed.GetValue(sweepId)!;
+            RequireValidId(id);
+            return SweepWatch.RunAsync(journalOptions.ReadExisting(parsed), id, output, cancellation);
         });
         return command;
     }

@@ -11,8 +11,14 @@ namespace Sweep.Orchestrator.Cluster;
 public static class ClusterNode
 {
     /// <summary>Starts the singleton manager here when this node may coordinate, and the proxy; returns the proxy.</summary>
-    public static IActorRef StartDirector(ActorSystem system, JournalSettings journal, bool coordinatorCapable)
+    public static IActorRef StartDirector(ActorSystem system, JournalSettings journal, bool coordinatorCapable, TextWriter output)
     {
+        var cluster = Akka.Cluster.Cluster.Get(system);
+        cluster.RegisterOnMemberUp(() =>
+        {
+            output.WriteLine($"cluster node {cluster.SelfAddress} is up");
+            output.Flush();
+        });
         if (coordinatorCapable)
         {
             var settings = new CoordinatorSettings(journal.CheckpointDirectory, OrphanGrace: Running.SweepRun.ClusterOrphanGrace);
@@ -24,9 +30,9 @@ public static class ClusterNode
     }
 
     /// <summary>Makes <paramref name="sweepId"/> the cluster's sweep; returns the proxy that reaches its coordinator.</summary>
-    public static async Task<IActorRef> OpenSweepAsync(ActorSystem system, JournalSettings journal, string sweepId, TimeSpan timeout)
+    public static async Task<IActorRef> OpenSweepAsync(ActorSystem system, JournalSettings journal, string sweepId, TimeSpan timeout, TextWriter output)
     {
-        var proxy = StartDirector(system, journal, coordinatorCapable: true);
+        var proxy = StartDirector(system, journal, coordinatorCapable: true, output);
         var answer = await proxy.Ask<ISweepMessage>(new OpenSweep(sweepId), timeout);
         if (answer is SweepRefused refused) throw new InvalidInputException(refused.Reason);
         return proxy;

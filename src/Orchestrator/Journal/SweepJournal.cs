@@ -43,6 +43,24 @@ public static class SweepJournal
     }
 
     /// <summary>
+    /// Follows a sweep as it is persisted, from any process that reaches the journal: replays what
+    /// is there, then hands each new event to <paramref name="onEvent"/> as the read journal polls it
+    /// (akka.persistence.query.journal.sql.refresh-interval), until <paramref name="onEvent"/> returns false.
+    /// </summary>
+    public static async Task FollowAsync(ActorSystem system, string sweepId, Func<ISweepEvent, bool> onEvent, CancellationToken cancellation)
+    {
+        var journal = PersistenceQuery.Get(system).ReadJournalFor<SqlReadJournal>(SqlReadJournal.Identifier);
+        var (kill, done) = journal.EventsByPersistenceId(SweepCoordinator.PersistenceIdFor(sweepId), 0, long.MaxValue)
+            .Select(envelope => (ISweepEvent)envelope.Event)
+            .TakeWhile(new Predicate<ISweepEvent>(onEvent))
+            .ViaMaterialized(KillSwitches.Single<ISweepEvent>(), Keep.Right)
+            .ToMaterialized(Sink.Ignore<ISweepEvent>(), Keep.Both)
+            .Run(system.Materializer());
+        await using var _ = cancellation.Register(kill.Shutdown);
+        await done;
+    }
+
+    /// <summary>
     /// Recovers the coordinator's state the way the coordinator itself does (snapshot, then events)
     /// but never persists: it answers once and stops.
     /// </summary>

@@ -79,7 +79,7 @@ public static class SweepRun
         var system = sweepSystem.System;
         var coordinator = cluster is null
             ? system.ActorOf(SweepCoordinator.Props(sweepId, new CoordinatorSettings(journal.CheckpointDirectory)), "sweep-" + sweepId)
-            : await ClusterNode.OpenSweepAsync(system, journal, sweepId, AskTimeout);
+            : await ClusterNode.OpenSweepAsync(system, journal, sweepId, AskTimeout, output);
 
         var answer = await coordinator.Ask<ISweepMessage>(startOrResume, AskTimeout);
         if (answer is SweepRefused refused) throw new InvalidInputException(refused.Reason);

@@ -87,7 +87,7 @@ public sealed class ClusterTests(PostgresServer postgres) : IDisposable
         coordinator.WaitForLine(l => l.StartsWith("sweep lost-worker"), Long);
         var doomed = Worker(port);
         var doomedAddress = AddressOf(doomed);
-        Worker(port);
+        WaitUntilUp(coordinator, doomed, Worker(port));
         coordinator.WaitForLine(l => l.Contains($"on sweep@{doomedAddress}") && l.Contains("started attempt"), Long);
         coordinator.WaitForLine(l => l.Contains("iter 50/200"), Long);
 
@@ -112,8 +112,7 @@ public sealed class ClusterTests(PostgresServer postgres) : IDisposable
         first.WaitForLine(l => l.StartsWith("sweep failover"), Long);
         var standby = Start("resume", "failover", "--port", FreePort().ToString(), "--join", $"127.0.0.1:{port}", "--workers", "0", "--journal", journal, "--data-dir", temp);
         standby.WaitForLine(l => l.StartsWith("sweep failover"), Long);
-        Worker(port);
-        Worker(port);
+        WaitUntilUp(first, standby, Worker(port), Worker(port));
         first.WaitForLines(lines => lines.Count(l => l.EndsWith(": completed")) >= 2, Long);
 
         first.Signal(SweepProcess.SIGKILL);
@@ -134,7 +133,7 @@ public sealed class ClusterTests(PostgresServer postgres) : IDisposable
         coordinator.WaitForLine(l => l.StartsWith("sweep leaving"), Long);
         var leaving = Worker(port);
         var leavingAddress = AddressOf(leaving);
-        Worker(port);
+        WaitUntilUp(coordinator, leaving, Worker(port));
         coordinator.WaitForLine(l => l.Contains($"on sweep@{leavingAddress}") && l.Contains("started attempt"), Long);
         coordinator.WaitForLine(l => l.Contains("iter 50/200"), Long);
 
@@ -185,6 +184,12 @@ public sealed class ClusterTests(PostgresServer postgres) : IDisposable
         Assert.Equal(trials, completed.Count);
         Assert.All(completed.Values, count => Assert.Equal(1, count));
         Assert.DoesNotContain(events.OfType<TrialFailed>(), e => e.Final);
+    }
+
+    /// <summary>Waits until each node says it is a member in state Up: before that, the split-brain resolver would not count it.</summary>
+    private static void WaitUntilUp(params SweepProcess[] nodes)
+    {
+        foreach (var node in nodes) node.WaitForLine(l => l.StartsWith("cluster node ") && l.EndsWith(" is up"), Long);
     }
 
     private static string AddressOf(SweepProcess worker)
