@@ -123,6 +123,42 @@ public sealed class SweepRunEndToEndTests : IDisposable
     }
 
     [Fact]
+    public void Trial_events_are_logged_as_json_with_their_properties_and_logs_prints_one_trials_lines()
+    {
+        var spec = WriteSpec("{ trial = b32-lr0.01, at-iteration = 60, kind = exception, attempts = [1] }");
+        using var run = SweepProcess.Start("run", spec, "--sweep-id", "logged", "--data-dir", DataDir, "--workers", "1", "--set", "sweep.max-iter=100");
+        run.WaitForLine(l => l.Contains("started attempt"), Long);
+        using (var follow = SweepProcess.Start("logs", "logged", "--data-dir", DataDir, "--follow"))
+        {
+            follow.WaitForLine(l => l.Contains("completed: test accuracy"), Long);
+            follow.Signal(SweepProcess.SIGINT);
+            Assert.Equal(0, follow.WaitForExit(TimeSpan.FromSeconds(30)));
+        }
+        Assert.Equal(0, run.WaitForExit(Long));
+
+        var files = Directory.GetFiles(Path.Combine(DataDir, "logs"), "logged-*.json");
+        var trialEvents = File.ReadAllLines(Assert.Single(files))
+            .Select(l => JsonDocument.Parse(l).RootElement)
+            .Where(e => e.TryGetProperty("TrialId", out _))
+            .ToList();
+        Assert.NotEmpty(trialEvents);
+        Assert.All(trialEvents, e =>
+        {
+            foreach (var property in new[] { "SweepId", "TrialId", "TrialName", "Attempt", "Node", "Worker" }) Assert.True(e.TryGetProperty(property, out _), property);
+            Assert.Equal("logged", e.GetProperty("SweepId").GetString());
+        });
+        Assert.Contains(trialEvents, e => e.GetProperty("TrialName").GetString() == "b32-lr0.01" && e.GetProperty("Attempt").GetInt32() == 2);
+
+        var (exit, stdout, _) = SweepProcess.Run("logs", "logged", "--data-dir", DataDir, "--trial", "b32-lr0.01");
+        Assert.Equal(0, exit);
+        var lines = stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        Assert.All(lines, l => Assert.Contains("b32-lr0.01", l));
+        Assert.Contains(lines, l => l.Contains("[WRN] Trial b32-lr0.01 attempt 1 failed") && l.Contains("injected fault"));
+        Assert.Contains(lines, l => l.Contains("Trial b32-lr0.01 completed"));
+        Assert.Equal(2, SweepProcess.Run("logs", "logged", "--data-dir", DataDir, "--trial", "no-such-trial").ExitCode);
+    }
+
+    [Fact]
     public async Task A_crash_fault_ends_the_process_and_resume_runs_the_trial_again_as_attempt_2()
     {
         var spec = WriteSpec("{ trial = b64-lr0.02, at-iteration = 120, kind = crash, attempts = [1] }");

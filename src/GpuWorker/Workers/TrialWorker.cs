@@ -1,5 +1,6 @@
 using Akka.Actor;
 using Akka.Event;
+using Sweep.GpuWorker.Logging;
 using Sweep.GpuWorker.Runners;
 using Sweep.GpuWorker.Training;
 using Sweep.Protocol;
@@ -141,7 +142,7 @@ public sealed class TrialWorker : ReceiveActor, IWithTimers
         var observer = new ForwardingObserver(attempt, trial, reportTo, self);
         var options = new TrainingOptions(slot.Threads, slot.Device, trial.CheckpointPath, ResumeFromIfPresent(trial), CheckpointOnCancel: true);
         var runner = runners(trial.Model);
-        log.Info("worker {0} runs {1} attempt {2}", slot.WorkerId, trial.Trial.Name, trial.Attempt);
+        TrialLogFor(trial).Info("Worker {Worker} runs trial {TrialName} attempt {Attempt}", slot.WorkerId, trial.Trial.Name, trial.Attempt);
 
         Task.Factory.StartNew(
                 () => runner.Run(trial, options, observer, attempt.Cancellation.Token),
@@ -154,12 +155,14 @@ public sealed class TrialWorker : ReceiveActor, IWithTimers
             .PipeTo(self);
     }
 
+    private ILoggingAdapter TrialLogFor(RunTrial trial) => log.ForTrial(trial.SweepId, trial.Trial.Id, trial.Trial.Name, trial.Attempt, slot.Node, slot.WorkerId);
+
     /// <summary>A checkpoint that is not on this node (another machine wrote it) means starting over.</summary>
     private string? ResumeFromIfPresent(RunTrial trial)
     {
         if (trial.ResumeFrom is not { } path) return null;
         if (File.Exists(path)) return path;
-        log.Warning("checkpoint {0} of {1} is not on this node: the trial starts from scratch", path, trial.Trial.Name);
+        TrialLogFor(trial).Warning("Checkpoint {Checkpoint} of trial {TrialName} is not on this node: it starts from scratch", path, trial.Trial.Name);
         return null;
     }
 
@@ -185,7 +188,7 @@ public sealed class TrialWorker : ReceiveActor, IWithTimers
             { Result: { } result } => End(TrialEndKind.Stopped, result.Iteration, attempt?.StopReason, result.CheckpointPath),
             _ => End(TrialEndKind.Failed, 0, "the attempt ended without a result"),
         };
-        log.Info("worker {0}: {1} attempt {2} ended {3}", slot.WorkerId, trial.Trial.Name, trial.Attempt, ended.Kind);
+        TrialLogFor(trial).Info("Trial {TrialName} attempt {Attempt} ended on {Worker}: {Outcome} at iteration {Iteration} {Reason}", trial.Trial.Name, trial.Attempt, slot.WorkerId, ended.Kind, ended.Iteration, ended.Reason ?? "");
         coordinator.Tell(ended);
         attempt?.Cancellation.Dispose();
         leaveRequester?.Tell(new Left(slot.WorkerId));

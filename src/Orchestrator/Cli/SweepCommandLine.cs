@@ -25,10 +25,13 @@ public static class SweepCommandLine
             SweepCommands.Resume(output),
             SweepCommands.Status(output),
             SweepCommands.Watch(output),
+            SweepCommands.Logs(output),
             SweepCommands.Worker(output),
             TrainCommand.Create(output),
         };
 
+        var logLevel = new Option<string?>("--log-level") { Description = "Log level of this process: verbose, debug, information, warning, error [default: hocon/akka.conf].", Recursive = true };
+        root.Options.Add(logLevel);
         var parsed = root.Parse(args);
         if (parsed.Errors.Count > 0)
         {
@@ -41,6 +44,7 @@ public static class SweepCommandLine
         using var sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, Interrupt);
         try
         {
+            if (parsed.GetValue(logLevel) is { } level) Hosting.SweepLogging.LevelOverride = Hosting.SweepLogging.ParseLevel(level, "--log-level");
             var configuration = new InvocationConfiguration { Output = output, Error = error, ProcessTerminationTimeout = null, EnableDefaultExceptionHandler = false };
             return await parsed.InvokeAsync(configuration, interrupt.Token);
         }

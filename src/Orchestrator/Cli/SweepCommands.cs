@@ -138,7 +138,7 @@ public static partial class SweepCommands
             var cluster = clusterFlags.Read(parsed, coordinatorCapable, hostsWorkers: true)!;
             cluster.Validate(journal);
             var layout = WorkerLayout.For(Protocol.Specs.ModelKind.Lenet, parsed.GetValue(workers), parsed.GetValue(threads));
-            await using var node = await SweepSystem.StartAsync(journal, cluster);
+            await using var node = await SweepSystem.StartAsync(journal, cluster, logName: $"worker-{Environment.MachineName}-{Environment.ProcessId}");
             var proxy = Cluster.ClusterNode.StartDirector(node.System, journal, coordinatorCapable, output);
             var slots = WorkerSlots.Start(node.System, proxy, Protocol.Specs.ModelKind.Lenet, layout);
             output.WriteLine($"worker node {Akka.Cluster.Cluster.Get(node.System).SelfAddress} joining {cluster.Join}: {layout.Workers} slot(s) x {layout.Threads} thread(s){(coordinatorCapable ? "; may host the coordinator" : "")}");
@@ -170,6 +170,23 @@ public static partial class SweepCommands
             var id = parsed.GetValue(sweepId)!;
             RequireValidId(id);
             return SweepWatch.RunAsync(journalOptions.ReadExisting(parsed), id, output, cancellation);
+        });
+        return command;
+    }
+
+    public static Command Logs(TextWriter output)
+    {
+        var sweepId = new Argument<string>("ID") { Description = "The sweep whose log lines to print." };
+        var trial = new Option<string?>("--trial") { Description = "Only this trial's lines (its name, e.g. CASE8 or b32-lr0.02)." };
+        var follow = new Option<bool>("--follow") { Description = "Keep printing new lines as they are written, until Ctrl+C." };
+        var journalOptions = new JournalOptions();
+        var command = new Command("logs", "Print one sweep's or one trial's log lines from DATA-DIR/logs.") { sweepId, trial, follow };
+        journalOptions.AddTo(command);
+        command.SetAction((parsed, cancellation) =>
+        {
+            var id = parsed.GetValue(sweepId)!;
+            RequireValidId(id);
+            return SweepLogs.RunAsync(journalOptions.Read(parsed), id, parsed.GetValue(trial), parsed.GetValue(follow), output, cancellation);
         });
         return command;
     }

@@ -1,6 +1,7 @@
 using Akka.Actor;
 using Akka.Event;
 using Akka.Persistence;
+using Sweep.GpuWorker.Logging;
 using Sweep.Protocol.Events;
 using Sweep.Protocol.Messages;
 using Sweep.Protocol.Specs;
@@ -343,11 +344,43 @@ public sealed class SweepCoordinator : ReceivePersistentActor, IWithTimers
     private void Applied(ISweepEvent e)
     {
         state!.Apply(e);
+        if (e is ITrialEvent trialEvent) LogTrialEvent(trialEvent);
         foreach (var subscriber in subscribers) subscriber.Tell(e);
         if (++eventsSinceSnapshot >= settings.SnapshotEvery)
         {
             eventsSinceSnapshot = 0;
             SaveSnapshot(state.ToSnapshot());
+        }
+    }
+
+    /// <summary>One log line per persisted trial event, with the trial's properties (progress only at debug level).</summary>
+    private void LogTrialEvent(ITrialEvent e)
+    {
+        var trial = state![e.TrialId];
+        var log = this.log.ForTrial(sweepId, e.TrialId, trial.Definition.Name, trial.Attempts, trial.Node, trial.WorkerId);
+        switch (e)
+        {
+            case TrialStarted s:
+                log.Info("Trial {TrialName} attempt {Attempt} started on {Worker} from iteration {FromIteration}", trial.Definition.Name, s.Attempt, s.WorkerId, s.FromIteration);
+                break;
+            case TrialProgress p:
+                log.Debug("Trial {TrialName} at iteration {Iteration}: test accuracy {TestAccuracy}, train loss {TrainLoss}", trial.Definition.Name, p.Metrics.Iteration, p.Metrics.TestAccuracy, p.Metrics.TrainLoss);
+                break;
+            case TrialCompleted:
+                log.Info("Trial {TrialName} completed: test accuracy {TestAccuracy}", trial.Definition.Name, trial.FinalTestAccuracy ?? double.NaN);
+                break;
+            case TrialDiverged d:
+                log.Warning("Trial {TrialName} diverged at iteration {Iteration}: {Reason}", trial.Definition.Name, d.Iteration, d.Reason);
+                break;
+            case TrialFailed f:
+                log.Warning("Trial {TrialName} attempt {Attempt} failed{Final}: {Error}", trial.Definition.Name, f.Attempt, f.Final ? " for good" : "", f.Error);
+                break;
+            case TrialRequeued r:
+                log.Info("Trial {TrialName} re-queued: {Reason}", trial.Definition.Name, r.Reason);
+                break;
+            case TrialCheckpointed c:
+                log.Debug("Trial {TrialName} checkpointed at iteration {Iteration}", trial.Definition.Name, c.Iteration);
+                break;
         }
     }
 

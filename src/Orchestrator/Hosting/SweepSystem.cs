@@ -53,9 +53,11 @@ public static class SweepAkkaConfiguration
 {
     private static string AkkaConfigFile => Path.Combine(AppContext.BaseDirectory, "hocon", "akka.conf");
 
+    public static Akka.Configuration.Config AkkaConfig => Akka.Configuration.ConfigurationFactory.ParseString(File.ReadAllText(AkkaConfigFile));
+
     /// <summary>hocon/akka.conf, the SQL journal and snapshot store on <paramref name="journal"/>, and the sweep serializer.</summary>
     public static AkkaConfigurationBuilder WithSweepJournal(this AkkaConfigurationBuilder akka, JournalSettings journal) =>
-        akka.AddHocon(Akka.Configuration.ConfigurationFactory.ParseString(File.ReadAllText(AkkaConfigFile)), HoconAddMode.Prepend)
+        akka.AddHocon(AkkaConfig, HoconAddMode.Prepend)
             // SQLite has one writer: more parallel writers only contend for its lock (PostgreSQL keeps Akka's default).
             .AddHocon(journal.IsPostgres ? "akka.persistence.journal.sql.parallelism = 3" : "akka.persistence.journal.sql.parallelism = 1", HoconAddMode.Prepend)
             .WithSqlPersistence(journal.ConnectionString, journal.ProviderName)
@@ -74,14 +76,17 @@ public sealed class SweepSystem : IAsyncDisposable
 
     public ActorSystem System { get; }
 
-    public static async Task<SweepSystem> StartAsync(JournalSettings journal, ClusterOptions? cluster = null)
+    /// <param name="logName">Write this process's log to DATA-DIR/logs/NAME.json (null: console only).</param>
+    public static async Task<SweepSystem> StartAsync(JournalSettings journal, ClusterOptions? cluster = null, string? logName = null)
     {
+        var logging = SweepLogging.Configure(journal, logName, SweepAkkaConfiguration.AkkaConfig);
         Directory.CreateDirectory(journal.DataDirectory);
         if (!journal.IsPostgres) Directory.CreateDirectory(Path.GetDirectoryName(journal.JournalFile)!);
         var builder = Host.CreateEmptyApplicationBuilder(new HostApplicationBuilderSettings());
         builder.Services.AddAkka(ClusterOptions.SystemName, akka =>
         {
             akka.WithSweepJournal(journal);
+            akka.AddHocon(logging, HoconAddMode.Prepend);
             cluster?.Configure(akka);
         });
         var host = builder.Build();
@@ -93,5 +98,6 @@ public sealed class SweepSystem : IAsyncDisposable
     {
         await host.StopAsync();
         host.Dispose();
+        await Serilog.Log.CloseAndFlushAsync();
     }
 }

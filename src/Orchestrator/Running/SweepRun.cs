@@ -75,7 +75,7 @@ public static class SweepRun
         ClusterOptions? cluster = null)
     {
         cluster?.Validate(journal);
-        await using var sweepSystem = await SweepSystem.StartAsync(journal, cluster);
+        await using var sweepSystem = await SweepSystem.StartAsync(journal, cluster, logName: sweepId);
         var system = sweepSystem.System;
         var coordinator = cluster is null
             ? system.ActorOf(SweepCoordinator.Props(sweepId, new CoordinatorSettings(journal.CheckpointDirectory)), "sweep-" + sweepId)

@@ -1,0 +1,64 @@
+using Serilog;
+using Serilog.Events;
+using Serilog.Formatting.Compact;
+using Sweep.Protocol;
+
+namespace Sweep.Orchestrator.Hosting;
+
+/// <summary>
+/// Serilog for the whole process, Akka's own logs included (Akka.Logger.Serilog): warnings and
+/// errors on the console (stderr, so stdout stays for progress and JSON), and, for processes that
+/// run trials, every event at the configured level as compact JSON in DATA-DIR/logs/NAME.json
+/// (rolled daily and at 50 MB), one object per line, with the trial properties that
+/// `sweep logs` filters on. The level comes from --log-level, else hocon/akka.conf (sweep.logging.level).
+/// </summary>
+public static class SweepLogging
+{
+    /// <summary>Set from --log-level for this process; null leaves it to hocon/akka.conf.</summary>
+    public static LogEventLevel? LevelOverride { get; set; }
+
+    public static string Directory(JournalSettings journal) => Path.Combine(journal.DataDirectory, "logs");
+
+    /// <summary>Configures Serilog and returns the Akka settings that route Akka's logs into it at the same level.</summary>
+    public static string Configure(JournalSettings journal, string? logName, Akka.Configuration.Config akkaConfig)
+    {
+        var level = LevelOverride ?? ParseLevel(akkaConfig.GetString("sweep.logging.level", "information"), "sweep.logging.level");
+        var consoleLevel = ParseLevel(akkaConfig.GetString("sweep.logging.console-level", "warning"), "sweep.logging.console-level");
+        var configuration = new LoggerConfiguration()
+            .MinimumLevel.Is(level)
+            .Enrich.FromLogContext()
+            .WriteTo.Console(restrictedToMinimumLevel: consoleLevel > level ? consoleLevel : level, standardErrorFromLevel: LogEventLevel.Verbose,
+                outputTemplate: "[{Level:u3}] {Message:lj}{NewLine}{Exception}");
+        if (logName is not null)
+        {
+            configuration.WriteTo.File(new CompactJsonFormatter(), Path.Combine(Directory(journal), logName + "-.json"),
+                rollingInterval: RollingInterval.Day, fileSizeLimitBytes: 50_000_000, rollOnFileSizeLimit: true, shared: true,
+                flushToDiskInterval: TimeSpan.FromSeconds(1));
+        }
+        Log.Logger = configuration.CreateLogger();
+        return $$"""
+            akka.loggers = ["Akka.Logger.Serilog.SerilogLogger, Akka.Logger.Serilog"]
+            akka.logger-formatter = "Akka.Logger.Serilog.SerilogLogMessageFormatter, Akka.Logger.Serilog"
+            akka.loglevel = {{AkkaLevel(level)}}
+            akka.stdout-loglevel = OFF
+            """;
+    }
+
+    public static LogEventLevel ParseLevel(string text, string source) => text.Trim().ToLowerInvariant() switch
+    {
+        "verbose" or "trace" => LogEventLevel.Verbose,
+        "debug" => LogEventLevel.Debug,
+        "information" or "info" => LogEventLevel.Information,
+        "warning" or "warn" => LogEventLevel.Warning,
+        "error" => LogEventLevel.Error,
+        _ => throw new InvalidInputException($"{source}: '{text}' is not a log level (verbose, debug, information, warning, error)"),
+    };
+
+    private static string AkkaLevel(LogEventLevel level) => level switch
+    {
+        <= LogEventLevel.Debug => "DEBUG",
+        LogEventLevel.Information => "INFO",
+        LogEventLevel.Warning => "WARNING",
+        _ => "ERROR",
+    };
+}
