@@ -98,6 +98,18 @@ public sealed class TrialWorkerTests : Akka.TestKit.Xunit2.TestKit, IDisposable
     }
 
     [Fact]
+    public void A_checkpoint_missing_on_this_node_is_reported_and_the_attempt_starts_from_scratch()
+    {
+        var run = Run() with { Attempt = 2, ResumeFrom = temp.File("written-on-another-node.ckpt") };
+        worker.Tell(run, coordinator.Ref);
+
+        var missing = coordinator.ExpectMsg<TrialCheckpointMissing>(Wait);
+        Assert.Equal((run.Trial.Id, 2, run.ResumeFrom), (missing.TrialId, missing.Attempt, missing.Path));
+        Assert.Equal(0, coordinator.ExpectMsg<TrialProgressed>(Wait).Metrics.Iteration);
+        Assert.Equal(TrialEndKind.Completed, coordinator.FishForMessage<TrialEnded>(_ => true, Wait).Kind);
+    }
+
+    [Fact]
     public void Stop_ends_the_attempt_with_a_checkpoint_it_can_continue_from()
     {
         var run = Run(iterationMs: 20);

@@ -191,6 +191,21 @@ public sealed class SweepRunEndToEndTests : IDisposable
         Assert.False(File.Exists(Path.Combine(DataDir, "journal.db")), stdout);
     }
 
+    [Theory]
+    [InlineData("needs a journal every node reaches", "worker", "--join", "127.0.0.1:4053", "--journal", "other.db")]
+    [InlineData("expected HOST:PORT", "worker", "--join", "nowhere")]
+    [InlineData("the first node of a cluster needs a fixed port", "run", "SPEC", "--port", "0")]
+    [InlineData("--port must be 0-65535", "worker", "--join", "127.0.0.1:4053", "--port", "70000")]
+    public void Bad_cluster_flags_exit_2_with_one_line(string says, params string[] args)
+    {
+        var spec = WriteSpec("");
+        var (exit, _, stderr) = SweepProcess.Run([.. args.Select(a => a == "SPEC" ? spec : a), "--data-dir", DataDir]);
+
+        Assert.Equal(2, exit);
+        Assert.Contains(says, stderr);
+        Assert.Single(stderr.Split('\n', StringSplitOptions.RemoveEmptyEntries));
+    }
+
     [Fact]
     public void Status_and_resume_of_unknown_sweeps_exit_2()
     {

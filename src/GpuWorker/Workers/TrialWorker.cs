@@ -163,6 +163,7 @@ public sealed class TrialWorker : ReceiveActor, IWithTimers
         if (trial.ResumeFrom is not { } path) return null;
         if (File.Exists(path)) return path;
         TrialLogFor(trial).Warning("Checkpoint {Checkpoint} of trial {TrialName} is not on this node: it starts from scratch", path, trial.Trial.Name);
+        coordinator.Tell(new TrialCheckpointMissing(trial.Trial.Id, trial.Attempt, path));
         return null;
     }
 

@@ -70,6 +70,11 @@ public sealed class SweepCoordinator : ReceivePersistentActor, IWithTimers
         Command<RegisterWorker>(HandleRegister);
         Command<TrialProgressed>(HandleProgress);
         Command<TrialCheckpointSaved>(HandleCheckpoint);
+        Command<TrialCheckpointMissing>(missing =>
+        {
+            if (IsCurrent(missing.TrialId, missing.Attempt))
+                PersistAndApply(new TrialRestartedFromScratch(missing.TrialId, missing.Attempt, missing.Path, DateTimeOffset.UtcNow));
+        });
         Command<TrialEnded>(HandleEnded);
         Command<Terminated>(HandleTerminated);
         Command<StopSweep>(_ => HandleStop());
@@ -377,6 +382,9 @@ public sealed class SweepCoordinator : ReceivePersistentActor, IWithTimers
                 break;
             case TrialRequeued r:
                 log.Info("Trial {TrialName} re-queued: {Reason}", trial.Definition.Name, r.Reason);
+                break;
+            case TrialRestartedFromScratch r:
+                log.Warning("Trial {TrialName} attempt {Attempt} starts from scratch: its checkpoint {Checkpoint} is not on {Worker}'s node", trial.Definition.Name, r.Attempt, r.Path, trial.WorkerId ?? "");
                 break;
             case TrialCheckpointed c:
                 log.Debug("Trial {TrialName} checkpointed at iteration {Iteration}", trial.Definition.Name, c.Iteration);

@@ -103,6 +103,9 @@ public sealed class SweepState
             case TrialCheckpointed e:
                 Update(e.TrialId, t => t with { CheckpointPath = e.Path, CheckpointIteration = e.Iteration });
                 break;
+            case TrialRestartedFromScratch e:
+                Update(e.TrialId, t => t with { CheckpointPath = null, CheckpointIteration = 0, Iteration = 0 });
+                break;
             case TrialCompleted e:
                 Update(e.TrialId, t => t with { State = TrialState.Completed, FinishedAt = e.At, WorkerId = null });
                 break;

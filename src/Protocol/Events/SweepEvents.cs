@@ -31,6 +31,9 @@ public sealed record TrialProgress(string TrialId, int Attempt, TrialMetrics Met
 /// <summary>A running attempt saved its complete state.</summary>
 public sealed record TrialCheckpointed(string TrialId, int Attempt, int Iteration, string Path, DateTimeOffset At) : ITrialEvent;
 
+/// <summary>An attempt that was to continue from <paramref name="Path"/> started from scratch: the checkpoint was not on its worker's node.</summary>
+public sealed record TrialRestartedFromScratch(string TrialId, int Attempt, string Path, DateTimeOffset At) : ITrialEvent;
+
 /// <summary>The trial ran to max-iter.</summary>
 public sealed record TrialCompleted(string TrialId, int Attempt, DateTimeOffset At) : ITrialEvent;
 

@@ -43,6 +43,9 @@ public sealed record TrialProgressed(string TrialId, int Attempt, TrialMetrics M
 /// <summary>A running attempt saved its state.</summary>
 public sealed record TrialCheckpointSaved(string TrialId, int Attempt, int Iteration, string Path) : ISweepMessage;
 
+/// <summary>The checkpoint an attempt was to continue from is not on the worker's node: the attempt starts from scratch.</summary>
+public sealed record TrialCheckpointMissing(string TrialId, int Attempt, string Path) : ISweepMessage;
+
 /// <summary>How an attempt ended.</summary>
 public enum TrialEndKind
 {

@@ -26,6 +26,7 @@ public sealed class SweepSerializer(ExtendedActorSystem system) : SerializerWith
         [typeof(TrialStarted)] = "trial-started.v1",
         [typeof(TrialProgress)] = "trial-progress.v1",
         [typeof(TrialCheckpointed)] = "trial-checkpointed.v1",
+        [typeof(TrialRestartedFromScratch)] = "trial-restarted-from-scratch.v1",
         [typeof(TrialCompleted)] = "trial-completed.v1",
         [typeof(TrialDiverged)] = "trial-diverged.v1",
         [typeof(TrialFailed)] = "trial-failed.v1",
@@ -41,6 +42,7 @@ public sealed class SweepSerializer(ExtendedActorSystem system) : SerializerWith
         [typeof(TrialProgressed)] = "trial-progressed.v1",
         [typeof(TrialCheckpointSaved)] = "trial-checkpoint-saved.v1",
         [typeof(TrialEnded)] = "trial-ended.v1",
+        [typeof(TrialCheckpointMissing)] = "trial-checkpoint-missing.v1",
         // clients ↔ coordinator
         [typeof(StartSweep)] = "start-sweep.v1",
         [typeof(ResumeSweep)] = "resume-sweep.v1",

@@ -234,6 +234,21 @@ public sealed class SweepCoordinatorTests : Akka.TestKit.Xunit2.TestKit
     }
 
     [Fact]
+    public void A_missing_checkpoint_is_recorded_as_a_restart_from_scratch()
+    {
+        var coordinator = Start(Sweep(trials: 1));
+        var a = Worker("a");
+        var run = a.ExpectMsg<RunTrial>(Wait);
+        a.Send(coordinator, new TrialCheckpointSaved(run.Trial.Id, 1, 50, run.CheckpointPath));
+        AwaitTrial(coordinator, t => t.CheckpointIteration == 50);
+
+        a.Send(coordinator, new TrialCheckpointMissing(run.Trial.Id, 1, run.CheckpointPath));
+
+        var trial = AwaitTrial(coordinator, t => t.CheckpointPath is null);
+        Assert.Equal((0, 0), (trial.CheckpointIteration, trial.Iteration));
+    }
+
+    [Fact]
     public void Starting_a_sweep_id_that_exists_is_refused_and_persists_nothing()
     {
         var coordinator = Start(Sweep(trials: 1), sweepId: "taken");
