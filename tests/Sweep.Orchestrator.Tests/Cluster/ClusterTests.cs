@@ -81,15 +81,7 @@ public sealed class ClusterTests(PostgresServer postgres) : IDisposable
     [Fact]
     public async Task A_worker_node_killed_mid_trial_has_its_trial_requeued_to_the_other_node()
     {
-        var journal = postgres.CreateDatabase();
-        int port = FreePort();
-        var coordinator = Start("run", Spec(4, 40, 200), "--sweep-id", "lost-worker", "--port", port.ToString(), "--workers", "0", "--journal", journal, "--data-dir", temp);
-        coordinator.WaitForLine(l => l.StartsWith("sweep lost-worker"), Long);
-        var doomed = Worker(port);
-        var doomedAddress = AddressOf(doomed);
-        WaitUntilUp(coordinator, doomed, Worker(port));
-        coordinator.WaitForLine(l => l.Contains($"on sweep@{doomedAddress}") && l.Contains("started attempt"), Long);
-        coordinator.WaitForLine(l => l.Contains("iter 50/200"), Long);
+        var (journal, coordinator, doomed, doomedAddress) = CoordinatorAndTwoWorkersMidTrial("lost-worker");
 
         doomed.Signal(SweepProcess.SIGKILL);
 
@@ -127,15 +119,7 @@ public sealed class ClusterTests(PostgresServer postgres) : IDisposable
     [Fact]
     public async Task A_worker_that_leaves_with_ctrl_c_hands_its_trial_back_and_the_sweep_completes()
     {
-        var journal = postgres.CreateDatabase();
-        int port = FreePort();
-        var coordinator = Start("run", Spec(4, 40, 200), "--sweep-id", "leaving", "--port", port.ToString(), "--workers", "0", "--journal", journal, "--data-dir", temp);
-        coordinator.WaitForLine(l => l.StartsWith("sweep leaving"), Long);
-        var leaving = Worker(port);
-        var leavingAddress = AddressOf(leaving);
-        WaitUntilUp(coordinator, leaving, Worker(port));
-        coordinator.WaitForLine(l => l.Contains($"on sweep@{leavingAddress}") && l.Contains("started attempt"), Long);
-        coordinator.WaitForLine(l => l.Contains("iter 50/200"), Long);
+        var (journal, coordinator, leaving, _) = CoordinatorAndTwoWorkersMidTrial("leaving");
 
         leaving.Signal(SweepProcess.SIGINT);
 
@@ -184,6 +168,24 @@ public sealed class ClusterTests(PostgresServer postgres) : IDisposable
         Assert.Equal(trials, completed.Count);
         Assert.All(completed.Values, count => Assert.Equal(1, count));
         Assert.DoesNotContain(events.OfType<TrialFailed>(), e => e.Final);
+    }
+
+    /// <summary>
+    /// A coordinator node running a 4-trial sweep on two worker nodes, once the first worker is
+    /// part-way through a trial: the worker to kill or stop, and its address.
+    /// </summary>
+    private (string Journal, SweepProcess Coordinator, SweepProcess FirstWorker, string FirstWorkerAddress) CoordinatorAndTwoWorkersMidTrial(string sweepId)
+    {
+        var journal = postgres.CreateDatabase();
+        int port = FreePort();
+        var coordinator = Start("run", Spec(4, 40, 200), "--sweep-id", sweepId, "--port", port.ToString(), "--workers", "0", "--journal", journal, "--data-dir", temp);
+        coordinator.WaitForLine(l => l.StartsWith($"sweep {sweepId}"), Long);
+        var first = Worker(port);
+        var address = AddressOf(first);
+        WaitUntilUp(coordinator, first, Worker(port));
+        coordinator.WaitForLine(l => l.Contains($"on sweep@{address}") && l.Contains("started attempt"), Long);
+        coordinator.WaitForLine(l => l.Contains("iter 50/200"), Long);
+        return (journal, coordinator, first, address);
     }
 
     /// <summary>Waits until each node says it is a member in state Up: before that, the split-brain resolver would not count it.</summary>
