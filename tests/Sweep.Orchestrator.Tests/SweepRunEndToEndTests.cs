@@ -243,6 +243,18 @@ public sealed class SweepRunEndToEndTests : IDisposable
             Assert.Equal(300, trial.GetProperty("iteration").GetInt32());
         }
         Assert.True(trials["CASE1"].GetProperty("finalTestAccuracy").GetDouble() > 0.9);
+
+        // The run ends with its report: the paper's claims checked on this run's numbers.
+        var report = Path.Combine(DataDir, "paper", "report");
+        Assert.Contains("report for sweep paper", stdout);
+        var markdown = File.ReadAllText(Path.Combine(report, "report.md"));
+        Assert.Contains("CASE8", markdown);
+        Assert.Matches(@"(?i)claim", markdown);
+        Assert.Equal(10, File.ReadAllLines(Path.Combine(report, "trials.csv")).Length);
+        Assert.True(File.Exists(Path.Combine(report, "fig5-lr.png")));
+        var unknown = SweepProcess.Run("report", "nope", "--data-dir", DataDir);
+        Assert.Equal(2, unknown.ExitCode);
+        Assert.Contains("no sweep 'nope'", unknown.Stderr);
     }
 
     private async Task<IReadOnlyList<ISweepEvent>> Events(string sweepId)

@@ -26,6 +26,7 @@ public static class SweepCommandLine
             SweepCommands.Status(output),
             SweepCommands.Watch(output),
             SweepCommands.Logs(output),
+            ReportCommand.Create(output),
             SweepCommands.Worker(output),
             TrainCommand.Create(output),
         };

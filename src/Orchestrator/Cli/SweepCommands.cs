@@ -15,7 +15,7 @@ namespace Sweep.Orchestrator.Cli;
 public static partial class SweepCommands
 {
     /// <summary>--data-dir and --journal: where the journal and checkpoints are.</summary>
-    private sealed class JournalOptions
+    internal sealed class JournalOptions
     {
         public Option<string> DataDir { get; } = new("--data-dir")
         {
@@ -234,7 +234,7 @@ public static partial class SweepCommands
         return command;
     }
 
-    private static void RequireValidId(string id)
+    internal static void RequireValidId(string id)
     {
         if (!ValidId().IsMatch(id))
             throw new InvalidInputException($"sweep id '{id}': use letters, digits, '.', '_' and '-' (at most 100, starting with a letter or digit)");

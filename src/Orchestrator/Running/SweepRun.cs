@@ -105,6 +105,7 @@ public static class SweepRun
             var final = SweepState.FromSnapshot(finished.Task.Result);
             output.WriteLine();
             output.WriteLine(SweepReport.Table(final));
+            await WriteReportAsync(system, journal, sweepId, output);
             return final.HasFailures ? 1 : 0;
         }
 
@@ -114,5 +115,21 @@ public static class SweepRun
         output.WriteLine($"sweep {sweepId}: {state.FinishedCount} of {state.Trials.Count} trial(s) finished; everything is in {journal.Description}");
         output.WriteLine($"continue with: sweep resume {sweepId} {journal.CommandLine}");
         return 130;
+    }
+
+    /// <summary>The report of a finished sweep goes to DATA-DIR/ID/report; a failure to write it is said, not fatal.</summary>
+    private static async Task WriteReportAsync(ActorSystem system, JournalSettings journal, string sweepId, TextWriter output)
+    {
+        try
+        {
+            var analysis = await Reporting.SweepReportWriter.AnalyseAsync(system, sweepId, journal.Description);
+            var written = Reporting.SweepReportWriter.Write(analysis, Path.Combine(journal.DataDirectory, sweepId, "report"));
+            output.WriteLine();
+            Reporting.SweepReportWriter.Print(written, sweepId, output);
+        }
+        catch (Exception e) when (e is not OperationCanceledException)
+        {
+            output.WriteLine($"the report could not be written ({e.GetType().Name}: {e.Message}); try 'sweep report {sweepId} {journal.CommandLine}'");
+        }
     }
 }

@@ -1,0 +1,235 @@
+using System.Globalization;
+using System.Text;
+using Sweep.Protocol.Events;
+using static Sweep.Orchestrator.Reporting.PaperClaimChecks;
+
+namespace Sweep.Orchestrator.Reporting;
+
+/// <summary>report.md: the summary, the trials table, the figures, the findings with their numbers and, for the paper preset, the verdict on each claim.</summary>
+public static class ReportMarkdown
+{
+    public static string Write(SweepAnalysis a, IReadOnlyList<ReportFigure> figures)
+    {
+        var md = new StringBuilder();
+        string target = F(a.TargetAccuracy);
+        string reference = a.Reference?.Name ?? "-";
+        Line(md, $"# Sweep report: {a.SweepId}");
+        Line(md);
+        Line(md, $"Sweep `{a.SweepId}` ({a.Name}) from `{a.Source}`: {a.Phase.ToString().ToLowerInvariant()}, started {a.StartedAt:yyyy-MM-dd HH:mm:ss zzz}{(a.FinishedAt is { } end ? $", finished {end:yyyy-MM-dd HH:mm:ss zzz}" : "")}; {a.Trials.Count} trials. " +
+                 $"Target test accuracy {target}. Reference trial: {reference} ({a.ReferenceRule}).");
+        if (a.Phase != SweepPhase.Completed) Line(md, "The sweep has not finished: unfinished trials' curves are partial.");
+        Line(md);
+
+        Line(md, "## Summary");
+        Line(md);
+        foreach (var finding in SweepReportWriter.Findings(a)) Line(md, $"- {Cell(finding)}");
+        Line(md);
+
+        Line(md, "## Trials");
+        Line(md);
+        Line(md, $"| trial | batch | test batch | base lr | state | attempts | iteration | final test acc | best test acc | s/100 it | peak MiB | memory vs {reference} | to {target}: iterations | to {target}: seconds | recommended max-iter | note |");
+        Line(md, "|---|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|");
+        foreach (var t in a.Trials)
+        {
+            var s = t.Status;
+            string note = t.State switch
+            {
+                TrialState.Diverged => $"diverged at {t.Record.DivergedAtIteration}: {t.Record.DivergenceReason}",
+                TrialState.Failed => t.Record.Error ?? "failed",
+                _ when t.Record.Error is not null => $"last error: {t.Record.Error}",
+                _ => "",
+            };
+            Line(md, "| " + string.Join(" | ", new[]
+            {
+                t.Name, s.BatchSize.ToString(CultureInfo.InvariantCulture), s.TestBatchSize.ToString(CultureInfo.InvariantCulture), G(s.BaseLr),
+                t.State.ToString(), s.Attempts.ToString(CultureInfo.InvariantCulture), $"{s.Iteration}/{s.MaxIter}",
+                F(t.FinalTestAccuracy, "0.0000"), F(s.BestTestAccuracy, "0.0000"), F(s.SecondsPer100Iterations, "0.00"),
+                s.PeakMemoryBytes > 0 ? F(s.PeakMemoryBytes / 1048576.0, "0") : "-",
+                t.MemoryPercentOfReference is { } m ? F(m, "0.0") + "%" : "-",
+                t.TimeToTarget?.Iterations.ToString(CultureInfo.InvariantCulture) ?? "not reached",
+                t.TimeToTarget is { } time ? F(time.Seconds, "0.00") : "not reached",
+                t.RecommendedMaxIter?.ToString(CultureInfo.InvariantCulture) ?? "-",
+                note,
+            }.Select(Cell)) + " |");
+        }
+        Line(md);
+        Line(md, "Data: [trials.csv](trials.csv) (one row per trial), [metrics.csv](metrics.csv) (one row per trial and test point).");
+        Line(md);
+
+        Line(md, "## Figures");
+        Line(md);
+        foreach (var figure in figures)
+        {
+            Line(md, $"### [{figure.Title}]({figure.FileName})");
+            Line(md);
+            Line(md, figure.Description);
+            Line(md);
+            Line(md, $"![{figure.Title}]({figure.FileName})");
+            Line(md);
+        }
+
+        Line(md, "## Findings");
+        Line(md);
+        TimeFindings(md, a);
+        FitFindings(md, a);
+        MemoryFindings(md, a);
+        DivergenceFindings(md, a);
+        CouplingFindings(md, a);
+        MaxIterFindings(md, a);
+        if (a.IsPaperPreset) ClaimsSection(md, a);
+        return md.ToString();
+    }
+
+    private static void TimeFindings(StringBuilder md, SweepAnalysis a)
+    {
+        string target = F(a.TargetAccuracy);
+        Line(md, $"### Time to test accuracy {target}");
+        Line(md);
+        Line(md, $"Iterations and cumulative wall-clock seconds (the `seconds` of every test point up to and including the first at or above {target}).");
+        Line(md);
+        foreach (var t in a.Trials)
+            Line(md, $"- {t.Name}: {(t.TimeToTarget is { } time ? $"{time.Iterations} iterations, {F(time.Seconds, "0.00")} s" : "not reached")}");
+        Line(md);
+        Line(md, a.BestByTimeToTarget is { TimeToTarget: { } best } winner
+            ? $"Best trial by time to {target}: **{winner.Name}** ({best.Iterations} iterations, {F(best.Seconds, "0.00")} s)."
+            : $"No trial reached test accuracy {target}.");
+        Line(md);
+    }
+
+    private static void FitFindings(StringBuilder md, SweepAnalysis a)
+    {
+        Line(md, "### Time per iteration against batch size");
+        Line(md);
+        var completed = a.Trials.Where(t => t.State == TrialState.Completed && t.SecondsPerIteration is not null).ToList();
+        if (a.SecondsPerIterationFit is { } fit)
+        {
+            Line(md, $"Least-squares line over the {fit.Count} completed trials: seconds per iteration = **{G(fit.Slope)}** × batch + **{G(fit.Intercept)}**, R² = **{F(fit.RSquared, "0.0000")}**.");
+            Line(md);
+            Line(md, "| trial | batch | seconds per iteration | fitted |");
+            Line(md, "|---|---:|---:|---:|");
+            foreach (var t in completed)
+                Line(md, $"| {Cell(t.Name)} | {t.BatchSize} | {G(t.SecondsPerIteration!.Value)} | {G(fit.At(t.BatchSize))} |");
+        }
+        else
+        {
+            Line(md, $"No fit: it needs completed trials with at least two batch sizes ({completed.Count} completed with timing).");
+        }
+        Line(md);
+    }
+
+    private static void MemoryFindings(StringBuilder md, SweepAnalysis a)
+    {
+        Line(md, $"### Peak memory against the reference ({a.Reference?.Name ?? "none"})");
+        Line(md);
+        Line(md, "Peak memory is the process's peak resident memory on the CPU (the runtime, data and model included, shared by trials that ran side by side in one process), device memory on CUDA.");
+        Line(md);
+        if (a.Reference is null || a.Reference.Record.PeakMemoryBytes <= 0)
+        {
+            Line(md, "No reference measurement.");
+        }
+        else
+        {
+            foreach (var t in a.Trials.Where(t => t.MemoryPercentOfReference is not null))
+                Line(md, $"- {t.Name} (batch {t.BatchSize}): {MiB(t.Record.PeakMemoryBytes)}, {F(t.MemoryPercentOfReference, "0.0")}% of {a.Reference.Name}");
+        }
+        Line(md);
+    }
+
+    private static void DivergenceFindings(StringBuilder md, SweepAnalysis a)
+    {
+        Line(md, "### Divergence");
+        Line(md);
+        if (a.Divergences.Count == 0) Line(md, "No trial diverged.");
+        foreach (var d in a.Divergences) Line(md, $"- {d.Trial} diverged at iteration {d.Iteration}: {d.Reason}");
+        Line(md);
+    }
+
+    private static void CouplingFindings(StringBuilder md, SweepAnalysis a)
+    {
+        Line(md, "### Batch size and learning rate");
+        Line(md);
+        if (a.Reference is null || a.Couplings.Count == 0)
+        {
+            Line(md, "No trial has a batch size other than the reference's.");
+            Line(md);
+            return;
+        }
+        var r = a.Reference;
+        Line(md, $"Each trial with another batch size than {r.Name} (batch {r.BatchSize}, lr {G(r.BaseLr)}) has the ratio r = batch / {r.BatchSize}; its learning rate implies " +
+                 $"the exponent k in lr = {G(r.BaseLr)} × r^k. How closely it tracks {r.Name}: the mean absolute difference of test accuracy " +
+                 $"per iteration (the same iteration numbers) and per epoch (its iteration i against {r.Name}'s iteration i × r, interpolated, where both have seen as many images); iteration 0 is left out.");
+        Line(md);
+        Line(md, "| trial | batch | r | base lr | k | per iteration: mean abs. diff (points) | per epoch: mean abs. diff (points) |");
+        Line(md, "|---|---:|---:|---:|---:|---:|---:|");
+        foreach (var c in a.Couplings)
+        {
+            Line(md, $"| {Cell(c.Trial)}{(c.Diverged ? " (diverged)" : "")} | {c.BatchSize} | {G(c.Ratio)} | {G(c.BaseLr)} | {F(c.Exponent, "0.##")} | " +
+                     $"{F(c.PerIterationMad, "0.0000")} ({c.PerIterationPoints}) | {F(c.PerEpochMad, "0.0000")} ({c.PerEpochPoints}) |");
+        }
+        Line(md);
+        if (a.CouplingByExponent.Count > 0)
+        {
+            Line(md, "By exponent (trials that did not diverge):");
+            Line(md);
+            foreach (var s in a.CouplingByExponent)
+                Line(md, $"- k = {F(s.Exponent, "0.##")} ({string.Join(", ", s.Trials)}): per iteration {F(s.MeanPerIterationMad, "0.0000")}, per epoch {F(s.MeanPerEpochMad, "0.0000")}");
+            Line(md);
+        }
+        Line(md, $"Closest coupling: {CouplingVerdict(a)}. The paper claims k = −1 tracks per iteration (CASE6 against CASE1); the linear scaling rule, k = 1, is a per-epoch rule, which is why the per-epoch comparison scales iterations by r.");
+        Line(md);
+    }
+
+    internal static string CouplingVerdict(SweepAnalysis a)
+    {
+        if (a.Reference is null) return "no reference trial";
+        string perIteration = a.BestPerIteration is { } i
+            ? $"per iteration, k = {F(i.Exponent, "0.##")} tracks {a.Reference.Name} best ({string.Join(", ", i.Trials)}; mean abs. diff {F(i.MeanPerIterationMad, "0.0000")})"
+            : "per iteration, no trial shares test points with the reference";
+        string perEpoch = a.BestPerEpoch is { } e
+            ? $"per epoch, k = {F(e.Exponent, "0.##")} ({string.Join(", ", e.Trials)}; {F(e.MeanPerEpochMad, "0.0000")})"
+            : "per epoch, none";
+        return $"{perIteration}; {perEpoch}";
+    }
+
+    private static void MaxIterFindings(StringBuilder md, SweepAnalysis a)
+    {
+        Line(md, "### Recommended max-iter");
+        Line(md);
+        Line(md, $"The first test point at which test accuracy reaches {F(100 * TrialAnalysis.PlateauShare, "0")}% of the trial's plateau (the mean of its last two test points); completed trials only.");
+        Line(md);
+        foreach (var t in a.Trials)
+        {
+            Line(md, t.RecommendedMaxIter is { } it
+                ? $"- {t.Name}: {it} (plateau {F(t.PlateauAccuracy, "0.0000")}{(t.SecondsPerIteration is { } s ? $", about {F(it * s, "0.0")} s at {G(s)} s per iteration" : "")})"
+                : $"- {t.Name}: - ({t.State.ToString().ToLowerInvariant()})");
+        }
+        Line(md);
+    }
+
+    private static void ClaimsSection(StringBuilder md, SweepAnalysis a)
+    {
+        Line(md, "## The paper's claims");
+        Line(md);
+        var c1 = a["CASE1"]!;
+        Line(md, "Each claim of the paper (claims 1–9 of the summary) is checked by the rule beside it: **reproduced** when every part of the rule holds, " +
+                 "**not reproduced** when a part fails, **not checkable here** when nothing fails but a part could not be evaluated. \"About 0.95\" is the paper's 0.95 " +
+                 "whatever the target accuracy option says." + (c1.MaxIter != 1000 ? $" This run trained {c1.MaxIter} iterations per trial, the paper 1,000." : ""));
+        Line(md);
+        Line(md, "| # | claim | verdict | rule | numbers |");
+        Line(md, "|---:|---|---|---|---|");
+        foreach (var claim in a.PaperClaims)
+            Line(md, $"| {claim.Number} | {Cell(claim.Claim)} | **{Verdict(claim.Verdict)}** | {Cell(claim.Rule)} | {Cell(claim.Evidence)} |");
+        Line(md);
+    }
+
+    public static string Verdict(ClaimVerdict verdict) => verdict switch
+    {
+        ClaimVerdict.Reproduced => "reproduced",
+        ClaimVerdict.NotReproduced => "not reproduced",
+        _ => "not checkable here",
+    };
+
+    private static string Cell(string text) => text.Replace("|", "\\|", StringComparison.Ordinal).Replace("\r", " ", StringComparison.Ordinal).Replace("\n", " ", StringComparison.Ordinal);
+
+    private static void Line(StringBuilder md, string text = "") => md.Append(text).Append('\n');
+}

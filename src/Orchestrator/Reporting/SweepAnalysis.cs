@@ -1,0 +1,199 @@
+using Sweep.Orchestrator.Coordination;
+using Sweep.Orchestrator.Running;
+using Sweep.Protocol.Events;
+
+namespace Sweep.Orchestrator.Reporting;
+
+/// <summary>A diverged trial: where and why.</summary>
+public sealed record DivergenceFinding(string Trial, int? Iteration, string? Reason);
+
+/// <summary>
+/// A trial whose batch differs from the reference's by the ratio r = batch / batch_ref: the exponent k
+/// its learning rate implies (lr = lr_ref × r^k), and how closely its test-accuracy curve tracks the
+/// reference's: the mean absolute difference per iteration (same iteration numbers) and per epoch
+/// (the trial's iteration i against the reference's i × r, where both have seen as many images).
+/// Iteration 0 is left out: there no rate has acted yet.
+/// </summary>
+public sealed record CouplingFinding(
+    string Trial,
+    int BatchSize,
+    double BaseLr,
+    double Ratio,
+    double Exponent,
+    bool Diverged,
+    double? PerIterationMad,
+    int PerIterationPoints,
+    double? PerEpochMad,
+    int PerEpochPoints);
+
+/// <summary>The trials with one coupling exponent k, and how closely they track the reference on average.</summary>
+public sealed record CouplingSummary(double Exponent, IReadOnlyList<string> Trials, double? MeanPerIterationMad, double? MeanPerEpochMad);
+
+/// <summary>
+/// Everything `sweep report` computes from a sweep's events: per-trial curves and times, the reference
+/// trial, the time-per-iteration fit, divergences, the batch/learning-rate coupling, the recommended
+/// max-iter, the best trial, and for the paper preset the verdict on each of the paper's claims.
+/// </summary>
+public sealed record SweepAnalysis(
+    string SweepId,
+    string Name,
+    SweepPhase Phase,
+    string Source,
+    DateTimeOffset StartedAt,
+    DateTimeOffset? FinishedAt,
+    double TargetAccuracy,
+    bool IsPaperPreset,
+    IReadOnlyList<TrialAnalysis> Trials,
+    TrialAnalysis? Reference,
+    string ReferenceRule,
+    LinearFit? SecondsPerIterationFit,
+    IReadOnlyList<DivergenceFinding> Divergences,
+    IReadOnlyList<CouplingFinding> Couplings,
+    IReadOnlyList<CouplingSummary> CouplingByExponent,
+    CouplingSummary? BestPerIteration,
+    CouplingSummary? BestPerEpoch,
+    TrialAnalysis? BestByTimeToTarget,
+    IReadOnlyList<PaperClaim> PaperClaims)
+{
+    public const double DefaultTargetAccuracy = 0.95;
+
+    /// <summary>The names of the paper's nine cases; a sweep with all of them is the paper preset.</summary>
+    public static readonly IReadOnlyList<string> PaperCases = Enumerable.Range(1, 9).Select(i => $"CASE{i}").ToList();
+
+    public TrialAnalysis? this[string name] => Trials.FirstOrDefault(t => t.Name == name);
+
+    /// <summary>Analyses a sweep from its folded state and its events in persisted order.</summary>
+    public static SweepAnalysis Compute(SweepState state, IReadOnlyList<ISweepEvent> events, double targetAccuracy = DefaultTargetAccuracy)
+    {
+        var curves = TrialCurves.FromEvents(events);
+        var statuses = SweepReport.Status(state).Trials;
+        var trials = state.Trials
+            .Select((record, i) => TrialAnalysis.Create(record, statuses[i], curves.GetValueOrDefault(record.Definition.Id) ?? [], targetAccuracy))
+            .ToList();
+        bool paper = PaperCases.All(name => trials.Any(t => t.Name == name));
+
+        var (reference, referenceRule) = ChooseReference(trials, paper);
+        if (reference is { Record.PeakMemoryBytes: > 0 } withMemory)
+        {
+            for (int i = 0; i < trials.Count; i++)
+            {
+                if (trials[i].Record.PeakMemoryBytes > 0)
+                    trials[i] = trials[i] with { MemoryPercentOfReference = 100.0 * trials[i].Record.PeakMemoryBytes / withMemory.Record.PeakMemoryBytes };
+            }
+            reference = trials.First(t => t.Id == withMemory.Id);
+        }
+
+        var fit = LinearFit.Of(trials
+            .Where(t => t.State == TrialState.Completed && t.SecondsPerIteration is not null)
+            .Select(t => ((double)t.BatchSize, t.SecondsPerIteration!.Value))
+            .ToList());
+
+        var divergences = trials
+            .Where(t => t.Diverged)
+            .Select(t => new DivergenceFinding(t.Name, t.Record.DivergedAtIteration, t.Record.DivergenceReason))
+            .ToList();
+
+        var couplings = reference is null ? [] : FindCouplings(trials, reference);
+        var byExponent = couplings
+            .Where(c => !c.Diverged && (c.PerIterationMad is not null || c.PerEpochMad is not null))
+            .GroupBy(c => Math.Round(c.Exponent, 3) + 0.0)
+            .OrderBy(g => g.Key)
+            .Select(g => new CouplingSummary(
+                g.Key,
+                g.Select(c => c.Trial).ToList(),
+                Mean(g.Select(c => c.PerIterationMad)),
+                Mean(g.Select(c => c.PerEpochMad))))
+            .ToList();
+        var bestPerIteration = byExponent.Where(s => s.MeanPerIterationMad is not null).OrderBy(s => s.MeanPerIterationMad).FirstOrDefault();
+        var bestPerEpoch = byExponent.Where(s => s.MeanPerEpochMad is not null).OrderBy(s => s.MeanPerEpochMad).FirstOrDefault();
+
+        var best = trials
+            .Where(t => t.TimeToTarget is not null)
+            .OrderBy(t => t.TimeToTarget!.Seconds)
+            .ThenBy(t => t.TimeToTarget!.Iterations)
+            .FirstOrDefault();
+
+        var analysis = new SweepAnalysis(
+            state.SweepId,
+            state.Definition.Name,
+            state.Phase,
+            state.Definition.Source,
+            state.StartedAt,
+            state.FinishedAt,
+            targetAccuracy,
+            paper,
+            trials,
+            reference,
+            referenceRule,
+            fit,
+            divergences,
+            couplings,
+            byExponent,
+            bestPerIteration,
+            bestPerEpoch,
+            best,
+            []);
+        return paper ? analysis with { PaperClaims = PaperClaimChecks.Evaluate(analysis) } : analysis;
+    }
+
+    /// <summary>
+    /// CASE1 for the paper preset; otherwise, among the completed trials (all trials when none completed),
+    /// the one with the median batch size and, among those, the median base lr (lower medians of the distinct values; then spec order).
+    /// </summary>
+    private static (TrialAnalysis? Reference, string Rule) ChooseReference(IReadOnlyList<TrialAnalysis> trials, bool paper)
+    {
+        if (paper) return (trials.First(t => t.Name == "CASE1"), "the paper's reference case");
+        const string rule = "the trial with the median batch size (then the median base lr) among the completed trials";
+        var candidates = trials.Where(t => t.State == TrialState.Completed).ToList();
+        if (candidates.Count == 0) candidates = trials.ToList();
+        if (candidates.Count == 0) return (null, rule);
+        var batches = candidates.Select(t => t.BatchSize).Distinct().Order().ToList();
+        int batch = batches[(batches.Count - 1) / 2];
+        var sameBatch = candidates.Where(t => t.BatchSize == batch).ToList();
+        var rates = sameBatch.Select(t => t.BaseLr).Distinct().Order().ToList();
+        double rate = rates[(rates.Count - 1) / 2];
+        return (sameBatch.First(t => t.BaseLr == rate), rule);
+    }
+
+    private static List<CouplingFinding> FindCouplings(IReadOnlyList<TrialAnalysis> trials, TrialAnalysis reference)
+    {
+        var findings = new List<CouplingFinding>();
+        foreach (var trial in trials)
+        {
+            if (trial.BatchSize == reference.BatchSize) continue;
+            double ratio = (double)trial.BatchSize / reference.BatchSize;
+            // Rounded so that float noise neither shows (k = 1.0000000000000002) nor gives -0.
+            double exponent = Math.Round(Math.Log(trial.BaseLr / reference.BaseLr) / Math.Log(ratio), 9) + 0.0;
+            var perIteration = trial.TestPoints
+                .Where(p => p.Iteration > 0)
+                .Select(p => (Trial: p.TestAccuracy, Reference: reference.TestAccuracyAt(p.Iteration)))
+                .Where(pair => pair.Reference is not null)
+                .Select(pair => Math.Abs(pair.Trial - pair.Reference!.Value))
+                .ToList();
+            var perEpoch = trial.TestPoints
+                .Where(p => p.Iteration > 0)
+                .Select(p => (Trial: p.TestAccuracy, Reference: reference.InterpolatedTestAccuracy(p.Iteration * ratio)))
+                .Where(pair => pair.Reference is not null)
+                .Select(pair => Math.Abs(pair.Trial - pair.Reference!.Value))
+                .ToList();
+            findings.Add(new CouplingFinding(
+                trial.Name,
+                trial.BatchSize,
+                trial.BaseLr,
+                ratio,
+                exponent,
+                trial.Diverged,
+                perIteration.Count > 0 ? perIteration.Average() : null,
+                perIteration.Count,
+                perEpoch.Count > 0 ? perEpoch.Average() : null,
+                perEpoch.Count));
+        }
+        return findings;
+    }
+
+    private static double? Mean(IEnumerable<double?> values)
+    {
+        var present = values.Where(v => v is not null).Select(v => v!.Value).ToList();
+        return present.Count > 0 ? present.Average() : null;
+    }
+}

@@ -1,0 +1,113 @@
+using System.Globalization;
+using Sweep.Orchestrator.Hosting;
+using Sweep.Orchestrator.Journal;
+using Sweep.Protocol;
+using static Sweep.Orchestrator.Reporting.PaperClaimChecks;
+
+namespace Sweep.Orchestrator.Reporting;
+
+/// <summary>What `sweep report` wrote: the folder, its files and the short list of findings.</summary>
+public sealed record ReportOutput(string Directory, string ReportFile, string TrialsCsv, string MetricsCsv, IReadOnlyList<ReportFigure> Figures, IReadOnlyList<string> Findings);
+
+/// <summary>
+/// `sweep report`: reads a sweep's events back from the journal, analyses them (<see cref="SweepAnalysis"/>)
+/// and writes report.md, trials.csv, metrics.csv and the figures into one folder.
+/// </summary>
+public static class SweepReportWriter
+{
+    public const string ReportFileName = "report.md";
+    public const string TrialsFileName = "trials.csv";
+    public const string MetricsFileName = "metrics.csv";
+
+    /// <summary>Reads sweep <paramref name="sweepId"/> from <paramref name="journal"/> and analyses it; an unknown sweep is bad input.</summary>
+    public static async Task<SweepAnalysis> AnalyseAsync(JournalSettings journal, string sweepId, double targetAccuracy = SweepAnalysis.DefaultTargetAccuracy)
+    {
+        await using var system = await SweepSystem.StartAsync(journal);
+        return await AnalyseAsync(system.System, sweepId, journal.Description, targetAccuracy);
+    }
+
+    /// <summary>The same, on an actor system that is already running on the journal (`sweep run` reports on its own sweep).</summary>
+    public static async Task<SweepAnalysis> AnalyseAsync(Akka.Actor.ActorSystem system, string sweepId, string journalDescription, double targetAccuracy = SweepAnalysis.DefaultTargetAccuracy)
+    {
+        var state = await SweepJournal.ReadAsync(system, sweepId) ?? throw new InvalidInputException($"no sweep '{sweepId}' in {journalDescription}");
+        var events = await SweepJournal.EventsAsync(system, sweepId);
+        return SweepAnalysis.Compute(state, events, targetAccuracy);
+    }
+
+    /// <summary>Writes the whole report into <paramref name="directory"/> (created if needed; files overwritten).</summary>
+    public static ReportOutput Write(SweepAnalysis analysis, string directory)
+    {
+        directory = Path.GetFullPath(directory);
+        Directory.CreateDirectory(directory);
+        var trials = Path.Combine(directory, TrialsFileName);
+        var metrics = Path.Combine(directory, MetricsFileName);
+        var report = Path.Combine(directory, ReportFileName);
+        File.WriteAllText(trials, ReportCsv.Trials(analysis));
+        File.WriteAllText(metrics, ReportCsv.Metrics(analysis));
+        var figures = ReportFigures.Write(analysis, directory);
+        File.WriteAllText(report, ReportMarkdown.Write(analysis, figures));
+        return new ReportOutput(directory, report, trials, metrics, figures, Findings(analysis));
+    }
+
+    /// <summary>What was written and the findings, as `sweep report` prints them.</summary>
+    public static void Print(ReportOutput output, string sweepId, TextWriter writer)
+    {
+        writer.WriteLine($"report for sweep {sweepId}: {output.ReportFile}");
+        writer.WriteLine($"  with {TrialsFileName}, {MetricsFileName} and {output.Figures.Count} figures in {output.Directory}");
+        if (!ReportFigures.HasFont) writer.WriteLine("  note: no font found under /usr/share/fonts, so the figures have no text (apt-get install fonts-dejavu-core)");
+        writer.WriteLine("findings:");
+        foreach (var finding in output.Findings) writer.WriteLine($"  - {finding}");
+    }
+
+    /// <summary>The short list of findings: time to target and the best trial, the time fit, memory, divergence, coupling, max-iter, and the paper's claims.</summary>
+    public static IReadOnlyList<string> Findings(SweepAnalysis a)
+    {
+        var findings = new List<string>();
+        string target = F(a.TargetAccuracy);
+        int reached = a.Trials.Count(t => t.TimeToTarget is not null);
+        findings.Add(a.BestByTimeToTarget is { TimeToTarget: { } best } winner
+            ? $"{reached} of {a.Trials.Count} trials reach test accuracy {target}; fastest: {winner.Name} ({best.Iterations} iterations, {F(best.Seconds, "0.00")} s)"
+            : $"no trial reaches test accuracy {target}");
+
+        findings.Add(a.SecondsPerIterationFit is { } fit
+            ? $"seconds per iteration = {G(fit.Slope)} x batch + {G(fit.Intercept)} (R² = {F(fit.RSquared, "0.000")}, {fit.Count} completed trials)"
+            : "no time fit: fewer than two batch sizes completed");
+
+        if (a.Reference is { Record.PeakMemoryBytes: > 0 } reference)
+        {
+            var byBatch = a.Trials
+                .Where(t => t.BatchSize != reference.BatchSize && t.MemoryPercentOfReference is not null)
+                .GroupBy(t => t.BatchSize)
+                .OrderBy(g => g.Key)
+                .Select(g => $"batch {g.Key} {F(g.Average(t => t.MemoryPercentOfReference!.Value), "0.#")}%")
+                .ToList();
+            findings.Add(byBatch.Count > 0
+                ? $"peak memory against {reference.Name} (batch {reference.BatchSize}): {string.Join(", ", byBatch)}"
+                : $"peak memory: no other batch size than {reference.Name}'s to compare");
+        }
+
+        findings.Add(a.Divergences.Count == 0
+            ? "no trial diverged"
+            : "diverged: " + string.Join("; ", a.Divergences.Select(d => $"{d.Trial} at iteration {d.Iteration} ({d.Reason})")));
+
+        if (a.Couplings.Count > 0) findings.Add($"closest coupling: {ReportMarkdown.CouplingVerdict(a)}");
+
+        var recommended = a.Trials.Where(t => t.RecommendedMaxIter is not null).ToList();
+        if (recommended.Count > 0)
+        {
+            findings.Add(recommended.Count <= 10
+                ? $"recommended max-iter (99% of plateau): {string.Join(", ", recommended.Select(t => $"{t.Name} {t.RecommendedMaxIter}"))}"
+                : $"recommended max-iter (99% of plateau): {recommended.Min(t => t.RecommendedMaxIter)} to {recommended.Max(t => t.RecommendedMaxIter)} over {recommended.Count} completed trials");
+        }
+
+        if (a.IsPaperPreset)
+        {
+            var parts = Enum.GetValues<ClaimVerdict>()
+                .Select(v => (Verdict: v, Numbers: a.PaperClaims.Where(c => c.Verdict == v).Select(c => c.Number.ToString(CultureInfo.InvariantCulture)).ToList()))
+                .Where(x => x.Numbers.Count > 0)
+                .Select(x => $"{x.Numbers.Count} {ReportMarkdown.Verdict(x.Verdict)} ({string.Join(", ", x.Numbers)})");
+            findings.Add($"paper claims: {string.Join(", ", parts)}");
+        }
+        return findings;
+    }
+}

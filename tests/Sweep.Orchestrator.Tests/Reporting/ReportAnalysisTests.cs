@@ -1,0 +1,166 @@
+using Sweep.Orchestrator.Reporting;
+using Sweep.Protocol.Events;
+
+namespace Sweep.Orchestrator.Tests.Reporting;
+
+/// <summary>The report's computations on hand-made events whose answers are known exactly.</summary>
+public sealed class ReportAnalysisTests
+{
+    private const double Tolerance = 1e-9;
+
+    private static SweepAnalysis Small()
+    {
+        var log = ReportEvents.SmallSweep();
+        return SweepAnalysis.Compute(log.Fold(), log.Events);
+    }
+
+    [Fact]
+    public void Time_to_target_counts_iterations_and_cumulative_seconds_up_to_the_first_point_at_target()
+    {
+        var a = Small();
+        Assert.Equal(new TimeToTarget(400, 1.78), Round(a["b32"]!.TimeToTarget));
+        Assert.Equal(new TimeToTarget(300, 2.32), Round(a["b64"]!.TimeToTarget));
+        Assert.Equal(new TimeToTarget(200, 2.86), Round(a["b128"]!.TimeToTarget));
+        Assert.Null(a["b64-hot"]!.TimeToTarget);
+        Assert.Equal("b32", a.BestByTimeToTarget!.Name);
+
+        var stricter = SweepAnalysis.Compute(ReportEvents.SmallSweep().Fold(), ReportEvents.SmallSweep().Events, targetAccuracy: 0.975);
+        Assert.Equal(0.975, stricter.TargetAccuracy);
+        Assert.Null(stricter["b64"]!.TimeToTarget);
+        Assert.Equal(new TimeToTarget(400, 5.62), Round(stricter["b128"]!.TimeToTarget));
+        Assert.Equal("b128", stricter.BestByTimeToTarget!.Name);
+
+        static TimeToTarget? Round(TimeToTarget? t) => t is null ? null : t with { Seconds = Math.Round(t.Seconds, 9) };
+    }
+
+    [Fact]
+    public void Seconds_per_iteration_exactly_linear_in_batch_size_fit_with_r_squared_one()
+    {
+        var fit = Small().SecondsPerIterationFit!;
+        Assert.Equal(3, fit.Count); // the diverged trial is not a completed one
+        Assert.Equal(0.0001, fit.Slope, Tolerance);
+        Assert.Equal(0.001, fit.Intercept, Tolerance);
+        Assert.Equal(1.0, fit.RSquared, Tolerance);
+    }
+
+    [Fact]
+    public void Least_squares_fit_of_noisy_points_and_too_few_points()
+    {
+        var fit = LinearFit.Of([(1, 1), (2, 3), (3, 2)])!;
+        Assert.Equal(0.5, fit.Slope, Tolerance);
+        Assert.Equal(1.0, fit.Intercept, Tolerance);
+        Assert.Equal(0.25, fit.RSquared, Tolerance); // SSres 1.5 of SStot 2
+        Assert.Null(LinearFit.Of([(64, 1), (64, 2)]));
+        Assert.Null(LinearFit.Of([(64, 1)]));
+    }
+
+    [Fact]
+    public void The_reference_is_the_median_batch_and_memory_is_relative_to_it()
+    {
+        var a = Small();
+        Assert.Equal("b64", a.Reference!.Name);
+        Assert.Equal(56.0 / 72 * 100, a["b32"]!.MemoryPercentOfReference!.Value, Tolerance);
+        Assert.Equal(104.0 / 72 * 100, a["b128"]!.MemoryPercentOfReference!.Value, Tolerance);
+        Assert.Equal(100.0, a["b64"]!.MemoryPercentOfReference!.Value, Tolerance);
+    }
+
+    [Fact]
+    public void Divergences_are_listed_with_iteration_and_reason()
+    {
+        var divergence = Assert.Single(Small().Divergences);
+        Assert.Equal(new DivergenceFinding("b64-hot", 37, "training loss is not finite, \"NaN\""), divergence);
+    }
+
+    [Fact]
+    public void Coupling_exponent_and_tracking_per_iteration_and_per_epoch()
+    {
+        var a = Small();
+        var b32 = a.Couplings.Single(c => c.Trial == "b32");
+        Assert.Equal(0.5, b32.Ratio, Tolerance);
+        Assert.Equal(1.0, b32.Exponent, Tolerance); // half the batch, half the rate
+        Assert.Equal(0.038, b32.PerIterationMad!.Value, Tolerance);
+        Assert.Equal(5, b32.PerIterationPoints);
+        // per epoch: b32 at i against b64 at i/2 (interpolated): |0.7-0.45|, |0.85-0.8|, |0.92-0.85|, |0.96-0.9|, |0.97-0.925|
+        Assert.Equal(0.095, b32.PerEpochMad!.Value, Tolerance);
+        Assert.Equal(5, b32.PerEpochPoints);
+
+        var b128 = a.Couplings.Single(c => c.Trial == "b128");
+        Assert.Equal(0.0, b128.Exponent, Tolerance);
+        Assert.Equal(0.028, b128.PerIterationMad!.Value, Tolerance);
+        Assert.Equal(0.035, b128.PerEpochMad!.Value, Tolerance); // 100 vs 200 and 200 vs 400; 300 → 600 is past the reference
+        Assert.Equal(2, b128.PerEpochPoints);
+
+        Assert.DoesNotContain(a.Couplings, c => c.Trial is "b64" or "b64-hot"); // same batch as the reference
+        Assert.Equal(0.0, a.BestPerIteration!.Exponent);
+        Assert.Equal(0.0, a.BestPerEpoch!.Exponent);
+        Assert.Equal([0.0, 1.0], a.CouplingByExponent.Select(s => s.Exponent));
+    }
+
+    [Fact]
+    public void Recommended_max_iter_is_the_first_point_at_99_percent_of_the_plateau()
+    {
+        var a = Small();
+        Assert.Equal(0.965, a["b32"]!.PlateauAccuracy!.Value, Tolerance);
+        Assert.Equal(400, a["b32"]!.RecommendedMaxIter); // 0.9554 needed: 0.92 at 300 is short, 0.96 at 400
+        Assert.Equal(400, a["b64"]!.RecommendedMaxIter);
+        Assert.Equal(400, a["b128"]!.RecommendedMaxIter); // 0.9702 needed: 0.97 at 300 is just short
+        Assert.Null(a["b64-hot"]!.RecommendedMaxIter);
+    }
+
+    [Fact]
+    public void A_resumed_attempt_keeps_the_earlier_points_up_to_its_checkpoint()
+    {
+        var a = Small();
+        var b128 = a["b128"]!;
+        Assert.Equal([0, 100, 200, 300, 400, 500], b128.Points.Select(p => p.Iteration));
+        Assert.Equal([0.1, 0.85, 0.95, 0.97, 0.98, 0.98], b128.Points.Select(p => p.TestAccuracy)); // not the first attempt's 0.5 at 300
+        Assert.Equal(2, b128.Record.Attempts);
+        Assert.Equal(0.0138, b128.SecondsPerIteration!.Value, Tolerance);
+    }
+
+    [Fact]
+    public void A_restart_from_scratch_keeps_only_the_last_attempt()
+    {
+        var log = new ReportEvents("restart", ReportEvents.Trial("t", 64, 0.01, 300));
+        log.Start("t").Points("t", [0.1, 0.5, 0.6], 1, 10).Fail("t", "boom").Requeue("t", fromScratch: true);
+        log.Start("t", attempt: 2).Points("t", [0.1, 0.8, 0.9, 0.95], 1, 10, attempt: 2).Complete("t", attempt: 2).Finish();
+        var curve = TrialCurves.FromEvents(log.Events)[log.Id("t")];
+        Assert.Equal([0.1, 0.8, 0.9, 0.95], curve.Select(p => p.TestAccuracy));
+
+        var a = SweepAnalysis.Compute(log.Fold(), log.Events);
+        Assert.Equal("t", a.Reference!.Name);
+        Assert.Empty(a.Couplings);
+        Assert.Null(a.SecondsPerIterationFit);
+        Assert.Equal(new TimeToTarget(300, 3.1), a["t"]!.TimeToTarget! with { Seconds = Math.Round(a["t"]!.TimeToTarget!.Seconds, 9) });
+    }
+
+    [Fact]
+    public void An_attempt_that_found_no_checkpoint_and_restarted_from_scratch_keeps_only_its_own_points()
+    {
+        var log = new ReportEvents("scratch", ReportEvents.Trial("t", 64, 0.01, 300));
+        log.Start("t").Points("t", [0.1, 0.5, 0.6], 1, 10).Checkpoint("t", 200).Fail("t", "node lost").Requeue("t");
+        log.Start("t", attempt: 2, fromIteration: 200);
+        var events = log.Events.Append(new TrialRestartedFromScratch(log.Id("t"), 2, "/tmp/t.ckpt", DateTimeOffset.UnixEpoch)).ToList();
+        var more = new ReportEvents("scratch", ReportEvents.Trial("t", 64, 0.01, 300)).Points("t", [0.1, 0.8, 0.9, 0.95], 1, 10, attempt: 2).Complete("t", attempt: 2);
+        events.AddRange(more.Events.Skip(1));
+        Assert.Equal([0.1, 0.8, 0.9, 0.95], TrialCurves.FromEvents(events)[log.Id("t")].Select(p => p.TestAccuracy));
+
+        // The same without the restart, the second attempt reporting from 300 on: the first attempt's points up to 200 stay.
+        var tail = new ReportEvents("scratch", ReportEvents.Trial("t", 64, 0.01, 300)).Points("t", [0.95], 1, 10, attempt: 2, firstIteration: 300).Complete("t", attempt: 2);
+        var resumed = log.Events.Concat(tail.Events.Skip(1)).ToList();
+        Assert.Equal([0.1, 0.5, 0.6, 0.95], TrialCurves.FromEvents(resumed)[log.Id("t")].Select(p => p.TestAccuracy));
+    }
+
+    [Fact]
+    public void A_trial_without_events_has_an_empty_curve_and_the_sweep_is_not_the_paper_preset()
+    {
+        var log = new ReportEvents("queued", ReportEvents.Trial("CASE1", 64, 0.01), ReportEvents.Trial("other", 32, 0.01));
+        log.Completed("CASE1", [0.1, 0.9], 1, 10);
+        var a = SweepAnalysis.Compute(log.Fold(), log.Events);
+        Assert.False(a.IsPaperPreset);
+        Assert.Empty(a.PaperClaims);
+        Assert.Empty(a["other"]!.Points);
+        Assert.Equal(TrialState.Queued, a["other"]!.State);
+        Assert.Equal("CASE1", a.Reference!.Name); // the only completed trial
+    }
+}
