@@ -81,7 +81,7 @@ public sealed class SweepSystem : IAsyncDisposable
     {
         var logging = SweepLogging.Configure(journal, logName, SweepAkkaConfiguration.AkkaConfig);
         Directory.CreateDirectory(journal.DataDirectory);
-        if (!journal.IsPostgres) Directory.CreateDirectory(Path.GetDirectoryName(journal.JournalFile)!);
+        if (!journal.IsPostgres) UseWriteAheadLog(journal);
         var builder = Host.CreateEmptyApplicationBuilder(new HostApplicationBuilderSettings());
         builder.Services.AddAkka(ClusterOptions.SystemName, akka =>
         {
@@ -92,6 +92,27 @@ public sealed class SweepSystem : IAsyncDisposable
         var host = builder.Build();
         await host.StartAsync();
         return new SweepSystem(host);
+    }
+
+    /// <summary>
+    /// SQLite in write-ahead-log mode (a setting the file keeps): one sync per commit instead of
+    /// several, and readers (status, watch) never block the writer.
+    /// </summary>
+    private static void UseWriteAheadLog(JournalSettings journal)
+    {
+        Directory.CreateDirectory(Path.GetDirectoryName(journal.JournalFile)!);
+        try
+        {
+            using var connection = new Microsoft.Data.Sqlite.SqliteConnection(journal.ConnectionString);
+            connection.Open();
+            using var command = connection.CreateCommand();
+            command.CommandText = "PRAGMA journal_mode=WAL;";
+            command.ExecuteNonQuery();
+        }
+        catch (Microsoft.Data.Sqlite.SqliteException)
+        {
+            // Another process holds the file in another mode right now: it keeps working as it is.
+        }
     }
 
     public async ValueTask DisposeAsync()
