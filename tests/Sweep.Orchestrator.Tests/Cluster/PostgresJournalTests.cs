@@ -12,7 +12,7 @@ public sealed class PostgresJournalTests(PostgresServer postgres) : IDisposable
     public void Dispose() => Directory.Delete(temp, recursive: true);
 
     [Fact]
-    public void Run_status_and_resume_work_against_postgresql_and_the_events_are_in_its_tables()
+    public void Run_status_resume_watch_and_report_work_against_postgresql_and_the_events_are_in_its_tables()
     {
         var journal = postgres.CreateDatabase();
         var spec = Path.Combine(temp, "s.conf");
@@ -30,6 +30,14 @@ public sealed class PostgresJournalTests(PostgresServer postgres) : IDisposable
         var resume = SweepProcess.Run("resume", "on-pg", "--journal", journal);
         Assert.Equal(0, resume.ExitCode);
         Assert.Contains("0 of 2 trial(s) to run", resume.Stdout);
+
+        var watch = SweepProcess.Run("watch", "on-pg", "--journal", journal);
+        Assert.True(watch.ExitCode == 0, watch.Stderr);
+        Assert.Contains("2/2 finished, completed", watch.Stdout);
+        var reportDir = Path.Combine(temp, "report");
+        var report = SweepProcess.Run("report", "on-pg", "--journal", journal, "--out", reportDir);
+        Assert.True(report.ExitCode == 0, report.Stderr);
+        Assert.Equal(3, File.ReadAllLines(Path.Combine(reportDir, "trials.csv")).Length);
 
         using var connection = new NpgsqlConnection(journal);
         connection.Open();
