@@ -2,7 +2,8 @@
 # Runs every test of the solution on this machine, as CI does. Usage: bash scripts/test.sh [extra dotnet test arguments]
 # Needs the .NET 10 SDK and NuGet; the build itself makes TorchSharp load on Debian 12 (see README).
 # The cluster tests start a private PostgreSQL server of their own on a loopback port: this script
-# installs Debian's postgresql package when its server binaries are missing (as root, with apt-get).
+# installs Debian's postgresql package when its server binaries are missing (as root, with apt-get),
+# and Debian's chromium package for the dashboard's browser test when /usr/bin/chromium is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -13,6 +14,18 @@ if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && [ -z "${SWEEP_TEST_P
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null
   else
     echo "PostgreSQL server binaries are missing: install Debian's postgresql package (or set SWEEP_TEST_POSTGRES)" >&2
+    exit 1
+  fi
+fi
+
+# The dashboard's browser test drives headless Chromium: Debian's chromium package, installed the same way.
+if [ ! -x /usr/bin/chromium ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    echo "installing Chromium (Debian's chromium package) for the dashboard's browser test"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+  else
+    echo "/usr/bin/chromium is missing: install Debian's chromium package for the dashboard's browser test" >&2
     exit 1
   fi
 fi

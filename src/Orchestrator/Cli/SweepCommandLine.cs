@@ -27,6 +27,7 @@ public static class SweepCommandLine
             SweepCommands.Watch(output),
             SweepCommands.Logs(output),
             ReportCommand.Create(output),
+            DashboardCommand.Create(output),
             SweepCommands.Worker(output),
             TrainCommand.Create(output),
         };

@@ -11,7 +11,7 @@ namespace Sweep.Orchestrator.Coordination;
 
 /// <summary>Where the coordinator keeps trial checkpoints and how it snapshots and adopts.</summary>
 /// <param name="CheckpointDirectory">Checkpoints go to DIR/SWEEP-ID/TRIAL-ID.ckpt (a shared path in a cluster).</param>
-/// <param name="SnapshotEvery">Save a snapshot after this many events, so recovery replays few.</param>
+/// <param name="SnapshotEvery">Save a snapshot after this many events (at least as many as the sweep has trials), so recovery replays few.</param>
 /// <param name="OrphanGrace">
 /// After a restart, how long trials the journal shows as running wait for their worker to
 /// re-register and claim them before they are re-queued (0 on one machine: those workers died with the process).
@@ -37,6 +37,12 @@ public sealed class SweepCoordinator : ReceivePersistentActor, IWithTimers
     private readonly HashSet<IActorRef> subscribers = [];
     private readonly Dictionary<string, string> lastWorkerByTrial = [];
     private readonly HashSet<string> orphans = [];
+
+    // Events are written with PersistAsync so that many commands' events share one journal
+    // transaction; until a trial's pending events are applied, these keep it from being handed out
+    // twice (starting) or ended twice (settling).
+    private readonly HashSet<string> starting = [];
+    private readonly HashSet<string> settling = [];
     private SweepState? state;
     private IActorRef? stopRequester;
     private int eventsSinceSnapshot;
@@ -200,6 +206,8 @@ public sealed class SweepCoordinator : ReceivePersistentActor, IWithTimers
             _ => Failure(record, ended, reason, now),
         };
         PersistAllAndApply(events);
+        // The worker is free now: its next trial's start goes into the same journal write as this end.
+        Dispatch();
     }
 
     private ISweepEvent[] Failure(TrialRecord record, TrialEnded ended, string error, DateTimeOffset now)
@@ -275,7 +283,7 @@ public sealed class SweepCoordinator : ReceivePersistentActor, IWithTimers
         if (state is null || orphans.Count == 0) return;
         var now = DateTimeOffset.UtcNow;
         var events = orphans
-            .Where(id => state[id].State == TrialState.Running)
+            .Where(id => state[id].State == TrialState.Running && !settling.Contains(id))
             .Select(id => (ISweepEvent)new TrialRequeued(id, "its worker did not come back after the coordinator restarted", null, false, now, now))
             .ToArray();
         orphans.Clear();
@@ -294,7 +302,7 @@ public sealed class SweepCoordinator : ReceivePersistentActor, IWithTimers
         foreach (var trial in state.ReadyToRun(now))
         {
             if (idle.Count == 0) break;
-            if (orphans.Contains(trial.Definition.Id)) continue;
+            if (orphans.Contains(trial.Definition.Id) || starting.Contains(trial.Definition.Id) || settling.Contains(trial.Definition.Id)) continue;
             lastWorkerByTrial.TryGetValue(trial.Definition.Id, out var lastWorker);
             var worker = idle.FirstOrDefault(w => workers[w].Slot.WorkerId != lastWorker) ?? idle[0];
             idle.Remove(worker);
@@ -307,8 +315,10 @@ public sealed class SweepCoordinator : ReceivePersistentActor, IWithTimers
         if (assignments.Count == 0) return;
 
         var workerByTrial = assignments.ToDictionary(a => a.Started.TrialId, a => a.Worker);
-        PersistAll(assignments.Select(a => a.Started), started =>
+        starting.UnionWith(workerByTrial.Keys);
+        PersistAllAsync(assignments.Select(a => a.Started), started =>
         {
+            starting.Remove(started.TrialId);
             Applied(started);
             var record = state[started.TrialId];
             workerByTrial[started.TrialId].Tell(new RunTrial(
@@ -327,10 +337,16 @@ public sealed class SweepCoordinator : ReceivePersistentActor, IWithTimers
 
     /// <summary>Whether a worker's report is about the attempt the journal says is running: stale or repeated reports are ignored.</summary>
     private bool IsCurrent(string trialId, int attempt) =>
-        state is not null && state.Contains(trialId) && state[trialId] is { State: TrialState.Running } record && record.Attempts == attempt;
+        state is not null && state.Contains(trialId) && !settling.Contains(trialId)
+        && state[trialId] is { State: TrialState.Running } record && record.Attempts == attempt;
 
     private void PersistAndApply(ISweepEvent @event) => PersistAllAndApply([@event]);
 
+    /// <summary>
+    /// Persists events and applies each once it is written. Events about a trial's end (or its
+    /// return to the queue) mark the trial as settling until they are applied, so a repeated or
+    /// crossing report cannot end it twice.
+    /// </summary>
     private void PersistAllAndApply(IReadOnlyCollection<ISweepEvent> events)
     {
         if (events.Count == 0)
@@ -338,11 +354,15 @@ public sealed class SweepCoordinator : ReceivePersistentActor, IWithTimers
             AfterChange();
             return;
         }
+        var settles = events.OfType<ITrialEvent>().Where(e => e is not (TrialProgress or TrialCheckpointed or TrialRestartedFromScratch)).Select(e => e.TrialId).ToHashSet();
+        settling.UnionWith(settles);
         int remaining = events.Count;
-        PersistAll(events, e =>
+        PersistAllAsync(events, e =>
         {
             Applied(e);
-            if (--remaining == 0) AfterChange();
+            if (--remaining > 0) return;
+            settling.ExceptWith(settles);
+            AfterChange();
         });
     }
 
@@ -351,7 +371,8 @@ public sealed class SweepCoordinator : ReceivePersistentActor, IWithTimers
         state!.Apply(e);
         if (e is ITrialEvent trialEvent) LogTrialEvent(trialEvent);
         foreach (var subscriber in subscribers) subscriber.Tell(e);
-        if (++eventsSinceSnapshot >= settings.SnapshotEvery)
+        // A snapshot holds every trial: for large sweeps, one per sweep-size worth of events.
+        if (++eventsSinceSnapshot >= Math.Max(settings.SnapshotEvery, state.Trials.Count))
         {
             eventsSinceSnapshot = 0;
             SaveSnapshot(state.ToSnapshot());

@@ -12,6 +12,12 @@ namespace Sweep.Orchestrator.Running;
 /// </summary>
 public static partial class SweepLogs
 {
+    /// <summary>One log event of a sweep, rendered: when, its level, the trial it is about (if any) and the message.</summary>
+    public sealed record LogLine(DateTimeOffset At, string Level, string? Trial, string Message)
+    {
+        public override string ToString() => $"{At.LocalDateTime:yyyy-MM-dd HH:mm:ss.fff} [{Abbreviate(Level)}] {Message}";
+    }
+
     private static readonly TimeSpan FollowPoll = TimeSpan.FromMilliseconds(250);
 
     public static async Task<int> RunAsync(JournalSettings journal, string sweepId, string? trialName, bool follow, TextWriter output, CancellationToken interrupt)
@@ -38,16 +44,20 @@ public static partial class SweepLogs
         return Cli.SweepCommandLine.ExitOk;
     }
 
-    private static void Print(List<(DateTimeOffset At, string Line)> lines, TextWriter output)
+    private static void Print(List<LogLine> lines, TextWriter output)
     {
-        foreach (var (_, line) in lines.OrderBy(l => l.At)) output.WriteLine(line);
+        foreach (var line in lines.OrderBy(l => l.At)) output.WriteLine(line);
         output.Flush();
     }
 
-    /// <summary>The matching lines written since the offsets recorded for each file (a line still being written waits for the next read).</summary>
-    private static List<(DateTimeOffset At, string Line)> Read(string folder, Dictionary<string, long> offsets, string sweepId, string? trialName)
+    /// <summary>
+    /// The matching lines written since the offsets recorded for each file (pass an empty dictionary
+    /// for everything); a line still being written waits for the next read.
+    /// </summary>
+    public static List<LogLine> Read(string folder, Dictionary<string, long> offsets, string sweepId, string? trialName)
     {
-        var found = new List<(DateTimeOffset, string)>();
+        var found = new List<LogLine>();
+        if (!Directory.Exists(folder)) return found;
         foreach (var file in Directory.GetFiles(folder, "*.json").Order(StringComparer.Ordinal))
         {
             long offset = offsets.GetValueOrDefault(file);
@@ -66,23 +76,24 @@ public static partial class SweepLogs
         return found;
     }
 
-    private static (DateTimeOffset, string)? Parse(string line, string sweepId, string? trialName)
+    private static LogLine? Parse(string line, string sweepId, string? trialName)
     {
         try
         {
             using var json = JsonDocument.Parse(line);
             var root = json.RootElement;
             if (!root.TryGetProperty("SweepId", out var sweep) || sweep.GetString() != sweepId) return null;
-            if (trialName is not null && (!root.TryGetProperty("TrialName", out var trial) || trial.GetString() != trialName)) return null;
+            string? trial = root.TryGetProperty("TrialName", out var t) && t.ValueKind == JsonValueKind.String ? t.GetString() : null;
+            if (trialName is not null && trial != trialName) return null;
             var at = root.GetProperty("@t").GetDateTimeOffset();
-            var level = root.TryGetProperty("@l", out var l) ? l.GetString()! : "Information";
-            var message = Render(root.GetProperty("@mt").GetString() ?? "", root);
-            var exception = root.TryGetProperty("@x", out var x) ? " " + x.GetString()!.Split('\n')[0] : "";
-            return (at, $"{at.LocalDateTime:yyyy-MM-dd HH:mm:ss.fff} [{Abbreviate(level)}] {message}{exception}");
+            var level = root.TryGetProperty("@l", out var l) ? l.GetString() ?? "Information" : "Information";
+            var message = Render(root.TryGetProperty("@mt", out var mt) ? mt.GetString() ?? "" : "", root);
+            var exception = root.TryGetProperty("@x", out var x) ? " " + (x.GetString() ?? "").Split('\n')[0] : "";
+            return new LogLine(at, level, trial, message + exception);
         }
-        catch (JsonException)
+        catch (Exception e) when (e is JsonException or KeyNotFoundException or FormatException or InvalidOperationException)
         {
-            return null;
+            return null; // not one of ours
         }
     }
 

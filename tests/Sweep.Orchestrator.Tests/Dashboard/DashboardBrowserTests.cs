@@ -1,0 +1,115 @@
+using PuppeteerSharp;
+using Sweep.Orchestrator.Dashboard;
+using Sweep.Orchestrator.Hosting;
+
+namespace Sweep.Orchestrator.Tests.Dashboard;
+
+/// <summary>The dashboard page in headless Chromium, over a sweep that `sweep run` is running in another process.</summary>
+[Collection(ProcessCollection.Name)]
+public sealed class DashboardBrowserTests : IDisposable
+{
+    private const string Chromium = "/usr/bin/chromium";
+    private const string ScriptName = "<script>alert(1)</script>";
+    private static readonly TimeSpan Long = TimeSpan.FromMinutes(3);
+    private readonly string temp = Directory.CreateTempSubdirectory("sweep-dashboard-browser-").FullName;
+
+    public void Dispose()
+    {
+        Microsoft.Data.Sqlite.SqliteConnection.ClearAllPools();
+        try
+        {
+            Directory.Delete(temp, recursive: true);
+        }
+        catch (IOException)
+        {
+            // Chromium may still be letting go of its profile.
+        }
+    }
+
+    [Fact]
+    public async Task The_page_shows_a_running_sweeps_trials_as_text_and_its_curves_grow_live()
+    {
+        Assert.True(File.Exists(Chromium),
+            $"{Chromium} is missing: the dashboard's browser test needs Debian's chromium package (apt-get install -y chromium; scripts/test.sh installs it when run as root)");
+        var dataDir = Path.Combine(temp, "data");
+        var spec = Path.Combine(temp, "live.conf");
+        File.WriteAllText(spec, $$"""
+            sweep {
+              name = live
+              model = synthetic
+              max-iter = 300
+              test-interval = 10
+              cases = [
+                { name = "{{ScriptName}}", batch-size = 32, base-lr = 0.01 }
+                { name = "b64 <b>bold</b> & co", batch-size = 64, base-lr = 0.01 }
+              ]
+              synthetic { iteration-ms = 40 }
+            }
+            """);
+        using var run = SweepProcess.Start("run", spec, "--sweep-id", "live", "--data-dir", dataDir, "--workers", "1");
+        run.WaitForLine(l => l.Contains("started attempt"), Long);
+
+        var journal = new JournalSettings(dataDir);
+        await using var system = await SweepSystem.StartAsync(journal);
+        await using var app = DashboardServer.Build(system.System, journal, DashboardServer.UseKestrel("127.0.0.1", 0));
+        await app.StartAsync();
+        var url = Assert.Single(DashboardServer.Addresses(app));
+
+        await using var browser = await Puppeteer.LaunchAsync(new LaunchOptions
+        {
+            ExecutablePath = Chromium,
+            Headless = true,
+            UserDataDir = Path.Combine(temp, "chromium-profile"),
+            Args = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+        });
+        await using var page = await browser.NewPageAsync();
+        var dialogs = new List<string>();
+        var problems = new List<string>();
+        page.Dialog += async (_, e) =>
+        {
+            lock (dialogs) dialogs.Add(e.Dialog.Message);
+            await e.Dialog.Dismiss();
+        };
+        page.PageError += (_, e) => { lock (problems) problems.Add("page error: " + e.Message); };
+        page.Console += (_, e) =>
+        {
+            // A 404 is expected: the page asks for the report until `sweep run` has written it.
+            if (e.Message.Type == ConsoleType.Error && !e.Message.Text.Contains("status of 404"))
+                lock (problems) problems.Add("console error: " + e.Message.Text);
+        };
+        await page.SetViewportAsync(new ViewPortOptions { Width = 1400, Height = 1100 });
+        await page.GoToAsync(url + "/");
+
+        await page.WaitForSelectorAsync("#sweeps button[data-sweep-id='live']", new WaitForSelectorOptions { Timeout = 30_000 });
+        await page.ClickAsync("#sweeps button[data-sweep-id='live']");
+        await page.WaitForFunctionAsync("() => document.querySelectorAll('#trials tbody tr').length === 2", new WaitForFunctionOptions { Timeout = 30_000 });
+
+        var names = await page.EvaluateExpressionAsync<string[]>("[...document.querySelectorAll('#trials tbody tr td:first-child')].map(td => td.textContent)");
+        Assert.Equal([ScriptName, "b64 <b>bold</b> & co"], names);
+        Assert.Equal(0, await page.EvaluateExpressionAsync<int>("document.querySelectorAll('main script, main b').length"));
+
+        await page.WaitForFunctionAsync("() => window.sweepDashboard.accuracyPoints() > 0", new WaitForFunctionOptions { Timeout = 60_000 });
+        int before = await page.EvaluateExpressionAsync<int>("window.sweepDashboard.accuracyPoints()");
+        await Task.Delay(TimeSpan.FromSeconds(4));
+        int after = await page.EvaluateExpressionAsync<int>("window.sweepDashboard.accuracyPoints()");
+        bool stillRunning = !run.HasExited;
+        Directory.CreateDirectory("artifacts");
+        await page.ScreenshotAsync(Path.Combine("artifacts", "dashboard-live.png"), new ScreenshotOptions { FullPage = true });
+        Assert.True(stillRunning, "the sweep was still running while the curve was read");
+        Assert.True(after > before, $"the accuracy curve grew while the sweep ran: {before} then {after} points");
+
+        // When the sweep ends: the table says so and the report's figures appear.
+        Assert.Equal(0, run.WaitForExit(Long));
+        await page.WaitForFunctionAsync("() => [...document.querySelectorAll('#trials tbody tr td:nth-child(4)')].every(td => td.textContent === 'Completed')", new WaitForFunctionOptions { Timeout = 60_000 });
+        await page.WaitForSelectorAsync("#report-figures img", new WaitForSelectorOptions { Timeout = 60_000 });
+        await page.ClickAsync("#trials tbody tr");
+        await page.WaitForFunctionAsync("() => document.getElementById('log-lines').textContent.includes('completed')", new WaitForFunctionOptions { Timeout = 30_000 });
+        Assert.Contains(ScriptName, await page.EvaluateExpressionAsync<string>("document.getElementById('logs-title').textContent"));
+        await page.ScreenshotAsync(Path.Combine("artifacts", "dashboard.png"), new ScreenshotOptions { FullPage = true });
+        File.Copy(Path.Combine("artifacts", "dashboard.png"), "/tmp/dashboard.png", overwrite: true);
+        File.Copy(Path.Combine("artifacts", "dashboard-live.png"), "/tmp/dashboard-live.png", overwrite: true);
+
+        lock (dialogs) Assert.Empty(dialogs);
+        lock (problems) Assert.Empty(problems);
+    }
+}
