@@ -10,6 +10,7 @@ using Sweep.Protocol.Events;
 using Sweep.Protocol.Messages;
 using Sweep.Protocol.Specs;
 using Sweep.Protocol.Training;
+using Sweep.Benchmarks;
 
 // dotnet run -c Release --project bench/Sweep.Benchmarks -- NAME [--option value]... [--json]
 // Each benchmark prints a readable table, or with --json one JSON object with its figures.
@@ -20,7 +21,10 @@ try
     {
         "overhead" => await Benchmarks.OverheadAsync(arguments.Int("trials", 10_000), arguments.Int("slots", 16), arguments.Int("iterations", 5), arguments.Double("iteration-ms", 2)),
         "expansion" => Benchmarks.Expansion(arguments.Int("cells", 1_000_000)),
-        _ => throw new ArgumentException($"unknown benchmark '{arguments.Name}': overhead, expansion"),
+        "trainer" => await Benchmarks.TrainerAsync(arguments.Int("max-iter", 1000), arguments.Int("threads", Environment.ProcessorCount), arguments.Int("repeats", 3)),
+        "recovery" => await Benchmarks.RecoveryAsync(arguments.Int("trials", 10_000)),
+        "packing" => await Benchmarks.PackingAsync(arguments.Int("max-iter", 1000)),
+        _ => throw new ArgumentException($"unknown benchmark '{arguments.Name}': overhead, expansion, trainer, recovery, packing"),
     };
     if (arguments.Json) Console.WriteLine(JsonSerializer.Serialize(figures));
     else foreach (var (key, value) in figures) Console.WriteLine($"{key,-36} {Format(value)}");
@@ -67,44 +71,103 @@ internal static class Benchmarks
     /// </summary>
     public static async Task<Dictionary<string, object>> OverheadAsync(int trials, int slots, int iterations, double iterationMs)
     {
-        var dataDir = Directory.CreateTempSubdirectory("sweep-bench-overhead-").FullName;
+        var run = await RunSweepAsync(SyntheticSweep("overhead", trials, iterations, iterationMs), slots, threads: 1);
+        double makespan = run.Seconds;
+        double ideal = trials * iterations * iterationMs / 1000.0 / slots;
+        // Events: SweepStarted, per trial TrialStarted + a progress at 0 and at the end + TrialCompleted, SweepCompleted.
+        int events = 2 + trials * (iterations > 0 ? 4 : 3);
+        return new Dictionary<string, object>
+        {
+            ["benchmark"] = "overhead",
+            ["trials"] = trials,
+            ["slots"] = slots,
+            ["iterations_per_trial"] = iterations,
+            ["iteration_ms"] = iterationMs,
+            ["completed"] = run.Final.Trials.Count(t => t.State == TrialState.Completed),
+            ["makespan_s"] = makespan,
+            ["ideal_s"] = ideal,
+            // Two readings of "per trial": the time the sweep took beyond the ideal, per trial,
+            // and the same times the slots (Ray Tune's (715 s − 625 s) × 16 / 10,000 ≈ 144 ms).
+            ["overhead_per_trial_ms"] = (makespan - ideal) * 1000.0 / trials,
+            ["overhead_per_trial_slot_ms"] = (makespan - ideal) * 1000.0 * slots / trials,
+            ["events_persisted_per_s"] = events / makespan,
+            ["process_peak_memory_mb"] = run.PeakMemoryBytes / 1048576.0,
+        };
+    }
+
+    /// <summary>
+    /// The paper's CASE1 through the whole stack (coordinator, worker actor, SQLite journal) against
+    /// a bare TorchSharp loop of the same network, batch, threads and data, alternated in one run.
+    /// </summary>
+    public static async Task<Dictionary<string, object>> TrainerAsync(int maxIter, int threads, int repeats)
+    {
+        var data = Sweep.GpuWorker.Data.MnistData.Load(new DatasetSpec(Sweep.GpuWorker.Data.MnistData.EmbeddedPath));
+        var spec = TrialSpec.PaperCase1(new DatasetSpec(Sweep.GpuWorker.Data.MnistData.EmbeddedPath)) with { MaxIter = maxIter };
+        var definition = new SweepDefinition("trainer", "benchmark", ModelKind.Lenet, [new TrialDefinition("case1", "CASE1", spec)],
+            new DivergencePolicy(), new RetryPolicy(), OutOfMemoryPolicy.Fail, -1, new SyntheticSpec());
+        var bare = new List<double>();
+        var stack = new List<double>();
+        for (int r = 0; r < repeats; r++)
+        {
+            bare.Add(BareLoop.Run(spec, data, threads));
+            stack.Add((await RunSweepAsync(definition, slots: 1, threads)).Seconds);
+        }
+        double bareMedian = Median(bare), stackMedian = Median(stack);
+        return new Dictionary<string, object>
+        {
+            ["benchmark"] = "trainer",
+            ["max_iter"] = maxIter,
+            ["threads"] = threads,
+            ["repeats"] = repeats,
+            ["bare_loop_s"] = string.Join(" ", bare.Select(b => b.ToString("0.00", CultureInfo.InvariantCulture))),
+            ["whole_stack_s"] = string.Join(" ", stack.Select(b => b.ToString("0.00", CultureInfo.InvariantCulture))),
+            ["bare_loop_median_s"] = bareMedian,
+            ["whole_stack_median_s"] = stackMedian,
+            ["time_ratio"] = stackMedian / bareMedian,
+        };
+    }
+
+    /// <summary>
+    /// A journal holding a sweep of <paramref name="trials"/> synthetic trials stopped half-way; then, in
+    /// a fresh actor system, the time from starting to resume until the state is restored and until
+    /// the first new trial is handed to a worker.
+    /// </summary>
+    public static async Task<Dictionary<string, object>> RecoveryAsync(int trials)
+    {
+        var dataDir = Directory.CreateTempSubdirectory("sweep-bench-recovery-").FullName;
         try
         {
             var journal = new JournalSettings(dataDir);
-            var definition = SyntheticSweep("overhead", trials, iterations, iterationMs);
-            await using var sweepSystem = await SweepSystem.StartAsync(journal);
-            var system = sweepSystem.System;
-            var coordinator = system.ActorOf(SweepCoordinator.Props("overhead", new CoordinatorSettings(journal.CheckpointDirectory)));
-            var finished = new TaskCompletionSource<SweepSnapshot>(TaskCreationOptions.RunContinuationsAsynchronously);
-            system.ActorOf(Props.Create(() => new FinishWaiter(coordinator, finished)));
-            ResetPeakMemory();
-            var clock = Stopwatch.StartNew();
-            await coordinator.Ask<SweepAccepted>(new StartSweep(definition), TimeSpan.FromMinutes(5));
-            for (int i = 0; i < slots; i++)
-                system.ActorOf(TrialWorker.Props(new WorkerSlot($"slot-{i + 1}", "bench", "cpu", 1), coordinator));
-            var final = await finished.Task;
-            clock.Stop();
+            await using (var first = await SweepSystem.StartAsync(journal))
+            {
+                var coordinator = first.System.ActorOf(SweepCoordinator.Props("recovery", new CoordinatorSettings(journal.CheckpointDirectory)));
+                var half = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+                first.System.ActorOf(Props.Create(() => new CompletionCounter(coordinator, trials / 2, half)));
+                await coordinator.Ask<SweepAccepted>(new StartSweep(SyntheticSweep("recovery", trials, 1, 0)), TimeSpan.FromMinutes(5));
+                for (int i = 0; i < 16; i++) first.System.ActorOf(TrialWorker.Props(new WorkerSlot($"slot-{i + 1}", "bench", "cpu", 1), coordinator));
+                await half.Task;
+                await coordinator.Ask<SweepStopped>(new StopSweep(), TimeSpan.FromMinutes(5));
+            }
+            Microsoft.Data.Sqlite.SqliteConnection.ClearAllPools();
 
-            double makespan = clock.Elapsed.TotalSeconds;
-            double ideal = trials * iterations * iterationMs / 1000.0 / slots;
-            // Events: SweepStarted, per trial TrialStarted + a progress at 0 and at the end + TrialCompleted, SweepCompleted.
-            int events = 2 + trials * (iterations > 0 ? 4 : 3);
+            var clock = Stopwatch.StartNew();
+            await using var second = await SweepSystem.StartAsync(journal);
+            double systemStarted = clock.Elapsed.TotalSeconds;
+            var resumed = second.System.ActorOf(SweepCoordinator.Props("recovery", new CoordinatorSettings(journal.CheckpointDirectory)));
+            var accepted = await resumed.Ask<SweepAccepted>(new ResumeSweep(), TimeSpan.FromMinutes(5));
+            double restored = clock.Elapsed.TotalSeconds;
+            var firstRun = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+            second.System.ActorOf(Props.Create(() => new FirstRunProbe(resumed, firstRun)));
+            await firstRun.Task;
+            double firstDispatch = clock.Elapsed.TotalSeconds;
             return new Dictionary<string, object>
             {
-                ["benchmark"] = "overhead",
+                ["benchmark"] = "recovery",
                 ["trials"] = trials,
-                ["slots"] = slots,
-                ["iterations_per_trial"] = iterations,
-                ["iteration_ms"] = iterationMs,
-                ["completed"] = final.Trials.Count(t => t.State == Sweep.Protocol.Events.TrialState.Completed),
-                ["makespan_s"] = makespan,
-                ["ideal_s"] = ideal,
-                // Two readings of "per trial": the time the sweep took beyond the ideal, per trial,
-                // and the same times the slots (Ray Tune's (715 s − 625 s) × 16 / 10,000 ≈ 144 ms).
-                ["overhead_per_trial_ms"] = (makespan - ideal) * 1000.0 / trials,
-                ["overhead_per_trial_slot_ms"] = (makespan - ideal) * 1000.0 * slots / trials,
-                ["events_persisted_per_s"] = events / makespan,
-                ["process_peak_memory_mb"] = PeakMemoryBytes() / 1048576.0,
+                ["remaining"] = accepted.Remaining,
+                ["actor_system_started_s"] = systemStarted,
+                ["state_restored_s"] = restored,
+                ["first_new_trial_dispatched_s"] = firstDispatch,
             };
         }
         finally
@@ -112,6 +175,60 @@ internal static class Benchmarks
             Microsoft.Data.Sqlite.SqliteConnection.ClearAllPools();
             Directory.Delete(dataDir, recursive: true);
         }
+    }
+
+    /// <summary>The paper preset with one slot using every core, and with one slot per core (one thread each).</summary>
+    public static async Task<Dictionary<string, object>> PackingAsync(int maxIter)
+    {
+        var preset = Path.Combine(AppContext.BaseDirectory, "hocon", "sweeps", "paper-lenet.conf");
+        var definition = SweepSpecLoader.Load(preset, [$"sweep.max-iter={maxIter}"]);
+        int cores = Environment.ProcessorCount;
+        var oneWide = await RunSweepAsync(definition, slots: 1, threads: cores);
+        var manyNarrow = await RunSweepAsync(definition, slots: cores, threads: 1);
+        return new Dictionary<string, object>
+        {
+            ["benchmark"] = "packing",
+            ["max_iter"] = maxIter,
+            ["cores"] = cores,
+            [$"makespan_1_slot_x_{cores}_threads_s"] = oneWide.Seconds,
+            [$"makespan_{cores}_slots_x_1_thread_s"] = manyNarrow.Seconds,
+            ["faster_layout"] = oneWide.Seconds <= manyNarrow.Seconds ? $"1 slot x {cores} threads" : $"{cores} slots x 1 thread",
+        };
+    }
+
+    private sealed record SweepRunResult(double Seconds, SweepSnapshot Final, long PeakMemoryBytes);
+
+    /// <summary>Runs a whole sweep in this process, through the real coordinator, worker actors and a fresh SQLite journal.</summary>
+    private static async Task<SweepRunResult> RunSweepAsync(SweepDefinition definition, int slots, int threads)
+    {
+        var dataDir = Directory.CreateTempSubdirectory("sweep-bench-").FullName;
+        try
+        {
+            var journal = new JournalSettings(dataDir);
+            await using var sweepSystem = await SweepSystem.StartAsync(journal);
+            var system = sweepSystem.System;
+            var coordinator = system.ActorOf(SweepCoordinator.Props("bench", new CoordinatorSettings(journal.CheckpointDirectory)));
+            var finished = new TaskCompletionSource<SweepSnapshot>(TaskCreationOptions.RunContinuationsAsynchronously);
+            system.ActorOf(Props.Create(() => new FinishWaiter(coordinator, finished)));
+            ResetPeakMemory();
+            var clock = Stopwatch.StartNew();
+            await coordinator.Ask<SweepAccepted>(new StartSweep(definition), TimeSpan.FromMinutes(5));
+            for (int i = 0; i < slots; i++)
+                system.ActorOf(TrialWorker.Props(new WorkerSlot($"slot-{i + 1}", "bench", "cpu", threads), coordinator));
+            var final = await finished.Task;
+            return new SweepRunResult(clock.Elapsed.TotalSeconds, final, PeakMemoryBytes());
+        }
+        finally
+        {
+            Microsoft.Data.Sqlite.SqliteConnection.ClearAllPools();
+            Directory.Delete(dataDir, recursive: true);
+        }
+    }
+
+    private static double Median(List<double> values)
+    {
+        var sorted = values.Order().ToList();
+        return sorted.Count % 2 == 1 ? sorted[sorted.Count / 2] : (sorted[sorted.Count / 2 - 1] + sorted[sorted.Count / 2]) / 2;
     }
 
     /// <summary>Expanding and validating a grid of <paramref name="cells"/> cells, refused by default and allowed with the limit raised.</summary>
@@ -192,6 +309,32 @@ internal static class Benchmarks
     {
         var line = File.ReadLines("/proc/self/status").First(l => l.StartsWith("VmHWM:", StringComparison.Ordinal));
         return long.Parse(line["VmHWM:".Length..].Trim().Split(' ')[0], CultureInfo.InvariantCulture) * 1024;
+    }
+
+    /// <summary>Completes once <paramref name="target"/> trials have completed.</summary>
+    private sealed class CompletionCounter : ReceiveActor
+    {
+        public CompletionCounter(IActorRef coordinator, int target, TaskCompletionSource reached)
+        {
+            int completed = 0;
+            Receive<TrialCompleted>(_ =>
+            {
+                if (++completed >= target) reached.TrySetResult();
+            });
+            ReceiveAny(_ => { });
+            coordinator.Tell(new SubscribeToSweep());
+        }
+    }
+
+    /// <summary>A worker stand-in that notes the first RunTrial it is given.</summary>
+    private sealed class FirstRunProbe : ReceiveActor
+    {
+        public FirstRunProbe(IActorRef coordinator, TaskCompletionSource firstRun)
+        {
+            Receive<RunTrial>(_ => firstRun.TrySetResult());
+            ReceiveAny(_ => { });
+            coordinator.Tell(new RegisterWorker(new WorkerSlot("probe", "bench", "cpu", 1), null, "probe"));
+        }
     }
 
     /// <summary>Waits for the sweep's end.</summary>
