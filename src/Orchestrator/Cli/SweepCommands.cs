@@ -71,7 +71,7 @@ public static partial class SweepCommands
         }
     }
 
-    private static Option<int?> WorkersOption() => new("--workers") { Description = "Worker slots on this machine [default: one per CUDA device, else one CPU slot]." };
+    private static Option<int?> WorkersOption() => new("--workers") { Description = "Worker slots on this machine [default: one per CUDA device, else one per core]." };
 
     private static Option<int?> ThreadsOption() => new("--threads") { Description = "LibTorch threads per worker slot [default: cores / slots]." };
 

@@ -15,15 +15,17 @@ namespace Sweep.Orchestrator.Running;
 public sealed record WorkerLayout(int Workers, int Threads)
 {
     /// <summary>
-    /// One slot per CUDA device when there are any (LeNet only: a synthetic sweep never loads LibTorch);
-    /// otherwise one CPU slot using every core.
+    /// One slot per CUDA device when there are any (LeNet only: a synthetic sweep never loads
+    /// LibTorch); otherwise one CPU slot per core with one LibTorch thread each. LeNet's small
+    /// batches use extra intra-op threads poorly: on two cores the paper preset finishes in 72 s as
+    /// two one-thread slots against 83 s as one two-thread slot (docs/benchmarks.md, `packing`).
     /// </summary>
     public static WorkerLayout For(ModelKind model, int? workers, int? threads)
     {
         int cuda = model == ModelKind.Lenet ? TorchDevices.CudaDeviceCount : 0;
-        int slots = workers ?? Math.Max(1, cuda);
+        int slots = workers ?? (cuda > 0 ? cuda : Environment.ProcessorCount);
         if (slots < 0) throw new InvalidInputException($"--workers must be zero or positive, got {slots}");
-        int perSlot = threads ?? Math.Max(1, Environment.ProcessorCount / Math.Max(1, cuda > 0 ? 1 : slots));
+        int perSlot = threads ?? (cuda > 0 ? Environment.ProcessorCount : Math.Max(1, Environment.ProcessorCount / Math.Max(1, slots)));
         if (perSlot < 1) throw new InvalidInputException($"--threads must be positive, got {perSlot}");
         return new WorkerLayout(slots, perSlot);
     }
