@@ -7,27 +7,25 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && [ -z "${SWEEP_TEST_POSTGRES:-}" ]; then
+# install_debian_package PACKAGE WHAT: apt-get install as root, else say what is missing and stop.
+install_debian_package() {
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-    echo "installing PostgreSQL (Debian's postgresql package) for the cluster tests"
+    echo "installing Debian's $1 package for $2"
     apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$1" >/dev/null
   else
-    echo "PostgreSQL server binaries are missing: install Debian's postgresql package (or set SWEEP_TEST_POSTGRES)" >&2
+    echo "Debian's $1 package is missing ($2): install it, then run this again" >&2
     exit 1
   fi
-fi
+}
 
-# The dashboard's browser test drives headless Chromium: Debian's chromium package, installed the same way.
+# The cluster tests start a private PostgreSQL server (SWEEP_TEST_POSTGRES points them at another).
+if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && [ -z "${SWEEP_TEST_POSTGRES:-}" ]; then
+  install_debian_package postgresql "the cluster tests' PostgreSQL server"
+fi
+# The dashboard's browser test drives headless Chromium.
 if [ ! -x /usr/bin/chromium ]; then
-  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-    echo "installing Chromium (Debian's chromium package) for the dashboard's browser test"
-    apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
-  else
-    echo "/usr/bin/chromium is missing: install Debian's chromium package for the dashboard's browser test" >&2
-    exit 1
-  fi
+  install_debian_package chromium "the dashboard's browser test"
 fi
 
 results=artifacts/test-results
