@@ -159,6 +159,30 @@ public sealed class SweepRunEndToEndTests : IDisposable
     }
 
     [Fact]
+    public async Task Run_with_dashboard_serves_the_sweep_while_it_runs()
+    {
+        var spec = WriteSpec("");
+        int port;
+        using (var listener = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0))
+        {
+            listener.Start();
+            port = ((System.Net.IPEndPoint)listener.LocalEndpoint).Port;
+        }
+        using var run = SweepProcess.Start("run", spec, "--sweep-id", "served", "--data-dir", DataDir, "--dashboard", "--dashboard-port", port.ToString());
+        run.WaitForLine(l => l.StartsWith("dashboard at http://127.0.0.1:"), Long);
+        run.WaitForLine(l => l.Contains("started attempt"), Long);
+
+        using var http = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{port}") };
+        var status = JsonDocument.Parse(await http.GetStringAsync("/api/sweeps/served")).RootElement;
+        bool runStillGoing = !run.HasExited;
+
+        Assert.Equal("served", status.GetProperty("sweepId").GetString());
+        Assert.Equal(9, status.GetProperty("trials").GetArrayLength());
+        Assert.True(runStillGoing);
+        Assert.Equal(0, run.WaitForExit(Long));
+    }
+
+    [Fact]
     public async Task A_crash_fault_ends_the_process_and_resume_runs_the_trial_again_as_attempt_2()
     {
         var spec = WriteSpec("{ trial = b64-lr0.02, at-iteration = 120, kind = crash, attempts = [1] }");

@@ -82,9 +82,11 @@ public static partial class SweepCommands
         var sweepId = new Option<string?>("--sweep-id") { Description = "Name the sweep [default: NAME-yyyyMMdd-HHmmss]." };
         var workers = WorkersOption();
         var threads = ThreadsOption();
+        var dashboard = new Option<bool>("--dashboard") { Description = $"Serve the web dashboard on 127.0.0.1 while the sweep runs (port: --dashboard-port, default {DashboardCommand.DefaultPort})." };
+        var dashboardPort = new Option<int>("--dashboard-port") { Description = "The dashboard's port (0: a free one).", DefaultValueFactory = _ => DashboardCommand.DefaultPort };
         var set = new Option<string[]>("--set") { Description = "Override a spec key, e.g. --set sweep.max-iter=300 (repeatable).", AllowMultipleArgumentsPerToken = false };
         var clusterFlags = new ClusterFlags(portRequired: false);
-        var command = new Command("run", "Run a sweep to its end: on this machine, or with --port as the first node of a cluster.") { spec, sweepId, workers, threads, set };
+        var command = new Command("run", "Run a sweep to its end: on this machine, or with --port as the first node of a cluster.") { spec, sweepId, workers, threads, set, dashboard, dashboardPort };
         journalOptions.AddTo(command);
         clusterFlags.AddTo(command);
         command.SetAction((parsed, cancellation) =>
@@ -95,7 +97,9 @@ public static partial class SweepCommands
             var journal = journalOptions.Read(parsed);
             int? workerCount = parsed.GetValue(workers), threadCount = parsed.GetValue(threads);
             var cluster = clusterFlags.Read(parsed, coordinatorCapable: true, hostsWorkers: workerCount != 0);
-            return SweepRun.RunAsync(journal, id, new StartSweep(definition), s => WorkerLayout.For(s.Definition.Model, workerCount, threadCount), output, cancellation, cluster);
+            int? servePort = parsed.GetValue(dashboard) ? parsed.GetValue(dashboardPort) : null;
+            if (servePort is < 0 or > 65535) throw new InvalidInputException($"--dashboard-port {servePort}: not a port");
+            return SweepRun.RunAsync(journal, id, new StartSweep(definition), s => WorkerLayout.For(s.Definition.Model, workerCount, threadCount), output, cancellation, cluster, servePort);
         });
         return command;
     }

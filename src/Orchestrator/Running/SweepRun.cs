@@ -74,7 +74,8 @@ public static class SweepRun
         Func<SweepSnapshot, WorkerLayout> layoutFor,
         TextWriter output,
         CancellationToken interrupt,
-        ClusterOptions? cluster = null)
+        ClusterOptions? cluster = null,
+        int? dashboardPort = null)
     {
         cluster?.Validate(journal);
         await using var sweepSystem = await SweepSystem.StartAsync(journal, cluster, logName: sweepId);
@@ -90,6 +91,15 @@ public static class SweepRun
         var layout = layoutFor(snapshot);
         output.WriteLine($"sweep {sweepId} ({snapshot.Definition.Name}): {accepted.Remaining} of {accepted.Trials} trial(s) to run on {layout.Workers} local worker(s) x {layout.Threads} thread(s); journal {journal.Description}"
                          + (cluster is null ? "" : $"; cluster node {Akka.Cluster.Cluster.Get(system).SelfAddress}"));
+
+        await using var dashboard = dashboardPort is { } port
+            ? Dashboard.DashboardServer.Build(system, journal, Dashboard.DashboardServer.UseKestrel(Cli.DashboardCommand.DefaultBind, port))
+            : null;
+        if (dashboard is not null)
+        {
+            await dashboard.StartAsync(CancellationToken.None);
+            foreach (var url in Dashboard.DashboardServer.Addresses(dashboard)) output.WriteLine($"dashboard at {url}/ while the sweep runs");
+        }
 
         var finished = new TaskCompletionSource<SweepSnapshot>(TaskCreationOptions.RunContinuationsAsynchronously);
         system.ActorOf(ProgressPrinter.Props(coordinator, snapshot, output, finished), "progress");
