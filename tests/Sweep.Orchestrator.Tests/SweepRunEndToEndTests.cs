@@ -162,12 +162,7 @@ public sealed class SweepRunEndToEndTests : IDisposable
     public async Task Run_with_dashboard_serves_the_sweep_while_it_runs()
     {
         var spec = WriteSpec("");
-        int port;
-        using (var listener = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0))
-        {
-            listener.Start();
-            port = ((System.Net.IPEndPoint)listener.LocalEndpoint).Port;
-        }
+        int port = FreePort.Next();
         using var run = SweepProcess.Start("run", spec, "--sweep-id", "served", "--data-dir", DataDir, "--dashboard", "--dashboard-port", port.ToString());
         run.WaitForLine(l => l.StartsWith("dashboard at http://127.0.0.1:"), Long);
         run.WaitForLine(l => l.Contains("started attempt"), Long);

@@ -1,5 +1,3 @@
-using System.Net;
-using System.Net.Sockets;
 using Akka.Actor;
 using Akka.Configuration;
 using Akka.Serialization;
@@ -55,15 +53,14 @@ public sealed class ClusterTests(PostgresServer postgres) : IDisposable
     }
 
     private SweepProcess Worker(int seedPort, string? journal = null) =>
-        Start(journal is null
-            ? ["worker", "--join", $"127.0.0.1:{seedPort}", "--workers", "1", "--threads", "1", "--data-dir", temp]
-            : ["worker", "--join", $"127.0.0.1:{seedPort}", "--workers", "1", "--threads", "1", "--data-dir", temp, "--journal", journal]);
+        Start(["worker", "--join", $"127.0.0.1:{seedPort}", "--workers", "1", "--threads", "1", "--data-dir", temp,
+            .. (journal is null ? Array.Empty<string>() : ["--journal", journal])]);
 
     [Fact]
     public async Task A_coordinator_node_and_two_worker_nodes_run_12_trials_each_ending_exactly_once()
     {
         var journal = postgres.CreateDatabase();
-        int port = FreePort();
+        int port = FreePort.Next();
         var coordinator = Start("run", Spec(12, 10, 100), "--sweep-id", "twelve", "--port", port.ToString(), "--workers", "0", "--journal", journal, "--data-dir", temp);
         coordinator.WaitForLine(l => l.StartsWith("sweep twelve"), Long);
         Worker(port);
@@ -99,10 +96,10 @@ public sealed class ClusterTests(PostgresServer postgres) : IDisposable
     public async Task Killing_the_node_hosting_the_coordinator_moves_it_to_the_standby_which_finishes_the_sweep()
     {
         var journal = postgres.CreateDatabase();
-        int port = FreePort();
+        int port = FreePort.Next();
         var first = Start("run", Spec(8, 20, 200), "--sweep-id", "failover", "--port", port.ToString(), "--workers", "0", "--journal", journal, "--data-dir", temp);
         first.WaitForLine(l => l.StartsWith("sweep failover"), Long);
-        var standby = Start("resume", "failover", "--port", FreePort().ToString(), "--join", $"127.0.0.1:{port}", "--workers", "0", "--journal", journal, "--data-dir", temp);
+        var standby = Start("resume", "failover", "--port", FreePort.Next().ToString(), "--join", $"127.0.0.1:{port}", "--workers", "0", "--journal", journal, "--data-dir", temp);
         standby.WaitForLine(l => l.StartsWith("sweep failover"), Long);
         WaitUntilUp(first, standby, Worker(port), Worker(port));
         first.WaitForLines(lines => lines.Count(l => l.EndsWith(": completed")) >= 2, Long);
@@ -136,7 +133,7 @@ public sealed class ClusterTests(PostgresServer postgres) : IDisposable
     public async Task Messages_with_an_unknown_manifest_or_type_name_json_are_refused_without_harm()
     {
         var journal = postgres.CreateDatabase();
-        int port = FreePort();
+        int port = FreePort.Next();
         var coordinator = Start("run", Spec(3, 20, 100), "--sweep-id", "wire", "--port", port.ToString(), "--workers", "1", "--threads", "1", "--journal", journal, "--data-dir", temp);
         coordinator.WaitForLine(l => l.StartsWith("sweep wire"), Long);
 
@@ -177,7 +174,7 @@ public sealed class ClusterTests(PostgresServer postgres) : IDisposable
     private (string Journal, SweepProcess Coordinator, SweepProcess FirstWorker, string FirstWorkerAddress) CoordinatorAndTwoWorkersMidTrial(string sweepId)
     {
         var journal = postgres.CreateDatabase();
-        int port = FreePort();
+        int port = FreePort.Next();
         var coordinator = Start("run", Spec(4, 40, 200), "--sweep-id", sweepId, "--port", port.ToString(), "--workers", "0", "--journal", journal, "--data-dir", temp);
         coordinator.WaitForLine(l => l.StartsWith($"sweep {sweepId}"), Long);
         var first = Worker(port);
@@ -207,12 +204,6 @@ public sealed class ClusterTests(PostgresServer postgres) : IDisposable
         return await SweepJournal.EventsAsync(system.System, sweepId);
     }
 
-    private static int FreePort()
-    {
-        using var listener = new TcpListener(IPAddress.Loopback, 0);
-        listener.Start();
-        return ((IPEndPoint)listener.LocalEndpoint).Port;
-    }
 
     /// <summary>A message an attacker dresses up for the sweep serializer's id, naming a type it never accepts.</summary>
     public sealed record Forged(string Path);

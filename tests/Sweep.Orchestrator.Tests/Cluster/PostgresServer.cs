@@ -1,6 +1,4 @@
 using System.Diagnostics;
-using System.Net;
-using System.Net.Sockets;
 using Npgsql;
 
 namespace Sweep.Orchestrator.Tests.Cluster;
@@ -28,7 +26,7 @@ public sealed class PostgresServer : IDisposable
         bin = FindServerBinaries()
               ?? throw new InvalidOperationException("PostgreSQL server binaries not found (initdb, pg_ctl): run 'bash scripts/test.sh', which installs Debian's postgresql, or set SWEEP_TEST_POSTGRES");
         folder = Directory.CreateTempSubdirectory("sweep-postgres-").FullName;
-        int port = FreePort();
+        int port = FreePort.Next();
         bool root = Environment.UserName == "root";
         if (root) Run("chown", "-R", "postgres:postgres", folder);
         RunServerTool(root, "initdb", "-D", Path.Combine(folder, "data"), "-U", "sweep", "--auth=trust", "-E", "UTF8", "--no-sync");
@@ -96,10 +94,4 @@ public sealed class PostgresServer : IDisposable
             throw new InvalidOperationException($"{file} {string.Join(' ', args)} failed ({process.ExitCode}): {output.Result} {error.Result}");
     }
 
-    private static int FreePort()
-    {
-        using var listener = new TcpListener(IPAddress.Loopback, 0);
-        listener.Start();
-        return ((IPEndPoint)listener.LocalEndpoint).Port;
-    }
 }
