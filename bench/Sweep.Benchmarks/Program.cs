@@ -21,7 +21,7 @@ try
     {
         "overhead" => await Benchmarks.OverheadAsync(arguments.Int("trials", 10_000), arguments.Int("slots", 16), arguments.Int("iterations", 5), arguments.Double("iteration-ms", 2)),
         "expansion" => Benchmarks.Expansion(arguments.Int("cells", 1_000_000)),
-        "trainer" => await Benchmarks.TrainerAsync(arguments.Int("max-iter", 1000), arguments.Int("threads", Environment.ProcessorCount), arguments.Int("repeats", 3)),
+        "trainer" => await Benchmarks.TrainerAsync(arguments.Int("max-iter", 1000), arguments.Int("threads", Environment.ProcessorCount), arguments.Int("repeats", 7)),
         "recovery" => await Benchmarks.RecoveryAsync(arguments.Int("trials", 10_000)),
         "packing" => await Benchmarks.PackingAsync(arguments.Int("max-iter", 1000)),
         _ => throw new ArgumentException($"unknown benchmark '{arguments.Name}': overhead, expansion, trainer, recovery, packing"),
@@ -92,39 +92,91 @@ internal static class Benchmarks
             ["overhead_per_trial_slot_ms"] = (makespan - ideal) * 1000.0 * slots / trials,
             ["events_persisted_per_s"] = events / makespan,
             ["process_peak_memory_mb"] = run.PeakMemoryBytes / 1048576.0,
+            ["managed_memory_live_after_mb"] = run.LiveManagedBytes / 1048576.0,
+            ["startup_s"] = run.StartupSeconds,
         };
     }
 
     /// <summary>
     /// The paper's CASE1 through the whole stack (coordinator, worker actor, SQLite journal) against
-    /// a bare TorchSharp loop of the same network, batch, threads and data, alternated in one run.
+    /// a bare TorchSharp loop of the same network, batch, threads and data, and against the trainer
+    /// alone (no actors, no journal), alternated in one run after a discarded warm-up round.
     /// </summary>
     public static async Task<Dictionary<string, object>> TrainerAsync(int maxIter, int threads, int repeats)
     {
-        var data = Sweep.GpuWorker.Data.MnistData.Load(new DatasetSpec(Sweep.GpuWorker.Data.MnistData.EmbeddedPath));
-        var spec = TrialSpec.PaperCase1(new DatasetSpec(Sweep.GpuWorker.Data.MnistData.EmbeddedPath)) with { MaxIter = maxIter };
+        var dataset = new DatasetSpec(Sweep.GpuWorker.Data.MnistData.EmbeddedPath);
+        var data = Sweep.GpuWorker.Data.MnistData.Load(dataset);
+        var spec = TrialSpec.PaperCase1(dataset) with { MaxIter = maxIter };
         var definition = new SweepDefinition("trainer", "benchmark", ModelKind.Lenet, [new TrialDefinition("case1", "CASE1", spec)],
             new DivergencePolicy(), new RetryPolicy(), OutOfMemoryPolicy.Fail, -1, new SyntheticSpec());
+        var checkpoint = Path.Combine(Directory.CreateTempSubdirectory("sweep-bench-trainer-").FullName, "case1.ckpt");
+
+        // Every variant trains on a thread of its own, as the worker does: LibTorch's OpenMP keeps a
+        // thread team per calling thread, and a second team left alive by another thread (the main
+        // one, say) oversubscribes the cores and makes libgomp stop spinning: 20% slower here.
+        double Bare() => OnOwnThread(() => BareLoop.Run(spec, data, threads));
+        double TrainerAlone() => OnOwnThread(() =>
+        {
+            var clock = Stopwatch.StartNew();
+            Sweep.GpuWorker.Training.Trainer.Run(spec, data, new Sweep.GpuWorker.Training.TrainingOptions(threads, CheckpointPath: checkpoint));
+            return clock.Elapsed.TotalSeconds;
+        });
+        // A fresh actor system and journal for every stack round, timed from StartSweep to SweepFinished:
+        // its start-up is reported apart, while whatever it does in the background (the scheduler's
+        // ticks, compilation after start-up) still competes with the training, as it does in `sweep run`.
+        // (Keeping one system up through all rounds would slow the bare loop by the same and hide it.)
+        var startup = new List<double>();
+        async Task<double> Stack()
+        {
+            var run = await RunSweepAsync(definition, slots: 1, threads);
+            startup.Add(run.StartupSeconds);
+            return run.Seconds;
+        }
+
+        // Warm-up, discarded: JIT and tiered compilation, and the worker's once-per-process dataset load.
+        Bare();
+        TrainerAlone();
+        await Stack();
+
         var bare = new List<double>();
+        var alone = new List<double>();
         var stack = new List<double>();
         for (int r = 0; r < repeats; r++)
         {
-            bare.Add(BareLoop.Run(spec, data, threads));
-            stack.Add((await RunSweepAsync(definition, slots: 1, threads)).Seconds);
+            bare.Add(Bare());
+            alone.Add(TrainerAlone());
+            stack.Add(await Stack());
+            Console.Error.WriteLine($"round {r + 1}/{repeats}: bare {bare[^1]:0.00} s, trainer {alone[^1]:0.00} s, stack {stack[^1]:0.00} s");
         }
-        double bareMedian = Median(bare), stackMedian = Median(stack);
+        Directory.Delete(Path.GetDirectoryName(checkpoint)!, recursive: true);
+        double bareMedian = Median(bare), aloneMedian = Median(alone), stackMedian = Median(stack);
         return new Dictionary<string, object>
         {
             ["benchmark"] = "trainer",
             ["max_iter"] = maxIter,
             ["threads"] = threads,
             ["repeats"] = repeats,
-            ["bare_loop_s"] = string.Join(" ", bare.Select(b => b.ToString("0.00", CultureInfo.InvariantCulture))),
-            ["whole_stack_s"] = string.Join(" ", stack.Select(b => b.ToString("0.00", CultureInfo.InvariantCulture))),
+            ["stack_startup_median_s"] = Median(startup.Skip(1).ToList()),
+            ["bare_loop_s"] = Join(bare),
+            ["trainer_alone_s"] = Join(alone),
+            ["whole_stack_s"] = Join(stack),
             ["bare_loop_median_s"] = bareMedian,
+            ["trainer_alone_median_s"] = aloneMedian,
             ["whole_stack_median_s"] = stackMedian,
+            ["trainer_alone_ratio"] = aloneMedian / bareMedian,
             ["time_ratio"] = stackMedian / bareMedian,
         };
+
+        static string Join(List<double> seconds) => string.Join(" ", seconds.Select(b => b.ToString("0.00", CultureInfo.InvariantCulture)));
+    }
+
+    private static double OnOwnThread(Func<double> work)
+    {
+        double result = 0;
+        var thread = new Thread(() => result = work());
+        thread.Start();
+        thread.Join();
+        return result;
     }
 
     /// <summary>
@@ -196,33 +248,16 @@ internal static class Benchmarks
         };
     }
 
-    private sealed record SweepRunResult(double Seconds, SweepSnapshot Final, long PeakMemoryBytes);
+    /// <param name="Seconds">From handing the sweep to the coordinator until it finished.</param>
+    /// <param name="StartupSeconds">Before that: the actor system started and the journal opened (once per `sweep` process).</param>
+    /// <param name="LiveManagedBytes">The managed heap still reachable once the sweep finished, coordinator and workers still up (after a full collection).</param>
+    internal sealed record SweepRunResult(double Seconds, double StartupSeconds, SweepSnapshot Final, long PeakMemoryBytes, long LiveManagedBytes);
 
-    /// <summary>Runs a whole sweep in this process, through the real coordinator, worker actors and a fresh SQLite journal.</summary>
+    /// <summary>Runs a whole sweep in a fresh actor system with a fresh SQLite journal.</summary>
     private static async Task<SweepRunResult> RunSweepAsync(SweepDefinition definition, int slots, int threads)
     {
-        var dataDir = Directory.CreateTempSubdirectory("sweep-bench-").FullName;
-        try
-        {
-            var journal = new JournalSettings(dataDir);
-            await using var sweepSystem = await SweepSystem.StartAsync(journal);
-            var system = sweepSystem.System;
-            var coordinator = system.ActorOf(SweepCoordinator.Props("bench", new CoordinatorSettings(journal.CheckpointDirectory)));
-            var finished = new TaskCompletionSource<SweepSnapshot>(TaskCreationOptions.RunContinuationsAsynchronously);
-            system.ActorOf(Props.Create(() => new FinishWaiter(coordinator, finished)));
-            ResetPeakMemory();
-            var clock = Stopwatch.StartNew();
-            await coordinator.Ask<SweepAccepted>(new StartSweep(definition), TimeSpan.FromMinutes(5));
-            for (int i = 0; i < slots; i++)
-                system.ActorOf(TrialWorker.Props(new WorkerSlot($"slot-{i + 1}", "bench", "cpu", threads), coordinator));
-            var final = await finished.Task;
-            return new SweepRunResult(clock.Elapsed.TotalSeconds, final, PeakMemoryBytes());
-        }
-        finally
-        {
-            Microsoft.Data.Sqlite.SqliteConnection.ClearAllPools();
-            Directory.Delete(dataDir, recursive: true);
-        }
+        await using var host = await BenchSweepHost.StartAsync();
+        return await host.RunAsync("bench", definition, slots, threads);
     }
 
     private static double Median(List<double> values)
@@ -294,7 +329,7 @@ internal static class Benchmarks
         -1,
         new SyntheticSpec(iterationMs));
 
-    private static void ResetPeakMemory()
+    internal static void ResetPeakMemory()
     {
         try
         {
@@ -305,7 +340,7 @@ internal static class Benchmarks
         }
     }
 
-    private static long PeakMemoryBytes()
+    internal static long PeakMemoryBytes()
     {
         var line = File.ReadLines("/proc/self/status").First(l => l.StartsWith("VmHWM:", StringComparison.Ordinal));
         return long.Parse(line["VmHWM:".Length..].Trim().Split(' ')[0], CultureInfo.InvariantCulture) * 1024;
@@ -335,6 +370,69 @@ internal static class Benchmarks
             ReceiveAny(_ => { });
             coordinator.Tell(new RegisterWorker(new WorkerSlot("probe", "bench", "cpu", 1), null, "probe"));
         }
+    }
+}
+
+/// <summary>
+/// An actor system configured like `sweep run` on a fresh SQLite journal in a temporary data
+/// directory: sweeps run in it through the real coordinator and worker actors, one after another.
+/// </summary>
+internal sealed class BenchSweepHost : IAsyncDisposable
+{
+    private readonly string dataDirectory;
+    private readonly JournalSettings journal;
+    private readonly SweepSystem sweepSystem;
+
+    private BenchSweepHost(string dataDirectory, JournalSettings journal, SweepSystem sweepSystem, double startupSeconds)
+    {
+        this.dataDirectory = dataDirectory;
+        this.journal = journal;
+        this.sweepSystem = sweepSystem;
+        StartupSeconds = startupSeconds;
+    }
+
+    /// <summary>Starting the actor system and opening the journal.</summary>
+    public double StartupSeconds { get; }
+
+    public static async Task<BenchSweepHost> StartAsync()
+    {
+        var clock = Stopwatch.StartNew();
+        var dataDirectory = Directory.CreateTempSubdirectory("sweep-bench-").FullName;
+        var journal = new JournalSettings(dataDirectory);
+        var sweepSystem = await SweepSystem.StartAsync(journal);
+        // A coordinator's answer means it has recovered, so the journal plugin is up.
+        var probe = sweepSystem.System.ActorOf(SweepCoordinator.Props("startup", new CoordinatorSettings(journal.CheckpointDirectory)));
+        await probe.Ask<object>(new GetSweepState(), TimeSpan.FromMinutes(1));
+        sweepSystem.System.Stop(probe);
+        return new BenchSweepHost(dataDirectory, journal, sweepSystem, clock.Elapsed.TotalSeconds);
+    }
+
+    /// <summary>Runs <paramref name="definition"/> as sweep <paramref name="sweepId"/> on <paramref name="slots"/> new worker slots; timed from StartSweep to SweepFinished.</summary>
+    public async Task<Benchmarks.SweepRunResult> RunAsync(string sweepId, SweepDefinition definition, int slots, int threads)
+    {
+        var system = sweepSystem.System;
+        var coordinator = system.ActorOf(SweepCoordinator.Props(sweepId, new CoordinatorSettings(journal.CheckpointDirectory)));
+        var finished = new TaskCompletionSource<SweepSnapshot>(TaskCreationOptions.RunContinuationsAsynchronously);
+        system.ActorOf(Props.Create(() => new FinishWaiter(coordinator, finished)));
+        Benchmarks.ResetPeakMemory();
+        var clock = Stopwatch.StartNew();
+        await coordinator.Ask<SweepAccepted>(new StartSweep(definition), TimeSpan.FromMinutes(5));
+        var workers = Enumerable.Range(1, slots)
+            .Select(i => system.ActorOf(TrialWorker.Props(new WorkerSlot($"slot-{i}", "bench", "cpu", threads), coordinator)))
+            .ToList();
+        var final = await finished.Task;
+        double seconds = clock.Elapsed.TotalSeconds;
+        var result = new Benchmarks.SweepRunResult(seconds, StartupSeconds, final, Benchmarks.PeakMemoryBytes(), GC.GetTotalMemory(forceFullCollection: true));
+        foreach (var worker in workers) system.Stop(worker);
+        system.Stop(coordinator);
+        return result;
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        await sweepSystem.DisposeAsync();
+        Microsoft.Data.Sqlite.SqliteConnection.ClearAllPools();
+        Directory.Delete(dataDirectory, recursive: true);
     }
 
     /// <summary>Waits for the sweep's end.</summary>

@@ -1,4 +1,5 @@
 using Akka.Actor;
+using Akka.Event;
 using Sweep.GpuWorker.Training;
 using Sweep.GpuWorker.Workers;
 using Sweep.Orchestrator.Coordination;
@@ -32,6 +33,21 @@ public sealed record WorkerLayout(int Workers, int Threads)
 
     public string DeviceOf(ModelKind model, int slot) =>
         model == ModelKind.Lenet && TorchDevices.CudaDeviceCount > 0 ? $"cuda:{slot % TorchDevices.CudaDeviceCount}" : "cpu";
+
+    /// <summary>
+    /// Why this layout would slow its own trials down, or null: CPU slots asking for more LibTorch
+    /// threads than there are cores. Each slot's OpenMP team then waits for threads the OS has
+    /// parked, and libgomp stops spin-waiting once threads outnumber cores: about 20% slower on
+    /// this project's machines (docs/benchmarks.md, `trainer`).
+    /// </summary>
+    public string? OversubscriptionWarning(ModelKind model)
+    {
+        if (model != ModelKind.Lenet || TorchDevices.CudaDeviceCount > 0) return null;
+        int cores = Environment.ProcessorCount;
+        return Workers * Threads <= cores
+            ? null
+            : $"{Workers} CPU slot(s) x {Threads} LibTorch thread(s) = {Workers * Threads} threads on {cores} core(s): trials will slow each other down; use --workers/--threads with a product of at most {cores}";
+    }
 }
 
 /// <summary>Starts this process's worker slots, each registering with <paramref name="coordinator"/> (the coordinator, or the singleton proxy).</summary>
@@ -42,6 +58,7 @@ public static class WorkerSlots
         var node = system.Settings.Config.GetString("akka.actor.provider", "") == "cluster"
             ? Akka.Cluster.Cluster.Get(system).SelfAddress.HostPort()
             : Environment.MachineName;
+        if (layout.OversubscriptionWarning(model) is { } warning) system.Log.Warning(warning);
         var workers = new List<IActorRef>();
         for (int slot = 0; slot < layout.Workers; slot++)
         {
