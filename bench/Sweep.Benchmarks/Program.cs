@@ -287,13 +287,38 @@ internal static class Benchmarks
     /// <param name="Seconds">From handing the sweep to the coordinator until it finished.</param>
     /// <param name="StartupSeconds">Before that: the actor system started and the journal opened (once per `sweep` process).</param>
     /// <param name="LiveManagedBytes">The managed heap still reachable once the sweep finished, coordinator and workers still up (after a full collection).</param>
-    internal sealed record SweepRunResult(double Seconds, double StartupSeconds, SweepSnapshot Final, long PeakMemoryBytes, long LiveManagedBytes);
+    private sealed record SweepRunResult(double Seconds, double StartupSeconds, SweepSnapshot Final, long PeakMemoryBytes, long LiveManagedBytes);
 
     /// <summary>Runs a whole sweep in a fresh actor system with a fresh SQLite journal.</summary>
     private static async Task<SweepRunResult> RunSweepAsync(SweepDefinition definition, int slots, int threads)
     {
-        await using var host = await BenchSweepHost.StartAsync();
-        return await host.RunAsync("bench", definition, slots, threads);
+        var dataDir = Directory.CreateTempSubdirectory("sweep-bench-").FullName;
+        try
+        {
+            var startup = Stopwatch.StartNew();
+            var journal = new JournalSettings(dataDir);
+            await using var sweepSystem = await SweepSystem.StartAsync(journal);
+            var system = sweepSystem.System;
+            var coordinator = system.ActorOf(SweepCoordinator.Props("bench", new CoordinatorSettings(journal.CheckpointDirectory)));
+            var finished = new TaskCompletionSource<SweepSnapshot>(TaskCreationOptions.RunContinuationsAsynchronously);
+            system.ActorOf(Props.Create(() => new FinishWaiter(coordinator, finished)));
+            // The coordinator's answer means it has recovered, so the journal plugin is up.
+            await coordinator.Ask<object>(new GetSweepState(), TimeSpan.FromMinutes(1));
+            startup.Stop();
+            ResetPeakMemory();
+            var clock = Stopwatch.StartNew();
+            await coordinator.Ask<SweepAccepted>(new StartSweep(definition), TimeSpan.FromMinutes(5));
+            for (int i = 0; i < slots; i++)
+                system.ActorOf(TrialWorker.Props(new WorkerSlot($"slot-{i + 1}", "bench", "cpu", threads), coordinator));
+            var final = await finished.Task;
+            double seconds = clock.Elapsed.TotalSeconds;
+            return new SweepRunResult(seconds, startup.Elapsed.TotalSeconds, final, PeakMemoryBytes(), GC.GetTotalMemory(forceFullCollection: true));
+        }
+        finally
+        {
+            Microsoft.Data.Sqlite.SqliteConnection.ClearAllPools();
+            Directory.Delete(dataDir, recursive: true);
+        }
     }
 
     private static double Median(List<double> values)
@@ -365,7 +390,7 @@ internal static class Benchmarks
         -1,
         new SyntheticSpec(iterationMs));
 
-    internal static void ResetPeakMemory()
+    private static void ResetPeakMemory()
     {
         try
         {
@@ -376,7 +401,7 @@ internal static class Benchmarks
         }
     }
 
-    internal static long PeakMemoryBytes()
+    private static long PeakMemoryBytes()
     {
         var line = File.ReadLines("/proc/self/status").First(l => l.StartsWith("VmHWM:", StringComparison.Ordinal));
         return long.Parse(line["VmHWM:".Length..].Trim().Split(' ')[0], CultureInfo.InvariantCulture) * 1024;
@@ -406,69 +431,6 @@ internal static class Benchmarks
             ReceiveAny(_ => { });
             coordinator.Tell(new RegisterWorker(new WorkerSlot("probe", "bench", "cpu", 1), null, "probe"));
         }
-    }
-}
-
-/// <summary>
-/// An actor system configured like `sweep run` on a fresh SQLite journal in a temporary data
-/// directory: sweeps run in it through the real coordinator and worker actors, one after another.
-/// </summary>
-internal sealed class BenchSweepHost : IAsyncDisposable
-{
-    private readonly string dataDirectory;
-    private readonly JournalSettings journal;
-    private readonly SweepSystem sweepSystem;
-
-    private BenchSweepHost(string dataDirectory, JournalSettings journal, SweepSystem sweepSystem, double startupSeconds)
-    {
-        this.dataDirectory = dataDirectory;
-        this.journal = journal;
-        this.sweepSystem = sweepSystem;
-        StartupSeconds = startupSeconds;
-    }
-
-    /// <summary>Starting the actor system and opening the journal.</summary>
-    public double StartupSeconds { get; }
-
-    public static async Task<BenchSweepHost> StartAsync()
-    {
-        var clock = Stopwatch.StartNew();
-        var dataDirectory = Directory.CreateTempSubdirectory("sweep-bench-").FullName;
-        var journal = new JournalSettings(dataDirectory);
-        var sweepSystem = await SweepSystem.StartAsync(journal);
-        // A coordinator's answer means it has recovered, so the journal plugin is up.
-        var probe = sweepSystem.System.ActorOf(SweepCoordinator.Props("startup", new CoordinatorSettings(journal.CheckpointDirectory)));
-        await probe.Ask<object>(new GetSweepState(), TimeSpan.FromMinutes(1));
-        sweepSystem.System.Stop(probe);
-        return new BenchSweepHost(dataDirectory, journal, sweepSystem, clock.Elapsed.TotalSeconds);
-    }
-
-    /// <summary>Runs <paramref name="definition"/> as sweep <paramref name="sweepId"/> on <paramref name="slots"/> new worker slots; timed from StartSweep to SweepFinished.</summary>
-    public async Task<Benchmarks.SweepRunResult> RunAsync(string sweepId, SweepDefinition definition, int slots, int threads)
-    {
-        var system = sweepSystem.System;
-        var coordinator = system.ActorOf(SweepCoordinator.Props(sweepId, new CoordinatorSettings(journal.CheckpointDirectory)));
-        var finished = new TaskCompletionSource<SweepSnapshot>(TaskCreationOptions.RunContinuationsAsynchronously);
-        system.ActorOf(Props.Create(() => new FinishWaiter(coordinator, finished)));
-        Benchmarks.ResetPeakMemory();
-        var clock = Stopwatch.StartNew();
-        await coordinator.Ask<SweepAccepted>(new StartSweep(definition), TimeSpan.FromMinutes(5));
-        var workers = Enumerable.Range(1, slots)
-            .Select(i => system.ActorOf(TrialWorker.Props(new WorkerSlot($"slot-{i}", "bench", "cpu", threads), coordinator)))
-            .ToList();
-        var final = await finished.Task;
-        double seconds = clock.Elapsed.TotalSeconds;
-        var result = new Benchmarks.SweepRunResult(seconds, StartupSeconds, final, Benchmarks.PeakMemoryBytes(), GC.GetTotalMemory(forceFullCollection: true));
-        foreach (var worker in workers) system.Stop(worker);
-        system.Stop(coordinator);
-        return result;
-    }
-
-    public async ValueTask DisposeAsync()
-    {
-        await sweepSystem.DisposeAsync();
-        Microsoft.Data.Sqlite.SqliteConnection.ClearAllPools();
-        Directory.Delete(dataDirectory, recursive: true);
     }
 
     /// <summary>Waits for the sweep's end.</summary>
