@@ -429,7 +429,7 @@ internal static class Benchmarks
         {
             Receive<RunTrial>(_ => firstRun.TrySetResult());
             ReceiveAny(_ => { });
-            coordinator.Tell(new RegisterWorker(new WorkerSlot("probe", "bench", "cpu", 1), null, "probe"));
+            coordinator.Tell(new RegisterWorker(new WorkerSlot("probe", "bench", "cpu", 1), null, "probe", SlotHealth.NotNeeded));
         }
     }
 

@@ -153,6 +153,24 @@ public sealed class TrainerTests : IDisposable
         Assert.Equal(expected, TorchDevices.Resolve("auto").type);
     }
 
+    [Fact]
+    public void A_non_finite_loss_under_the_initial_weights_is_a_fault_of_device_or_data_not_a_divergence()
+    {
+        // Weights that are NaN before any update (as memory a kernel never wrote would leave them),
+        // given to the trainer as a checkpoint at iteration 0.
+        var spec = Case(64, 0.01, 40, testInterval: 20);
+        using var model = new LeNet();
+        var tensors = model.named_parameters()
+            .SelectMany(p => new[] { ("model." + p.name, p.parameter.shape), ("history." + p.name, p.parameter.shape) })
+            .ToDictionary(t => t.Item1, t => (t.shape, Enumerable.Repeat(float.NaN, (int)t.shape.Aggregate(1L, (a, b) => a * b)).ToArray()));
+        var checkpoint = temp.File("nan-weights.ckpt");
+        new TrainerCheckpoint(TrainerCheckpoint.Fingerprint(spec), 0, 0, 0, IntervalSums.Empty, tensors).Save(checkpoint);
+
+        var fault = Assert.Throws<FaultBeforeLearningException>(() => Trainer.Run(spec, Embedded.Value, Options(resume: checkpoint)));
+
+        Assert.Equal("training loss is NaN under the initial weights (iteration 0, before any update): a fault of the device or the data, not a divergence", fault.Message);
+    }
+
     private sealed class Recorder : ITrainingObserver
     {
         public Action<TrialMetrics>? OnReported { get; init; }

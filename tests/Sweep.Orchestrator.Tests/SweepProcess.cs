@@ -12,7 +12,7 @@ public sealed class SweepProcess : IDisposable
     private readonly StringBuilder stderr = new();
     private readonly List<string> lines = [];
 
-    private SweepProcess(IEnumerable<string> args)
+    private SweepProcess(IEnumerable<string> args, IReadOnlyDictionary<string, string>? environment = null)
     {
         var start = new ProcessStartInfo("dotnet")
         {
@@ -22,6 +22,7 @@ public sealed class SweepProcess : IDisposable
         };
         start.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "sweep.dll"));
         foreach (var arg in args) start.ArgumentList.Add(arg);
+        foreach (var (name, value) in environment ?? new Dictionary<string, string>()) start.Environment[name] = value;
         process = new Process { StartInfo = start };
         process.OutputDataReceived += (_, e) =>
         {
@@ -44,9 +45,14 @@ public sealed class SweepProcess : IDisposable
 
     public static SweepProcess Start(params string[] args) => new(args);
 
-    public static (int ExitCode, string Stdout, string Stderr) Run(params string[] args)
+    /// <summary>Starts `sweep` with extra environment variables (e.g. an injected self-test fault).</summary>
+    public static SweepProcess StartWith(IReadOnlyDictionary<string, string> environment, params string[] args) => new(args, environment);
+
+    public static (int ExitCode, string Stdout, string Stderr) Run(params string[] args) => RunWith(new Dictionary<string, string>(), args);
+
+    public static (int ExitCode, string Stdout, string Stderr) RunWith(IReadOnlyDictionary<string, string> environment, params string[] args)
     {
-        using var run = Start(args);
+        using var run = StartWith(environment, args);
         return (run.WaitForExit(TimeSpan.FromMinutes(3)), run.Stdout, run.Stderr);
     }
 

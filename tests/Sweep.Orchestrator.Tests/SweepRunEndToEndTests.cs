@@ -241,41 +241,6 @@ public sealed class SweepRunEndToEndTests : IDisposable
         Assert.Contains("known", list.Stdout);
     }
 
-    [Fact]
-    public void The_paper_preset_at_300_iterations_trains_for_real_case8_diverges_early_and_the_rest_complete()
-    {
-        var preset = Path.Combine(AppContext.BaseDirectory, "hocon", "sweeps", "paper-lenet.conf");
-
-        var (exit, stdout, stderr) = SweepProcess.Run("run", preset, "--sweep-id", "paper", "--data-dir", DataDir, "--set", "sweep.max-iter=300", "--workers", "1", "--threads", "2");
-
-        Assert.True(exit == 0, stdout + stderr);
-        var status = JsonDocument.Parse(SweepProcess.Run("status", "paper", "--data-dir", DataDir, "--json").Stdout).RootElement;
-        var trials = status.GetProperty("trials").EnumerateArray().ToDictionary(t => t.GetProperty("name").GetString()!);
-        Assert.Equal(9, trials.Count);
-        var case8 = trials["CASE8"];
-        Assert.Equal("Diverged", case8.GetProperty("state").GetString());
-        Assert.InRange(case8.GetProperty("divergedAtIteration").GetInt32(), 1, 150);
-        Assert.Equal(1, case8.GetProperty("attempts").GetInt32());
-        foreach (var (name, trial) in trials.Where(t => t.Key != "CASE8"))
-        {
-            Assert.Equal("Completed", trial.GetProperty("state").GetString());
-            Assert.Equal(300, trial.GetProperty("iteration").GetInt32());
-        }
-        Assert.True(trials["CASE1"].GetProperty("finalTestAccuracy").GetDouble() > 0.9);
-
-        // The run ends with its report: the paper's claims checked on this run's numbers.
-        var report = Path.Combine(DataDir, "paper", "report");
-        Assert.Contains("report for sweep paper", stdout);
-        var markdown = File.ReadAllText(Path.Combine(report, "report.md"));
-        Assert.Contains("CASE8", markdown);
-        Assert.Matches(@"(?i)claim", markdown);
-        Assert.Equal(10, File.ReadAllLines(Path.Combine(report, "trials.csv")).Length);
-        Assert.True(File.Exists(Path.Combine(report, "fig5-lr.png")));
-        var unknown = SweepProcess.Run("report", "nope", "--data-dir", DataDir);
-        Assert.Equal(2, unknown.ExitCode);
-        Assert.Contains("no sweep 'nope'", unknown.Stderr);
-    }
-
     private async Task<IReadOnlyList<ISweepEvent>> Events(string sweepId)
     {
         await using var system = await SweepSystem.StartAsync(new JournalSettings(DataDir));

@@ -23,10 +23,35 @@ public sealed class LeNet : nn.Module<Tensor, Tensor>
 
     public LeNet() : base(nameof(LeNet)) => RegisterComponents();
 
-    public override Tensor forward(Tensor input)
+    /// <summary>The layers in order, by the names <see cref="Trace"/> gives their outputs.</summary>
+    public static IReadOnlyList<string> LayerNames { get; } = ["conv1", "pool1", "conv2", "pool2", "ip1", "relu1", "ip2"];
+
+    /// <summary>Logits [N, 10] for images [N, 1, 28, 28].</summary>
+    public override Tensor forward(Tensor input) => Trace(input, null);
+
+    /// <summary>
+    /// The forward pass, optionally keeping every layer's output (in the order of
+    /// <see cref="LayerNames"/>; pool2's output is flattened to [N, 800] before ip1): what training
+    /// computes, exposed layer by layer for the known-answer self-test.
+    /// </summary>
+    /// <param name="input">Images [N, 1, 28, 28], scaled by 1/256.</param>
+    /// <param name="outputs">Receives (layer, output) pairs when not null.</param>
+    /// <returns>Logits [N, 10].</returns>
+    public Tensor Trace(Tensor input, List<(string Layer, Tensor Output)>? outputs)
     {
-        using var features = pool2.call(conv2.call(pool1.call(conv1.call(input))));
-        return ip2.call(relu1.call(ip1.call(features.flatten(1))));
+        Tensor Keep(string layer, Tensor output)
+        {
+            outputs?.Add((layer, output));
+            return output;
+        }
+
+        var x = Keep("conv1", conv1.call(input));
+        x = Keep("pool1", pool1.call(x));
+        x = Keep("conv2", conv2.call(x));
+        x = Keep("pool2", pool2.call(x)).flatten(1);
+        x = Keep("ip1", ip1.call(x));
+        x = Keep("relu1", relu1.call(x));
+        return Keep("ip2", ip2.call(x));
     }
 
     /// <summary>

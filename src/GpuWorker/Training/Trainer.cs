@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using Sweep.GpuWorker.Data;
 using Sweep.Protocol;
+using Sweep.Protocol.Specs;
 using Sweep.Protocol.Training;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -42,9 +43,17 @@ public sealed record TrainingResult(
     string? CheckpointPath);
 
 /// <summary>
+/// A loss was NaN or infinite under the initial weights (iteration 0, before any update): a fault of
+/// the device or the data, never a divergence. The attempt fails and follows the retry policy.
+/// </summary>
+public sealed class FaultBeforeLearningException(string message) : Exception(message);
+
+/// <summary>
 /// Trains Caffe's LeNet for one trial: the inv/fixed/step policy, Caffe's SGD, a test at iteration 0,
 /// every test interval and at the end. NaN or infinite loss stops the trial at the iteration it
-/// appears (what to do about it is the coordinator's business). Runs on the calling thread: callers
+/// appears (what to do about it is the coordinator's business), except under the initial weights
+/// (see <see cref="FaultBeforeLearningException"/>). The kernels are chosen by
+/// <see cref="TorchKernels.EnsureApplied"/> before any tensor work. Runs on the calling thread: callers
 /// that must stay responsive (actors) run it on a thread of its own.
 /// </summary>
 public static class Trainer
@@ -55,6 +64,7 @@ public static class Trainer
         if (problems.Count > 0) throw new InvalidInputException(problems[0]);
         if (options.Threads <= 0) throw new InvalidInputException($"threads must be positive, got {options.Threads}");
 
+        TorchKernels.EnsureApplied();
         set_num_threads(options.Threads);
         var device = TorchDevices.Resolve(options.Device);
         using var session = new TrainingSession(spec, data, device);
@@ -101,7 +111,7 @@ public static class Trainer
             {
                 using var generator = new Generator((ulong)spec.Seed, device);
                 model.InitializeLikeCaffe(generator);
-                Report(FirstBatchUnderInitialWeights(), clock, observer);
+                Report(FirstBatchUnderInitialWeights(), clock, observer, faultIfNotFinite: true);
             }
 
             while (iteration < spec.MaxIter)
@@ -118,6 +128,8 @@ public static class Trainer
                 }
 
                 var (loss, correct, seen) = TrainStep();
+                if (!double.IsFinite(loss) && iteration == 0)
+                    throw new FaultBeforeLearningException(DivergencePolicy.NonFiniteBeforeLearning("training loss", loss));
                 if (!double.IsFinite(loss))
                 {
                     var divergence = new DivergenceDetected(iteration, loss, double.IsNaN(loss) ? "loss is NaN" : "loss is infinite");
@@ -184,7 +196,8 @@ public static class Trainer
             return (lossSum / count, (double)correct / count);
         }
 
-        private void Report((double Loss, double Accuracy) train, Stopwatch clock, ITrainingObserver? observer)
+        /// <param name="faultIfNotFinite">At iteration 0: a non-finite loss is a fault of the device or the data, thrown before anyone hears of it.</param>
+        private void Report((double Loss, double Accuracy) train, Stopwatch clock, ITrainingObserver? observer, bool faultIfNotFinite = false)
         {
             var (testLoss, testAccuracy) = Test();
             var entry = new TrialMetrics(
@@ -196,6 +209,7 @@ public static class Trainer
                 spec.Solver.LearningRateAt(spec.BaseLr, iteration),
                 interval.Seconds + clock.Elapsed.TotalSeconds,
                 memory.Sample());
+            if (faultIfNotFinite && DivergencePolicy.FaultBeforeLearning(entry) is { } fault) throw new FaultBeforeLearningException(fault);
             metrics.Add(entry);
             observer?.OnMetrics(entry);
             interval = IntervalSums.Empty;

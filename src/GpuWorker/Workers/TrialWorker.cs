@@ -11,8 +11,9 @@ using Sweep.Protocol.Training;
 namespace Sweep.GpuWorker.Workers;
 
 /// <summary>
-/// One worker slot (a CUDA device, or a share of the CPU cores). Registers with the coordinator
-/// until it is acknowledged, runs one attempt at a time on a thread of its own (training never runs
+/// One worker slot (a CUDA device, or a share of the CPU cores). First runs its device's
+/// known-answer self-test on a thread of its own (when it may train real models), then registers
+/// with the coordinator, with the verdict, until it is acknowledged, runs one attempt at a time on a thread of its own (training never runs
 /// on an actor thread), forwards each test point and checkpoint, applies the sweep's divergence
 /// policy at every test point, and reports how the attempt ended. A repeated RunTrial for the
 /// attempt it already runs is ignored, so redelivery is harmless.
@@ -25,7 +26,9 @@ public sealed class TrialWorker : ReceiveActor, IWithTimers
     private readonly WorkerSlot slot;
     private readonly IActorRef coordinator;
     private readonly Func<ModelKind, ITrialRunner> runners;
+    private readonly Func<SlotHealth>? selfTest;
     private readonly ILoggingAdapter log = Context.GetLogger();
+    private SlotHealth? health;
     private readonly string incarnation = Guid.NewGuid().ToString("N");
     private Attempt? current;
     private IActorRef? registeredWith;
@@ -37,6 +40,7 @@ public sealed class TrialWorker : ReceiveActor, IWithTimers
         public RunTrial Trial { get; } = trial;
         public CancellationTokenSource Cancellation { get; } = new();
         public volatile string? DivergenceReason;
+        public volatile string? FaultReason;
         public volatile int LastIteration;
         public string? StopReason { get; set; }
     }
@@ -45,18 +49,22 @@ public sealed class TrialWorker : ReceiveActor, IWithTimers
 
     private sealed record RegisterDue;
 
+    private sealed record SelfTestDone(SlotHealth Health);
+
     /// <summary>Hand the running attempt back (checkpointed) and take no more: the node is leaving. Answered by <see cref="Left"/>.</summary>
     public sealed record Leave;
 
     /// <summary>The worker has handed back its attempt, if it had one.</summary>
     public sealed record Left(string WorkerId);
 
-    public TrialWorker(WorkerSlot slot, IActorRef coordinator, Func<ModelKind, ITrialRunner> runners)
+    public TrialWorker(WorkerSlot slot, IActorRef coordinator, Func<ModelKind, ITrialRunner> runners, Func<SlotHealth>? selfTest)
     {
         this.slot = slot;
         this.coordinator = coordinator;
         this.runners = runners;
+        this.selfTest = selfTest;
 
+        Receive<SelfTestDone>(HandleSelfTested);
         Receive<RegisterDue>(_ => Register());
         Receive<WorkerRegistered>(_ => HandleRegistered());
         Receive<Terminated>(HandleCoordinatorGone);
@@ -76,18 +84,48 @@ public sealed class TrialWorker : ReceiveActor, IWithTimers
         _ => throw new ArgumentOutOfRangeException(nameof(model), model, null),
     };
 
-    public static Props Props(WorkerSlot slot, IActorRef coordinator, Func<ModelKind, ITrialRunner>? runners = null) =>
-        Akka.Actor.Props.Create(() => new TrialWorker(slot, coordinator, runners ?? DefaultRunners));
+    /// <param name="slot">The slot this worker is.</param>
+    /// <param name="coordinator">The coordinator, or the cluster singleton's proxy.</param>
+    /// <param name="runners">What runs each model (default: <see cref="DefaultRunners"/>).</param>
+    /// <param name="selfTest">
+    /// The slot's self-test, run once before registering (on a thread of its own): typically
+    /// <see cref="SelfTest.KnownAnswerTest"/> on the slot's device and thread count. Null for a slot
+    /// that only runs synthetic trials: it registers at once as <see cref="SlotHealth.NotNeeded"/>.
+    /// </param>
+    public static Props Props(WorkerSlot slot, IActorRef coordinator, Func<ModelKind, ITrialRunner>? runners = null, Func<SlotHealth>? selfTest = null) =>
+        Akka.Actor.Props.Create(() => new TrialWorker(slot, coordinator, runners ?? DefaultRunners, selfTest));
+
+    /// <summary>The known-answer self-test of <paramref name="slot"/>'s device, with the fault the environment injects for it, if any.</summary>
+    public static Func<SlotHealth> DeviceSelfTest(WorkerSlot slot) =>
+        () => SelfTest.KnownAnswerTest.Run(slot.Device, slot.Threads, SelfTest.SelfTestFault.FromEnvironment(slot.WorkerId)).ToHealth();
 
     protected override void PreStart()
     {
-        Register();
-        Timers.StartPeriodicTimer(RegisterTimer, new RegisterDue(), RegisterRetry);
+        if (selfTest is null)
+        {
+            HandleSelfTested(new SelfTestDone(SlotHealth.NotNeeded));
+            return;
+        }
+        var check = selfTest;
+        Task.Factory.StartNew(() => new SelfTestDone(check()), CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default).PipeTo(Self);
     }
 
     protected override void PostStop() => current?.Cancellation.Cancel();
 
-    private void Register() => coordinator.Tell(new RegisterWorker(slot, current?.Trial, incarnation));
+    /// <summary>The verdict is in: registration starts (an unhealthy slot registers too, so the sweep knows it and why).</summary>
+    private void HandleSelfTested(SelfTestDone done)
+    {
+        health = done.Health;
+        if (health.Healthy) log.Info("worker {0}: {1}", slot.WorkerId, health.Summary);
+        else log.Warning("worker {0} takes no trials: {1}", slot.WorkerId, health.Summary);
+        Register();
+        Timers.StartPeriodicTimer(RegisterTimer, new RegisterDue(), RegisterRetry);
+    }
+
+    private void Register()
+    {
+        if (health is not null) coordinator.Tell(new RegisterWorker(slot, current?.Trial, incarnation, health));
+    }
 
     /// <summary>Watches the coordinator that answered: if it dies (its node went down), the worker registers with its successor.</summary>
     private void HandleRegistered()
@@ -123,6 +161,11 @@ public sealed class TrialWorker : ReceiveActor, IWithTimers
 
     private void HandleRun(RunTrial trial)
     {
+        if (health is not { Healthy: true })
+        {
+            Sender.Tell(new TrialEnded(trial.Trial.Id, trial.Attempt, TrialEndKind.Failed, 0, $"worker {slot.WorkerId} takes no trials: {health?.Summary ?? "its self-test has not finished"}", null));
+            return;
+        }
         if (leaveRequester is not null)
         {
             Sender.Tell(new TrialEnded(trial.Trial.Id, trial.Attempt, TrialEndKind.Stopped, 0, $"worker {slot.WorkerId} is leaving", null));
@@ -182,9 +225,13 @@ public sealed class TrialWorker : ReceiveActor, IWithTimers
         {
             { Error: TrialOutOfMemoryException oom } => End(TrialEndKind.OutOfMemory, attempt?.LastIteration ?? 0, oom.Message),
             { Error: InvalidInputException bad } => End(TrialEndKind.Failed, 0, bad.Message),
+            { Error: FaultBeforeLearningException fault } => End(TrialEndKind.Failed, 0, fault.Message),
             { Error: { } error } => End(TrialEndKind.Failed, attempt?.LastIteration ?? 0, $"{error.GetType().Name}: {error.Message.Split('\n')[0]}"),
             { Result: { Outcome: TrialOutcome.Completed } result } => End(TrialEndKind.Completed, result.Iteration, null),
+            { Result: { Outcome: TrialOutcome.Diverged, Divergence.Iteration: 0 } result } =>
+                End(TrialEndKind.Failed, 0, DivergencePolicy.NonFiniteBeforeLearning("training loss", result.Divergence!.Loss)),
             { Result: { Outcome: TrialOutcome.Diverged } result } => End(TrialEndKind.Diverged, result.Divergence!.Iteration, result.Divergence.Reason),
+            { Result: { } } when attempt?.FaultReason is { } fault => End(TrialEndKind.Failed, 0, fault),
             { Result: { } result } when attempt?.DivergenceReason is { } reason => End(TrialEndKind.Diverged, attempt.LastIteration, reason),
             { Result: { } result } => End(TrialEndKind.Stopped, result.Iteration, attempt?.StopReason, result.CheckpointPath),
             _ => End(TrialEndKind.Failed, 0, "the attempt ended without a result"),
@@ -208,6 +255,12 @@ public sealed class TrialWorker : ReceiveActor, IWithTimers
 
         public void OnMetrics(TrialMetrics metrics)
         {
+            if (DivergencePolicy.FaultBeforeLearning(metrics) is { } fault)
+            {
+                attempt.FaultReason = fault;
+                attempt.Cancellation.Cancel();
+                return;
+            }
             attempt.LastIteration = metrics.Iteration;
             if (metrics.Iteration == 0) firstTrainLoss = metrics.TrainLoss;
             coordinator.Tell(new TrialProgressed(trial.Trial.Id, trial.Attempt, metrics), worker);

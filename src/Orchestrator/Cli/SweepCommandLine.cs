@@ -29,7 +29,8 @@ public static class SweepCommandLine
             ReportCommand.Create(output),
             DashboardCommand.Create(output),
             SweepCommands.Worker(output),
-            TrainCommand.Create(output),
+            TrainCommand.Create(output, error),
+            SelfTestCommand.Create(output),
         };
 
         var logLevel = new Option<string?>("--log-level") { Description = "Log level of this process: verbose, debug, information, warning, error [default: hocon/akka.conf].", Recursive = true };

@@ -3,6 +3,7 @@ using System.Globalization;
 using System.Text.Json;
 using System.Text.Json.Serialization;
 using Sweep.GpuWorker.Data;
+using Sweep.GpuWorker.SelfTest;
 using Sweep.GpuWorker.Training;
 using Sweep.Protocol;
 using Sweep.Protocol.Training;
@@ -20,7 +21,7 @@ public static class TrainCommand
         Converters = { new JsonStringEnumConverter(JsonNamingPolicy.CamelCase) },
     };
 
-    public static Command Create(TextWriter output)
+    public static Command Create(TextWriter output, TextWriter error)
     {
         var defaults = TrialSpec.PaperCase1(new DatasetSpec(MnistData.EmbeddedPath));
         var batchSize = new Option<int>("--batch-size") { Description = "Training mini-batch size.", DefaultValueFactory = _ => defaults.BatchSize };
@@ -62,21 +63,30 @@ public static class TrainCommand
                 parsed.GetValue(checkpoint),
                 parsed.GetValue(resume),
                 CheckpointOnCancel: true);
-            return Task.FromResult(Train(spec, options, parsed.GetValue(json), output, cancellation));
+            return Task.FromResult(Train(spec, options, parsed.GetValue(json), output, error, cancellation));
         });
         return command;
     }
 
-    private static int Train(TrialSpec spec, TrainingOptions options, bool json, TextWriter output, CancellationToken cancellation)
+    private static int Train(TrialSpec spec, TrainingOptions options, bool json, TextWriter output, TextWriter error, CancellationToken cancellation)
     {
         var problems = spec.Problems();
         if (problems.Count > 0) throw new InvalidInputException(problems[0]);
         var data = MnistData.Load(spec.Dataset);
+        TorchDevices.Resolve(options.Device);
+        // Like every worker slot, prove the device's arithmetic before training on it.
+        var selfTest = KnownAnswerTest.Run(options.Device, options.Threads, SelfTestFault.FromEnvironment());
+        if (!selfTest.Passed)
+        {
+            error.WriteLine($"sweep: {selfTest.Summary}; nothing was trained ('sweep selftest --device {options.Device} --threads {options.Threads}' shows every layer)");
+            return SweepCommandLine.ExitFailed;
+        }
         if (!json)
         {
             output.WriteLine(string.Create(CultureInfo.InvariantCulture,
                 $"LeNet on {spec.Dataset.Path} ({data.Train.Count} train / {data.Test.Count} test): batch {spec.BatchSize}, test batch {spec.TestBatchSize}, " +
                 $"base lr {spec.BaseLr}, {Describe(spec.Solver)}, {spec.MaxIter} iterations, {options.Threads} thread(s), device {options.Device}"));
+            output.WriteLine(selfTest.Summary);
         }
 
         var observer = new Printer(output, json);
@@ -91,7 +101,8 @@ public static class TrainCommand
                 result.Divergence?.Iteration,
                 result.Divergence?.Reason,
                 result.Metrics.LastOrDefault()?.TestAccuracy,
-                result.CheckpointPath), JsonLines));
+                result.CheckpointPath,
+                selfTest.Summary), JsonLines));
         }
         else
         {
@@ -119,7 +130,8 @@ public static class TrainCommand
         int? DivergedAtIteration,
         string? DivergenceReason,
         double? FinalTestAccuracy,
-        string? Checkpoint);
+        string? Checkpoint,
+        string SelfTest);
 
     private sealed class Printer(TextWriter output, bool json) : ITrainingObserver
     {

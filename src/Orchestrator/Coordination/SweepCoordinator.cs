@@ -48,9 +48,14 @@ public sealed class SweepCoordinator : ReceivePersistentActor, IWithTimers
     private int eventsSinceSnapshot;
     private bool completing;
     private bool stopped;
+    private bool halted;
+    private int? expectedLocalSlots;
 
-    /// <summary>A registered worker and the attempt it runs, if any.</summary>
-    private sealed record WorkerSeat(WorkerSlot Slot, string Incarnation)
+    // Slot verdicts being persisted (PersistAsync): so a second registration meanwhile does not record them twice.
+    private readonly Dictionary<string, (WorkerSlot Slot, SlotHealth Health)> recordingSlots = [];
+
+    /// <summary>A registered worker, its self-test's verdict, and the attempt it runs, if any.</summary>
+    private sealed record WorkerSeat(WorkerSlot Slot, string Incarnation, SlotHealth Health)
     {
         public (string TrialId, int Attempt)? Running { get; set; }
     }
@@ -74,6 +79,11 @@ public sealed class SweepCoordinator : ReceivePersistentActor, IWithTimers
         Command<SubscribeToSweep>(_ => HandleSubscribe());
         Command<GetSweepState>(_ => Sender.Tell(state is null ? new SweepRefused(sweepId, $"no sweep '{sweepId}' in the journal") : state.ToSnapshot()));
         Command<RegisterWorker>(HandleRegister);
+        Command<ExpectLocalSlots>(expect =>
+        {
+            expectedLocalSlots = expect.Count;
+            HaltIfNoHealthySlot();
+        });
         Command<TrialProgressed>(HandleProgress);
         Command<TrialCheckpointSaved>(HandleCheckpoint);
         Command<TrialCheckpointMissing>(missing =>
@@ -121,6 +131,7 @@ public sealed class SweepCoordinator : ReceivePersistentActor, IWithTimers
         {
             state = SweepState.Start(started);
             requester.Tell(new SweepAccepted(sweepId, state.Trials.Count, state.Trials.Count));
+            RecordSlots();
             Dispatch();
         });
     }
@@ -133,6 +144,7 @@ public sealed class SweepCoordinator : ReceivePersistentActor, IWithTimers
             return;
         }
         Sender.Tell(new SweepAccepted(sweepId, state.Trials.Count, state.Trials.Count - state.FinishedCount));
+        RecordSlots();
         CompleteIfDone();
         Dispatch();
     }
@@ -145,6 +157,7 @@ public sealed class SweepCoordinator : ReceivePersistentActor, IWithTimers
         if (state is null) return;
         Sender.Tell(state.ToSnapshot());
         if (state.Phase == SweepPhase.Completed) Sender.Tell(new SweepFinished(state.ToSnapshot()));
+        else if (halted && state.InterruptReason is { } reason) Sender.Tell(new SweepHalted(reason, state.ToSnapshot()));
     }
 
     private void HandleRegister(RegisterWorker register)
@@ -161,9 +174,14 @@ public sealed class SweepCoordinator : ReceivePersistentActor, IWithTimers
         }
         if (!workers.ContainsKey(Sender))
         {
-            workers[Sender] = new WorkerSeat(register.Slot, register.Incarnation);
+            var health = register.Health ?? SlotHealthPolicy.Untested;
+            workers[Sender] = new WorkerSeat(register.Slot, register.Incarnation, health);
             Context.Watch(Sender);
-            log.Info("worker {0} on {1} registered ({2}, {3} thread(s))", register.Slot.WorkerId, register.Slot.Node, register.Slot.Device, register.Slot.Threads);
+            if (SlotHealthPolicy.TakesTrials(health))
+                log.Info("worker {0} on {1} registered ({2}, {3} thread(s)): {4}", register.Slot.WorkerId, register.Slot.Node, register.Slot.Device, register.Slot.Threads, health.Summary);
+            else
+                log.Info("worker {0} on {1} registered unhealthy and takes no trials ({2}, {3} thread(s)): {4}", register.Slot.WorkerId, register.Slot.Node, register.Slot.Device, register.Slot.Threads, health.Summary);
+            RecordSlots();
         }
         if (register.Running is { } running && state is not null && orphans.Remove(running.Trial.Id)
             && state[running.Trial.Id] is { State: TrialState.Running } record && record.Attempts == running.Attempt)
@@ -172,7 +190,40 @@ public sealed class SweepCoordinator : ReceivePersistentActor, IWithTimers
             log.Info("worker {0} still runs trial {1} attempt {2}: adopted", register.Slot.WorkerId, record.Definition.Name, running.Attempt);
         }
         Sender.Tell(new WorkerRegistered(sweepId));
-        Dispatch();
+        if (!HaltIfNoHealthySlot()) Dispatch();
+    }
+
+    /// <summary>Persists the verdict of every registered slot the sweep has not recorded as it is now.</summary>
+    private void RecordSlots()
+    {
+        if (state is null) return;
+        var now = DateTimeOffset.UtcNow;
+        var news = workers.Values
+            .Where(seat => state.IsNews(seat.Slot, seat.Health) && !(recordingSlots.TryGetValue(seat.Slot.WorkerId, out var pending) && pending == (seat.Slot, seat.Health)))
+            .Select(seat => new SlotChecked(seat.Slot, seat.Health, now))
+            .ToArray();
+        if (news.Length == 0) return;
+        foreach (var e in news) recordingSlots[e.Slot.WorkerId] = (e.Slot, e.Health);
+        PersistAllAsync(news, e =>
+        {
+            if (recordingSlots.TryGetValue(e.Slot.WorkerId, out var pending) && pending == (e.Slot, e.Health)) recordingSlots.Remove(e.Slot.WorkerId);
+            Applied(e);
+        });
+    }
+
+    /// <summary>Halts the sweep when no slot that will ever register can take a trial (<see cref="SlotHealthPolicy.WhyHalt"/>).</summary>
+    private bool HaltIfNoHealthySlot()
+    {
+        if (halted || state is null || state.AllFinished || stopRequester is not null) return halted;
+        if (SlotHealthPolicy.WhyHalt(workers.Values.Select(w => (w.Slot, w.Health)).ToList(), expectedLocalSlots) is not { } reason) return false;
+        halted = true;
+        log.Info("sweep {0} halted: {1}", sweepId, reason);
+        Persist(new SweepInterrupted(DateTimeOffset.UtcNow, reason), interrupted =>
+        {
+            Applied(interrupted);
+            foreach (var subscriber in subscribers) subscriber.Tell(new SweepHalted(reason, state.ToSnapshot()));
+        });
+        return true;
     }
 
     private void HandleProgress(TrialProgressed progress)
@@ -293,8 +344,8 @@ public sealed class SweepCoordinator : ReceivePersistentActor, IWithTimers
     /// <summary>Hands ready trials to idle workers, preferring a worker other than the one a trial last ran on.</summary>
     private void Dispatch()
     {
-        if (state is null || stopRequester is not null || state.Phase == SweepPhase.Completed) return;
-        var idle = workers.Where(w => w.Value.Running is null).Select(w => w.Key).ToList();
+        if (state is null || stopRequester is not null || halted || state.Phase == SweepPhase.Completed) return;
+        var idle = workers.Where(w => w.Value.Running is null && SlotHealthPolicy.TakesTrials(w.Value.Health)).Select(w => w.Key).ToList();
         if (idle.Count == 0) return;
 
         var now = DateTimeOffset.UtcNow;

@@ -1,4 +1,5 @@
 using Sweep.Protocol.Events;
+using Sweep.Protocol.Messages;
 using Sweep.Protocol.Specs;
 
 namespace Sweep.Orchestrator.Coordination;
@@ -13,6 +14,7 @@ public sealed class SweepState
     private readonly Dictionary<string, int> indexById;
     private readonly TrialRecord[] trials;
     private readonly SortedSet<int> queued = [];
+    private readonly Dictionary<string, SlotRecord> slots = [];
 
     private SweepState(string sweepId, SweepDefinition definition, IEnumerable<TrialRecord> records, SweepPhase phase, DateTimeOffset startedAt, DateTimeOffset? finishedAt)
     {
@@ -49,14 +51,26 @@ public sealed class SweepState
     public static SweepState Start(SweepStarted started) =>
         new(started.SweepId, started.Definition, started.Definition.Trials.Select(TrialRecord.Queued), SweepPhase.Running, started.At, null);
 
+    /// <summary>Every worker slot the sweep has heard of, by worker id, with its self-test's verdict.</summary>
+    public IReadOnlyDictionary<string, SlotRecord> Slots => slots;
+
+    /// <summary>Why the sweep was last halted (no healthy slot), while it stays interrupted; null otherwise.</summary>
+    public string? InterruptReason { get; private set; }
+
     public static SweepState FromSnapshot(SweepSnapshot snapshot)
     {
         var state = new SweepState(snapshot.SweepId, snapshot.Definition, snapshot.Trials, snapshot.Phase, snapshot.StartedAt, snapshot.FinishedAt);
         state.FinishedCount = state.trials.Count(t => t.IsFinished);
+        foreach (var slot in snapshot.Slots ?? []) state.slots[slot.Slot.WorkerId] = slot;
+        state.InterruptReason = snapshot.InterruptReason;
         return state;
     }
 
-    public SweepSnapshot ToSnapshot() => new(SweepId, Definition, Phase, trials.ToArray(), StartedAt, FinishedAt);
+    public SweepSnapshot ToSnapshot() => new(SweepId, Definition, Phase, trials.ToArray(), StartedAt, FinishedAt, slots.Values.ToArray(), InterruptReason);
+
+    /// <summary>Whether <paramref name="slot"/> registering with <paramref name="health"/> is news to the sweep (worth a <see cref="SlotChecked"/>).</summary>
+    public bool IsNews(WorkerSlot slot, SlotHealth health) =>
+        !slots.TryGetValue(slot.WorkerId, out var known) || known.Slot != slot || known.Health != health;
 
     /// <summary>Queued trials whose back-off has passed, in spec order.</summary>
     public IEnumerable<TrialRecord> ReadyToRun(DateTimeOffset now) => queued.Select(i => trials[i]).Where(t => t.NotBefore <= now);
@@ -77,7 +91,11 @@ public sealed class SweepState
     {
         switch (@event)
         {
+            case SlotChecked e:
+                slots[e.Slot.WorkerId] = new SlotRecord(e.Slot, e.Health, e.At);
+                break;
             case TrialStarted e:
+                InterruptReason = null;
                 Update(e.TrialId, t => t with
                 {
                     State = TrialState.Running,
@@ -127,8 +145,9 @@ public sealed class SweepState
                     return requeued;
                 });
                 break;
-            case SweepInterrupted:
+            case SweepInterrupted e:
                 Phase = SweepPhase.Interrupted;
+                InterruptReason = e.Reason;
                 break;
             case SweepCompleted e:
                 Phase = SweepPhase.Completed;

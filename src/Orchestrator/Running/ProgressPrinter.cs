@@ -7,7 +7,8 @@ namespace Sweep.Orchestrator.Running;
 
 /// <summary>
 /// Subscribes to a coordinator and shows its events through a <see cref="ProgressView"/>;
-/// completes <paramref name="finished"/> with the final state. Follows the coordinator when it
+/// completes <paramref name="finished"/> with the final state (Completed, or Interrupted when the
+/// coordinator halted the sweep, with the reason in <see cref="SweepSnapshot.InterruptReason"/>). Follows the coordinator when it
 /// moves to another node (cluster failover) by subscribing again through the same address.
 /// </summary>
 public sealed class ProgressPrinter : ReceiveActor, IWithTimers
@@ -40,6 +41,13 @@ public sealed class ProgressPrinter : ReceiveActor, IWithTimers
         {
             view.Finish();
             finished.TrySetResult(done.Snapshot);
+            Context.Stop(Self);
+        });
+        // Halted (no healthy slot): the snapshot is Interrupted and carries the reason.
+        Receive<SweepHalted>(halted =>
+        {
+            view.Finish();
+            finished.TrySetResult(halted.Snapshot);
             Context.Stop(Self);
         });
         coordinator.Tell(new SubscribeToSweep());

@@ -37,7 +37,20 @@ public static class SweepReport
         string? Error,
         DateTimeOffset? FinishedAt);
 
-    public sealed record SweepStatus(string SweepId, string Name, SweepPhase State, string Source, DateTimeOffset StartedAt, DateTimeOffset? FinishedAt, IReadOnlyList<TrialStatus> Trials);
+    /// <summary>A worker slot the sweep has heard of: whether it takes trials, and its self-test's one-line verdict.</summary>
+    public sealed record SlotStatus(string WorkerId, string Node, string Device, int Threads, bool Healthy, string SelfTest, DateTimeOffset CheckedAt);
+
+    /// <param name="InterruptReason">Why the sweep was halted (no healthy slot), while it stays interrupted.</param>
+    public sealed record SweepStatus(
+        string SweepId,
+        string Name,
+        SweepPhase State,
+        string Source,
+        DateTimeOffset StartedAt,
+        DateTimeOffset? FinishedAt,
+        IReadOnlyList<TrialStatus> Trials,
+        IReadOnlyList<SlotStatus> Slots,
+        string? InterruptReason);
 
     public static SweepStatus Status(SweepState state) => new(
         state.SweepId,
@@ -63,7 +76,12 @@ public static class SweepReport
             t.DivergedAtIteration,
             t.DivergenceReason,
             t.Error,
-            t.FinishedAt)).ToList());
+            t.FinishedAt)).ToList(),
+        state.Slots.Values
+            .OrderBy(s => s.Slot.WorkerId, StringComparer.Ordinal)
+            .Select(s => new SlotStatus(s.Slot.WorkerId, s.Slot.Node, s.Slot.Device, s.Slot.Threads, s.Health.Healthy, s.Health.Summary, s.CheckedAt))
+            .ToList(),
+        state.InterruptReason);
 
     public static string ToJson(SweepState state) => JsonSerializer.Serialize(Status(state), Json);
 
@@ -98,8 +116,11 @@ public static class SweepReport
         var text = new StringBuilder();
         foreach (var row in rows)
             text.AppendLine(string.Join("  ", row.Select((cell, c) => c == row.Length - 1 ? cell : cell.PadRight(widths[c]))).TrimEnd());
+        foreach (var slot in state.Slots.Values.OrderBy(s => s.Slot.WorkerId, StringComparer.Ordinal))
+            text.AppendLine(CultureInfo.InvariantCulture, $"slot {slot.Slot.WorkerId}: {(slot.Health.Healthy ? "healthy" : "UNHEALTHY, takes no trials")}: {slot.Health.Summary}");
         var counts = state.Trials.GroupBy(t => t.State).OrderBy(g => g.Key).Select(g => $"{g.Count()} {g.Key.ToString().ToLowerInvariant()}");
         text.Append(CultureInfo.InvariantCulture, $"sweep {state.SweepId} ({state.Definition.Name}): {state.Phase.ToString().ToLowerInvariant()}; {string.Join(", ", counts)}");
+        if (state.Phase == SweepPhase.Interrupted && state.InterruptReason is { } reason) text.Append(CultureInfo.InvariantCulture, $"; halted: {reason}");
         return text.ToString();
     }
 

@@ -50,7 +50,10 @@ public sealed record WorkerLayout(int Workers, int Threads)
     }
 }
 
-/// <summary>Starts this process's worker slots, each registering with <paramref name="coordinator"/> (the coordinator, or the singleton proxy).</summary>
+/// <summary>
+/// Starts this process's worker slots, each registering with <paramref name="coordinator"/> (the
+/// coordinator, or the singleton proxy) once its self-test has given its verdict.
+/// </summary>
 public static class WorkerSlots
 {
     public static IReadOnlyList<IActorRef> Start(ActorSystem system, IActorRef coordinator, ModelKind model, WorkerLayout layout)
@@ -64,7 +67,9 @@ public static class WorkerSlots
         {
             var device = layout.DeviceOf(model, slot);
             var workerSlot = new WorkerSlot($"{node}/{device}-{slot + 1}", node, device, layout.Threads);
-            workers.Add(system.ActorOf(TrialWorker.Props(workerSlot, coordinator), $"worker-{slot + 1}"));
+            // A slot that may train a real model proves its device's arithmetic first (a synthetic sweep never loads LibTorch).
+            var selfTest = model == ModelKind.Lenet ? TrialWorker.DeviceSelfTest(workerSlot) : null;
+            workers.Add(system.ActorOf(TrialWorker.Props(workerSlot, coordinator, selfTest: selfTest), $"worker-{slot + 1}"));
         }
         return workers;
     }
@@ -121,12 +126,21 @@ public static class SweepRun
         var finished = new TaskCompletionSource<SweepSnapshot>(TaskCreationOptions.RunContinuationsAsynchronously);
         system.ActorOf(ProgressPrinter.Props(coordinator, snapshot, output, finished), "progress");
         WorkerSlots.Start(system, coordinator, snapshot.Definition.Model, layout);
+        if (cluster is null && layout.Workers > 0) coordinator.Tell(new ExpectLocalSlots(layout.Workers));
 
         var interrupted = Task.Delay(Timeout.Infinite, interrupt);
         var ended = await Task.WhenAny(finished.Task, interrupted, system.WhenTerminated);
         if (ended == system.WhenTerminated)
         {
             output.WriteLine("this node was removed from the cluster (downed); the sweep goes on without it: 'sweep resume' or --join to come back");
+            return 1;
+        }
+        if (ended == finished.Task && finished.Task.Result.Phase == SweepPhase.Interrupted)
+        {
+            var halted = SweepState.FromSnapshot(finished.Task.Result);
+            output.WriteLine();
+            output.WriteLine(SweepReport.Table(halted));
+            output.WriteLine($"nothing was lost; once the cause is fixed, continue with: sweep resume {sweepId} {journal.CommandLine}");
             return 1;
         }
         if (ended == finished.Task)

@@ -1,3 +1,4 @@
+using Sweep.Protocol.Messages;
 using Sweep.Protocol.Specs;
 using Sweep.Protocol.Training;
 
@@ -50,8 +51,18 @@ public sealed record TrialFailed(string TrialId, int Attempt, string Error, bool
 /// </summary>
 public sealed record TrialRequeued(string TrialId, string Reason, TrialSpec? NewSpec, bool FromScratch, DateTimeOffset NotBefore, DateTimeOffset At) : ITrialEvent;
 
-/// <summary>The sweep was interrupted (Ctrl+C): running attempts were stopped and will continue on resume.</summary>
-public sealed record SweepInterrupted(DateTimeOffset At) : ISweepEvent;
+/// <summary>
+/// The sweep was interrupted: by Ctrl+C (running attempts were stopped and continue on resume), or
+/// halted because it cannot go on, with <paramref name="Reason"/> saying why (no healthy worker slot).
+/// </summary>
+public sealed record SweepInterrupted(DateTimeOffset At, string? Reason = null) : ISweepEvent;
+
+/// <summary>
+/// A worker slot registered with its self-test's verdict: recorded when the sweep first sees the
+/// slot and whenever its verdict or summary changes, so status and the dashboard show which slots
+/// take trials and which do not, and why.
+/// </summary>
+public sealed record SlotChecked(WorkerSlot Slot, SlotHealth Health, DateTimeOffset At) : ISweepEvent;
 
 /// <summary>Every trial ended (completed, diverged or failed for good).</summary>
 public sealed record SweepCompleted(DateTimeOffset At) : ISweepEvent;

@@ -1,3 +1,4 @@
+using Sweep.Protocol.Messages;
 using Sweep.Protocol.Specs;
 
 namespace Sweep.Protocol.Events;
@@ -54,5 +55,19 @@ public sealed record TrialRecord(
     public double? SecondsPer100Iterations => TimedIterations > 0 ? 100.0 * TimedSeconds / TimedIterations : null;
 }
 
-/// <summary>A sweep's whole state at one sequence number, so recovery need not replay every event.</summary>
-public sealed record SweepSnapshot(string SweepId, SweepDefinition Definition, SweepPhase Phase, IReadOnlyList<TrialRecord> Trials, DateTimeOffset StartedAt, DateTimeOffset? FinishedAt);
+/// <summary>A worker slot as the sweep last heard of it: its self-test's verdict and when it registered.</summary>
+public sealed record SlotRecord(WorkerSlot Slot, SlotHealth Health, DateTimeOffset CheckedAt);
+
+/// <summary>
+/// A sweep's whole state at one sequence number, so recovery need not replay every event.
+/// <paramref name="Slots"/> and <paramref name="InterruptReason"/> are absent from snapshots written before slots had self-tests.
+/// </summary>
+public sealed record SweepSnapshot(
+    string SweepId,
+    SweepDefinition Definition,
+    SweepPhase Phase,
+    IReadOnlyList<TrialRecord> Trials,
+    DateTimeOffset StartedAt,
+    DateTimeOffset? FinishedAt,
+    IReadOnlyList<SlotRecord>? Slots = null,
+    string? InterruptReason = null);

@@ -21,6 +21,19 @@ public sealed record SubscribeToSweep : ISweepMessage;
 /// <summary>Every trial ended; the sweep's final state.</summary>
 public sealed record SweepFinished(SweepSnapshot Snapshot) : ISweepMessage;
 
+/// <summary>
+/// The sweep cannot go on (every local worker slot failed its self-test) and was interrupted with
+/// <paramref name="Reason"/>; it continues with `sweep resume` once the cause is fixed.
+/// </summary>
+public sealed record SweepHalted(string Reason, SweepSnapshot Snapshot) : ISweepMessage;
+
+/// <summary>
+/// Local mode: this process starts <paramref name="Count"/> worker slots and no other will come, so
+/// when all of them have registered unhealthy the sweep is halted (<see cref="SweepHalted"/>). Not
+/// sent in a cluster, where healthy workers may still join.
+/// </summary>
+public sealed record ExpectLocalSlots(int Count) : ISweepMessage;
+
 /// <summary>Stop dispatching, stop running attempts with a checkpoint, persist, then answer <see cref="SweepStopped"/>.</summary>
 public sealed record StopSweep : ISweepMessage;
 

@@ -10,12 +10,24 @@ public interface ISweepMessage;
 public sealed record WorkerSlot(string WorkerId, string Node, string Device, int Threads);
 
 /// <summary>
+/// Whether a slot's device computes correctly, from its known-answer self-test (float32 kernels
+/// against float64, layer by layer) run before it registers. An unhealthy slot is never given a trial.
+/// </summary>
+/// <param name="Healthy">The self-test passed (or the slot runs only trials that compute nothing).</param>
+/// <param name="Summary">One line: the worst error found, or the layer that failed and by how much.</param>
+public sealed record SlotHealth(bool Healthy, string Summary)
+{
+    /// <summary>A slot that runs only the synthetic model, which computes nothing on a device.</summary>
+    public static SlotHealth NotNeeded { get; } = new(true, "no self-test: this slot runs only synthetic trials, which compute nothing on a device");
+}
+
+/// <summary>
 /// A worker offers itself to the coordinator; <paramref name="Running"/> is the attempt it is still
 /// running, if any (after a coordinator restart). <paramref name="Incarnation"/> changes when the
 /// worker actor restarts, so the coordinator can tell a repeated registration from a worker that
-/// lost the attempt it was running.
+/// lost the attempt it was running. <paramref name="Health"/> is its self-test's verdict.
 /// </summary>
-public sealed record RegisterWorker(WorkerSlot Slot, RunTrial? Running, string Incarnation) : ISweepMessage;
+public sealed record RegisterWorker(WorkerSlot Slot, RunTrial? Running, string Incarnation, SlotHealth Health) : ISweepMessage;
 
 /// <summary>The coordinator accepted a worker.</summary>
 public sealed record WorkerRegistered(string SweepId) : ISweepMessage;

@@ -33,6 +33,7 @@ public sealed class SweepSerializer(ExtendedActorSystem system) : SerializerWith
         [typeof(TrialRequeued)] = "trial-requeued.v1",
         [typeof(SweepInterrupted)] = "sweep-interrupted.v1",
         [typeof(SweepCompleted)] = "sweep-completed.v1",
+        [typeof(SlotChecked)] = "slot-checked.v1",
         [typeof(SweepSnapshot)] = "sweep-snapshot.v1",
         // coordinator ↔ worker messages
         [typeof(RegisterWorker)] = "register-worker.v1",
@@ -50,6 +51,8 @@ public sealed class SweepSerializer(ExtendedActorSystem system) : SerializerWith
         [typeof(SweepRefused)] = "sweep-refused.v1",
         [typeof(SubscribeToSweep)] = "subscribe-to-sweep.v1",
         [typeof(SweepFinished)] = "sweep-finished.v1",
+        [typeof(SweepHalted)] = "sweep-halted.v1",
+        [typeof(ExpectLocalSlots)] = "expect-local-slots.v1",
         [typeof(StopSweep)] = "stop-sweep.v1",
         [typeof(SweepStopped)] = "sweep-stopped.v1",
         [typeof(GetSweepState)] = "get-sweep-state.v1",

@@ -36,8 +36,13 @@ public sealed record DivergencePolicy(int? ChanceAfter = null, double ChanceAccu
     /// Why <paramref name="metrics"/> show divergence, or null when they do not.
     /// <paramref name="firstTrainLoss"/> is the loss at iteration 0 (null when the run resumed later: the loss factor is then not checked).
     /// </summary>
+    /// <remarks>
+    /// Iteration 0 is never divergence: under the initial weights nothing has been learnt yet, so a
+    /// non-finite loss there is a fault of the device or the data (<see cref="FaultBeforeLearning"/>).
+    /// </remarks>
     public string? Check(TrialMetrics metrics, double? firstTrainLoss)
     {
+        if (metrics.Iteration == 0) return null;
         if (!double.IsFinite(metrics.TrainLoss)) return "training loss is not finite";
         if (!double.IsFinite(metrics.TestLoss)) return "test loss is not finite";
         if (ChanceAfter is { } after && metrics.Iteration >= after && metrics.TestAccuracy <= ChanceAccuracy)
@@ -46,6 +51,22 @@ public sealed record DivergencePolicy(int? ChanceAfter = null, double ChanceAccu
             return string.Create(CultureInfo.InvariantCulture, $"training loss {metrics.TrainLoss:0.####} is above {factor} x the first loss {first:0.####}");
         return null;
     }
+
+    /// <summary>
+    /// Why the test point at iteration 0 (the first batch and the test split under the initial
+    /// weights, before any update) shows a fault, or null: a non-finite loss there comes from the
+    /// device or the data, not from learning, so the attempt fails and is retried (on another slot
+    /// where there is one) instead of being recorded as diverged.
+    /// </summary>
+    public static string? FaultBeforeLearning(TrialMetrics metrics) =>
+        metrics.Iteration != 0 ? null
+        : !double.IsFinite(metrics.TrainLoss) ? NonFiniteBeforeLearning("training loss", metrics.TrainLoss)
+        : !double.IsFinite(metrics.TestLoss) ? NonFiniteBeforeLearning("test loss", metrics.TestLoss)
+        : null;
+
+    /// <summary>The reason given when <paramref name="quantity"/> is <paramref name="value"/> (NaN or infinite) before any update.</summary>
+    public static string NonFiniteBeforeLearning(string quantity, double value) =>
+        $"{quantity} is {(double.IsNaN(value) ? "NaN" : "infinite")} under the initial weights (iteration 0, before any update): a fault of the device or the data, not a divergence";
 }
 
 /// <summary>How often a failing trial is tried, and how long to wait between tries (doubling each time).</summary>

@@ -209,7 +209,7 @@ public sealed class SweepCoordinatorTests : Akka.TestKit.Xunit2.TestKit
         var probe = new TestProbe(restarted.System, new Akka.TestKit.Xunit2.XunitAssertions());
         probe.Send(again, new ResumeSweep());
         Assert.Equal(1, probe.ExpectMsg<SweepAccepted>(Wait).Remaining);
-        probe.Send(again, new RegisterWorker(new WorkerSlot("c", "node", "cpu", 1), null, "incarnation-1"));
+        probe.Send(again, new RegisterWorker(new WorkerSlot("c", "node", "cpu", 1), null, "incarnation-1", SlotHealth.NotNeeded));
         probe.ExpectMsg<WorkerRegistered>(Wait);
         var resumed = probe.ExpectMsg<RunTrial>(Wait);
         Assert.Equal((second.Trial.Id, 2, second.CheckpointPath), (resumed.Trial.Id, resumed.Attempt, resumed.ResumeFrom));
@@ -222,12 +222,12 @@ public sealed class SweepCoordinatorTests : Akka.TestKit.Xunit2.TestKit
         var a = Worker("a");
         var run = a.ExpectMsg<RunTrial>(Wait);
 
-        a.Send(coordinator, new RegisterWorker(new WorkerSlot("a", "node-a", "cpu", 1), null, "incarnation-1"));
+        a.Send(coordinator, new RegisterWorker(new WorkerSlot("a", "node-a", "cpu", 1), null, "incarnation-1", SlotHealth.NotNeeded));
         a.ExpectMsg<WorkerRegistered>(Wait);
         a.ExpectNoMsg(TimeSpan.FromMilliseconds(300));
         Assert.Equal(1, AwaitTrial(coordinator, t => t.State == TrialState.Running).Attempts);
 
-        a.Send(coordinator, new RegisterWorker(new WorkerSlot("a", "node-a", "cpu", 1), null, "incarnation-2"));
+        a.Send(coordinator, new RegisterWorker(new WorkerSlot("a", "node-a", "cpu", 1), null, "incarnation-2", SlotHealth.NotNeeded));
         a.ExpectMsg<WorkerRegistered>(Wait);
         var again = a.ExpectMsg<RunTrial>(Wait);
         Assert.Equal((run.Trial.Id, 2), (again.Trial.Id, again.Attempt));
@@ -269,6 +269,79 @@ public sealed class SweepCoordinatorTests : Akka.TestKit.Xunit2.TestKit
         Assert.Contains("no sweep 'nothing-here'", ExpectMsg<SweepRefused>(Wait).Reason);
     }
 
+    [Fact]
+    public void An_unhealthy_slot_is_recorded_once_with_its_reason_and_never_given_a_trial()
+    {
+        var coordinator = Start(Sweep(trials: 3));
+        var subscriber = CreateTestProbe();
+        subscriber.Send(coordinator, new SubscribeToSweep());
+        var sick = Worker("sick", Unhealthy);
+        var well = Worker("well");
+        // Registering again (the periodic retry) records nothing new.
+        sick.Send(coordinator, new RegisterWorker(new WorkerSlot("sick", "node-sick", "cpu", 1), null, "incarnation-1", Unhealthy));
+        sick.ExpectMsg<WorkerRegistered>(Wait);
+
+        for (int i = 0; i < 3; i++) Complete(well, well.ExpectMsg<RunTrial>(Wait));
+
+        // The subscriber hears every event as it is persisted: each slot's verdict exactly once.
+        var recorded = new List<string>();
+        var finished = (SweepFinished)subscriber.FishForMessage(m =>
+        {
+            if (m is SlotChecked checkedSlot) recorded.Add(checkedSlot.Slot.WorkerId);
+            return m is SweepFinished;
+        }, Wait);
+        sick.ExpectNoMsg(TimeSpan.FromMilliseconds(100));
+        Assert.Equal(["sick", "well"], recorded.Order());
+        Assert.All(finished.Snapshot.Trials, t => Assert.Equal(TrialState.Completed, t.State));
+        var slots = finished.Snapshot.Slots!.ToDictionary(s => s.Slot.WorkerId);
+        Assert.Equal((false, Unhealthy.Summary), (slots["sick"].Health.Healthy, slots["sick"].Health.Summary));
+        Assert.True(slots["well"].Health.Healthy);
+    }
+
+    [Fact]
+    public void Local_mode_halts_with_the_reason_once_every_expected_slot_is_unhealthy()
+    {
+        var coordinator = Start(Sweep(trials: 2));
+        var subscriber = CreateTestProbe();
+        subscriber.Send(coordinator, new SubscribeToSweep());
+        coordinator.Tell(new ExpectLocalSlots(2));
+        var first = Worker("cpu-1", Unhealthy);
+        subscriber.FishForMessage<SlotChecked>(_ => true, Wait);
+        subscriber.ExpectNoMsg(TimeSpan.FromMilliseconds(300)); // one of two: a healthy one may still come
+
+        Worker("cpu-2", Unhealthy);
+
+        subscriber.FishForMessage<SlotChecked>(e => e.Slot.WorkerId == "cpu-2", Wait);
+        var interrupted = subscriber.ExpectMsg<SweepInterrupted>(Wait);
+        var halted = subscriber.ExpectMsg<SweepHalted>(Wait);
+        Assert.StartsWith("no healthy worker slot: all 2 failed their self-test", halted.Reason);
+        Assert.Contains(Unhealthy.Summary, halted.Reason);
+        Assert.Equal(halted.Reason, interrupted.Reason);
+        Assert.Equal(SweepPhase.Interrupted, halted.Snapshot.Phase);
+        Assert.Equal(halted.Reason, halted.Snapshot.InterruptReason);
+        Assert.All(halted.Snapshot.Trials, t => Assert.Equal((TrialState.Queued, 0), (t.State, t.Attempts)));
+        first.ExpectNoMsg(TimeSpan.FromMilliseconds(100));
+    }
+
+    [Fact]
+    public void Without_an_expected_slot_count_a_cluster_waits_for_a_healthy_worker_instead_of_halting()
+    {
+        var coordinator = Start(Sweep(trials: 1));
+        var subscriber = CreateTestProbe();
+        subscriber.Send(coordinator, new SubscribeToSweep());
+        Worker("sick-1", Unhealthy);
+        Worker("sick-2", Unhealthy);
+        subscriber.ExpectMsg<SweepSnapshot>(Wait);
+        subscriber.FishForMessage<SlotChecked>(e => e.Slot.WorkerId == "sick-2", Wait);
+        subscriber.ExpectNoMsg(TimeSpan.FromMilliseconds(300));
+
+        var joined = Worker("healthy");
+
+        Assert.Equal(1, joined.ExpectMsg<RunTrial>(Wait).Attempt);
+    }
+
+    private static readonly SlotHealth Unhealthy = new(false, "self-test failed on cpu (1 thread): training conv2 output off by 1.7e-01 relative to float64 (tolerance 1e-04)");
+
     // ---- helpers ----
 
     private IActorRef Start(SweepDefinition definition, string sweepId = "test", int snapshotEvery = 500)
@@ -282,10 +355,10 @@ public sealed class SweepCoordinatorTests : Akka.TestKit.Xunit2.TestKit
 
     private IActorRef? lastCoordinator;
 
-    private TestProbe Worker(string id)
+    private TestProbe Worker(string id, SlotHealth? health = null)
     {
         var probe = CreateTestProbe(id);
-        probe.Send(lastCoordinator!, new RegisterWorker(new WorkerSlot(id, "node-" + id, "cpu", 1), null, "incarnation-1"));
+        probe.Send(lastCoordinator!, new RegisterWorker(new WorkerSlot(id, "node-" + id, "cpu", 1), null, "incarnation-1", health ?? SlotHealth.NotNeeded));
         probe.ExpectMsg<WorkerRegistered>(Wait);
         return probe;
     }

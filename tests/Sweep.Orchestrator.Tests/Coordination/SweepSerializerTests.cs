@@ -34,7 +34,7 @@ public sealed class SweepSerializerTests : Akka.TestKit.Xunit2.TestKit
         new TrialRequeued("abc123", "out of memory", Trial.Spec with { BatchSize = 32 }, true, At.AddSeconds(2), At),
         new SweepInterrupted(At),
         new SweepCompleted(At),
-        new RegisterWorker(new WorkerSlot("vm/cpu-1", "vm", "cpu", 2), null, "i1"),
+        new RegisterWorker(new WorkerSlot("vm/cpu-1", "vm", "cpu", 2), null, "i1", SlotHealth.NotNeeded),
         new WorkerRegistered("s1"),
         new RunTrial("s1", Trial, 1, ModelKind.Synthetic, Definition.Synthetic, Definition.Divergence, "/ck/abc123.ckpt", null),
         new StopTrial("abc123", 1, true),

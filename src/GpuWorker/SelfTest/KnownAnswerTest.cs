@@ -1,0 +1,270 @@
+using System.Diagnostics;
+using System.Globalization;
+using Sweep.GpuWorker.Data;
+using Sweep.GpuWorker.Training;
+using Sweep.Protocol.Messages;
+using Sweep.Protocol.Training;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace Sweep.GpuWorker.SelfTest;
+
+/// <summary>One comparison of the self-test: a layer's output or gradient against float64.</summary>
+/// <param name="Pass"><c>training</c> (forward with autograd), <c>backward</c>, <c>inference</c> (forward without autograd, as the test split runs) or <c>update</c> (Caffe's SGD step).</param>
+/// <param name="Layer">conv1, pool1, conv2, pool2, ip1, relu1, ip2, loss, or all parameters for the update.</param>
+/// <param name="Quantity">output, input gradient, weight gradient, bias gradient, or parameters.</param>
+/// <param name="RelativeError">max |actual − reference| / max |reference|; +∞ when the device produced NaN or infinity.</param>
+/// <param name="Tolerance">The largest error that passes.</param>
+public sealed record LayerCheck(string Pass, string Layer, string Quantity, double RelativeError, double Tolerance)
+{
+    public bool Passed => RelativeError <= Tolerance;
+
+    public override string ToString() =>
+        string.Create(CultureInfo.InvariantCulture, $"{Pass} {Layer} {Quantity}: relative error {RelativeError:0.0e+00} (tolerance {Tolerance:0e+00}){(Passed ? "" : " FAILED")}");
+}
+
+/// <summary>What the self-test found on one device with one thread count.</summary>
+/// <param name="Device">The device it ran on (<c>cpu</c>, <c>cuda:0</c>, …; as given when it could not run).</param>
+/// <param name="Threads">LibTorch intra-op threads it ran with.</param>
+/// <param name="Kernels">The kernel settings in force (null when they could not be applied).</param>
+/// <param name="Checks">Every comparison, in the order of the network.</param>
+/// <param name="Seconds">Wall-clock time of the whole test, reference included.</param>
+/// <param name="Error">Why the test could not run at all (no LibTorch, no such device, …), or null.</param>
+public sealed record SelfTestReport(string Device, int Threads, KernelSettings? Kernels, IReadOnlyList<LayerCheck> Checks, double Seconds, string? Error)
+{
+    public bool Passed => Error is null && Checks.Count > 0 && Checks.All(c => c.Passed);
+
+    /// <summary>The check furthest from its tolerance (the first failure, when one failed).</summary>
+    public LayerCheck? Worst => Checks.OrderByDescending(c => c.RelativeError / c.Tolerance).FirstOrDefault();
+
+    /// <summary>One line: passed with the worst error, or the first failing layer and how far off it was.</summary>
+    public string Summary
+    {
+        get
+        {
+            var where = $"{Device} ({Threads} thread{(Threads == 1 ? "" : "s")})";
+            if (Error is not null) return $"self-test could not run on {where}: {Error}";
+            var failed = Checks.Where(c => !c.Passed).ToList();
+            if (failed.Count == 0)
+            {
+                var worst = Worst!;
+                return string.Create(CultureInfo.InvariantCulture,
+                    $"self-test passed on {where}: {Checks.Count} layer checks against float64, worst relative error {worst.RelativeError:0.0e+00} ({worst.Pass} {worst.Layer} {worst.Quantity}), {Seconds:0.00} s");
+            }
+            var first = failed[0];
+            var more = failed.Count > 1 ? $", and {failed.Count - 1} more check(s)" : "";
+            return string.Create(CultureInfo.InvariantCulture,
+                $"self-test failed on {where}: {first.Pass} {first.Layer} {first.Quantity} off by {first.RelativeError:0.0e+00} relative to float64 (tolerance {first.Tolerance:0e+00}){more}");
+        }
+    }
+
+    /// <summary>What a worker slot registers with.</summary>
+    public SlotHealth ToHealth() => new(Passed, Summary);
+}
+
+/// <summary>
+/// A deliberate error for tests and drills: the named layer's output is reported off by 0.5 in one
+/// element, as the faulty oneDNN convolution was (0.43). Set by the environment variable
+/// <c>SWEEP_SELFTEST_FAULT=LAYER</c> (every slot of the process) or <c>LAYER@SLOT</c> (only the
+/// slot whose id ends in <c>/SLOT</c>, e.g. <c>conv2@cpu-2</c>).
+/// </summary>
+public sealed record SelfTestFault(string Layer)
+{
+    public const string Variable = "SWEEP_SELFTEST_FAULT";
+
+    /// <summary>The fault the environment asks for on the slot <paramref name="workerId"/> (null: every slot, as for <c>sweep selftest</c>).</summary>
+    public static SelfTestFault? FromEnvironment(string? workerId = null)
+    {
+        var value = Environment.GetEnvironmentVariable(Variable);
+        if (string.IsNullOrWhiteSpace(value)) return null;
+        var parts = value.Trim().Split('@', 2);
+        if (parts.Length == 2 && workerId is not null && !workerId.EndsWith("/" + parts[1], StringComparison.Ordinal)) return null;
+        return new SelfTestFault(parts[0]);
+    }
+}
+
+/// <summary>
+/// The known-answer self-test of a device: Caffe's LeNet with fixed weights (Caffe's xavier fill,
+/// seed 1) on 16 fixed real MNIST training images, forward with and without autograd, backward, and
+/// one Caffe SGD update, each layer compared with an independent float64 computation
+/// (<see cref="LeNetReference"/>) fed with the device's own inputs to that layer, so every kernel is
+/// judged alone. float32 kernels land within about 1e-6 of float64 here; the tolerance, 1e-4, is a
+/// hundred times that and far below the faults it exists for (0.17 relative for the faulty oneDNN
+/// convolution). Takes a fraction of a second on a CPU core.
+/// </summary>
+public static class KnownAnswerTest
+{
+    /// <summary>Relative error above which a check fails.</summary>
+    public const double Tolerance = 1e-4;
+
+    /// <summary>Images in the test batch.</summary>
+    public const int Images = 16;
+
+    private const double LearningRate = 0.01;
+    private static readonly Lazy<MnistData> Embedded = new(() => MnistData.Load(new DatasetSpec(MnistData.EmbeddedPath)));
+
+    /// <summary>Runs the test on the calling thread; never throws for a device problem (the report says it).</summary>
+    /// <param name="device"><c>auto</c>, <c>cpu</c>, <c>cuda</c> or <c>cuda:N</c>.</param>
+    /// <param name="threads">LibTorch intra-op threads, as the slot trains with.</param>
+    /// <param name="fault">A deliberate error (tests and drills), or null.</param>
+    public static SelfTestReport Run(string device, int threads, SelfTestFault? fault = null)
+    {
+        var clock = Stopwatch.StartNew();
+        KernelSettings? kernels = null;
+        try
+        {
+            kernels = TorchKernels.EnsureApplied();
+            set_num_threads(threads);
+            var resolved = TorchDevices.Resolve(device);
+            var (pixels, labels) = Inputs();
+            var checks = Compare(resolved, pixels, labels, fault);
+            return new SelfTestReport(resolved.ToString(), threads, kernels, checks, clock.Elapsed.TotalSeconds, null);
+        }
+        catch (Exception e) when (e is not OutOfMemoryException)
+        {
+            return new SelfTestReport(device, threads, kernels, [], clock.Elapsed.TotalSeconds, e.Message.Split('\n')[0]);
+        }
+    }
+
+    /// <summary>The first <see cref="Images"/> training images (scaled by 1/256) and their labels.</summary>
+    internal static (float[] Pixels, int[] Labels) Inputs()
+    {
+        var train = Embedded.Value.Train;
+        var pixels = new float[Images * MnistSplit.PixelsPerImage];
+        for (int i = 0; i < pixels.Length; i++) pixels[i] = train.Pixels[i] / 256f;
+        return (pixels, train.Labels[..Images].Select(l => (int)l).ToArray());
+    }
+
+    /// <summary>
+    /// Every layer check on one batch: <paramref name="pixels"/> [N × 784] scaled by 1/256 and their
+    /// <paramref name="labelValues"/>, with fresh Caffe-initialised weights (seed 1) on <paramref name="device"/>.
+    /// </summary>
+    /// <param name="weights">Sets the weights instead (e.g. from a trained checkpoint); null: Caffe's fill with seed 1.</param>
+    internal static List<LayerCheck> Compare(Device device, float[] pixels, int[] labelValues, SelfTestFault? fault = null, Action<LeNet>? weights = null)
+    {
+        int n = labelValues.Length;
+        if (pixels.Length != n * MnistSplit.PixelsPerImage) throw new ArgumentException($"{pixels.Length} pixels for {n} images", nameof(pixels));
+        var checks = new List<LayerCheck>();
+        using var scope = NewDisposeScope();
+        using var model = new LeNet();
+        if (weights is not null)
+        {
+            weights(model);
+        }
+        else
+        {
+            using var generator = new Generator(1);
+            model.InitializeLikeCaffe(generator);
+        }
+        model.to(device);
+        var parameters = model.named_parameters().ToDictionary(p => p.name, p => (Tensor)p.parameter);
+        var input = tensor(pixels, [n, 1, MnistSplit.Side, MnistSplit.Side]).to(device);
+        var labels = tensor(labelValues.Select(l => (long)l).ToArray()).to(device);
+
+        // Training: forward with autograd, every layer's output kept with its gradient.
+        var trained = new List<(string Layer, Tensor Output)>();
+        var logits = model.Trace(input, trained);
+        foreach (var (_, output) in trained) output.retain_grad();
+        var loss = nn.functional.cross_entropy(logits, labels);
+        var outputs = trained.ToDictionary(t => t.Layer, t => t.Output);
+        ForwardChecks("training", outputs, input, parameters, fault, checks);
+        var lossReference = LeNetReference.SoftmaxCrossEntropy(Doubles(outputs["ip2"]), n, 10, labelValues);
+        checks.Add(new LayerCheck("training", "loss", "output", RelativeError(loss.item<float>(), lossReference.Loss), Tolerance));
+
+        foreach (var (_, parameter) in parameters) parameter.grad?.zero_();
+        loss.backward();
+        BackwardChecks(outputs, input, parameters, lossReference.GradLogits, checks);
+
+        // Inference: the same forward without autograd, as the test split runs (kernels may differ).
+        using (no_grad())
+        {
+            var inferred = new List<(string Layer, Tensor Output)>();
+            model.Trace(input, inferred);
+            ForwardChecks("inference", inferred.ToDictionary(t => t.Layer, t => t.Output), input, parameters, fault, checks);
+        }
+
+        checks.Add(UpdateCheck(parameters));
+        return checks;
+    }
+
+    private static void ForwardChecks(string pass, Dictionary<string, Tensor> outputs, Tensor input, Dictionary<string, Tensor> p, SelfTestFault? fault, List<LayerCheck> checks)
+    {
+        int n = (int)input.shape[0];
+        void Check(string layer, Tensor actual, double[] reference)
+        {
+            var values = Floats(actual);
+            if (fault?.Layer == layer) values[0] += 0.5f;
+            checks.Add(new LayerCheck(pass, layer, "output", LeNetReference.RelativeError(values, reference), Tolerance));
+        }
+
+        Check("conv1", outputs["conv1"], LeNetReference.Conv2dForward(Doubles(input), n, 1, 28, 28, Doubles(p["conv1.weight"]), Doubles(p["conv1.bias"]), 20, 5));
+        Check("pool1", outputs["pool1"], LeNetReference.MaxPool2x2Forward(Doubles(outputs["conv1"]), n, 20, 24, 24).Output);
+        Check("conv2", outputs["conv2"], LeNetReference.Conv2dForward(Doubles(outputs["pool1"]), n, 20, 12, 12, Doubles(p["conv2.weight"]), Doubles(p["conv2.bias"]), 50, 5));
+        Check("pool2", outputs["pool2"], LeNetReference.MaxPool2x2Forward(Doubles(outputs["conv2"]), n, 50, 8, 8).Output);
+        Check("ip1", outputs["ip1"], LeNetReference.LinearForward(Doubles(outputs["pool2"]), n, 800, Doubles(p["ip1.weight"]), Doubles(p["ip1.bias"]), 500));
+        Check("relu1", outputs["relu1"], LeNetReference.ReluForward(Doubles(outputs["ip1"])));
+        Check("ip2", outputs["ip2"], LeNetReference.LinearForward(Doubles(outputs["relu1"]), n, 500, Doubles(p["ip2.weight"]), Doubles(p["ip2.bias"]), 10));
+    }
+
+    private static void BackwardChecks(Dictionary<string, Tensor> o, Tensor input, Dictionary<string, Tensor> p, double[] gradLogits, List<LayerCheck> checks)
+    {
+        int n = (int)input.shape[0];
+        void Check(string layer, string quantity, Tensor? actual, double[]? reference)
+        {
+            double error = actual is null || reference is null ? double.PositiveInfinity : LeNetReference.RelativeError(Floats(actual), reference);
+            checks.Add(new LayerCheck("backward", layer, quantity, error, Tolerance));
+        }
+
+        Check("loss", "input gradient", o["ip2"].grad, gradLogits);
+        var ip2 = LeNetReference.LinearBackward(Doubles(o["relu1"]), n, 500, Doubles(p["ip2.weight"]), 10, Doubles(o["ip2"].grad!));
+        Check("ip2", "input gradient", o["relu1"].grad, ip2.Input);
+        Check("ip2", "weight gradient", p["ip2.weight"].grad, ip2.Weight);
+        Check("ip2", "bias gradient", p["ip2.bias"].grad, ip2.Bias);
+        Check("relu1", "input gradient", o["ip1"].grad, LeNetReference.ReluBackward(Doubles(o["ip1"]), Doubles(o["relu1"].grad!)));
+        var ip1 = LeNetReference.LinearBackward(Doubles(o["pool2"]), n, 800, Doubles(p["ip1.weight"]), 500, Doubles(o["ip1"].grad!));
+        Check("ip1", "input gradient", o["pool2"].grad, ip1.Input);
+        Check("ip1", "weight gradient", p["ip1.weight"].grad, ip1.Weight);
+        Check("ip1", "bias gradient", p["ip1.bias"].grad, ip1.Bias);
+        var conv2Output = Doubles(o["conv2"]);
+        var pool2 = LeNetReference.MaxPool2x2Forward(conv2Output, n, 50, 8, 8);
+        Check("pool2", "input gradient", o["conv2"].grad, LeNetReference.MaxPool2x2Backward(Doubles(o["pool2"].grad!), pool2.ArgMax, conv2Output.Length));
+        var conv2 = LeNetReference.Conv2dBackward(Doubles(o["pool1"]), n, 20, 12, 12, Doubles(p["conv2.weight"]), 50, 5, Doubles(o["conv2"].grad!), inputGradient: true);
+        Check("conv2", "input gradient", o["pool1"].grad, conv2.Input);
+        Check("conv2", "weight gradient", p["conv2.weight"].grad, conv2.Weight);
+        Check("conv2", "bias gradient", p["conv2.bias"].grad, conv2.Bias);
+        var conv1Output = Doubles(o["conv1"]);
+        var pool1 = LeNetReference.MaxPool2x2Forward(conv1Output, n, 20, 24, 24);
+        Check("pool1", "input gradient", o["conv1"].grad, LeNetReference.MaxPool2x2Backward(Doubles(o["pool1"].grad!), pool1.ArgMax, conv1Output.Length));
+        var conv1 = LeNetReference.Conv2dBackward(Doubles(input), n, 1, 28, 28, Doubles(p["conv1.weight"]), 20, 5, Doubles(o["conv1"].grad!), inputGradient: false);
+        Check("conv1", "weight gradient", p["conv1.weight"].grad, conv1.Weight);
+        Check("conv1", "bias gradient", p["conv1.bias"].grad, conv1.Bias);
+    }
+
+    /// <summary>One step of the trainer's Caffe SGD (momentum 0.9, weight decay 0.0005, rate 0.01, bias lr_mult 2) from zero history.</summary>
+    private static LayerCheck UpdateCheck(Dictionary<string, Tensor> parameters)
+    {
+        var solverSpec = new SolverSpec();
+        var before = parameters.ToDictionary(p => p.Key, p => (Weights: Doubles(p.Value), Gradient: Doubles(p.Value.grad!)));
+        using (var solver = new CaffeSgd(parameters.Select(p => (p.Key, p.Value, LeNet.LearningRateMultiplier(p.Key))), solverSpec.Momentum, solverSpec.WeightDecay))
+            solver.Step(LearningRate);
+        double worst = 0;
+        foreach (var (name, parameter) in parameters)
+        {
+            var (weights, gradient) = before[name];
+            var reference = LeNetReference.CaffeSgdStep(weights, gradient, new double[weights.Length], LearningRate, LeNet.LearningRateMultiplier(name), solverSpec.Momentum, solverSpec.WeightDecay);
+            worst = Math.Max(worst, LeNetReference.RelativeError(Floats(parameter), reference.Parameter));
+        }
+        return new LayerCheck("update", "all", "parameters", worst, Tolerance);
+    }
+
+    private static double RelativeError(double actual, double reference) =>
+        double.IsFinite(actual) ? Math.Abs(actual - reference) / Math.Max(Math.Abs(reference), 1e-30) : double.PositiveInfinity;
+
+    private static float[] Floats(Tensor t)
+    {
+        using var cpu = t.detach().cpu().contiguous();
+        return cpu.data<float>().ToArray();
+    }
+
+    private static double[] Doubles(Tensor t) => Array.ConvertAll(Floats(t), v => (double)v);
+}
