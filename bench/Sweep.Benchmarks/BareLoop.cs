@@ -9,12 +9,16 @@ namespace Sweep.Benchmarks;
 
 /// <summary>
 /// The yardstick for the trainer benchmark: LeNet with Caffe's update on the same data, batch,
-/// schedule and test cadence, in a plain loop (no actors, no journal, no metrics beyond the tests).
+/// schedule and test cadence, in a plain loop (no actors, no journal, no metrics beyond the tests),
+/// on the same kernels (<see cref="TorchKernels"/>). Returns its time and its test points, so the
+/// benchmark can check it computed what the trainer computes before it compares times.
 /// </summary>
 internal static class BareLoop
 {
-    public static double Run(TrialSpec spec, MnistData data, int threads)
+    /// <returns>Seconds, and (iteration, test loss, test accuracy) at 0, every test interval and the end.</returns>
+    public static (double Seconds, List<(int Iteration, double TestLoss, double TestAccuracy)> Tests) Run(TrialSpec spec, MnistData data, int threads)
     {
+        TorchKernels.EnsureApplied();
         set_num_threads(threads);
         var clock = Stopwatch.StartNew();
         using var model = new LeNet();
@@ -27,7 +31,7 @@ internal static class BareLoop
         using var testLabels = tensor(data.Test.Labels, ScalarType.Byte).to(ScalarType.Int64);
         var sampler = new EpochSampler(data.Train.Count, spec.Seed);
 
-        Test(model, testImages, testLabels, spec.TestBatchSize);
+        var tests = new List<(int, double, double)> { Test(0) };
         for (int iteration = 0; iteration < spec.MaxIter; iteration++)
         {
             using var scope = NewDisposeScope();
@@ -36,19 +40,26 @@ internal static class BareLoop
             solver.ZeroGrad();
             loss.backward();
             solver.Step(spec.Solver.LearningRateAt(spec.BaseLr, iteration));
-            if ((iteration + 1) % spec.TestInterval == 0) Test(model, testImages, testLabels, spec.TestBatchSize);
+            if ((iteration + 1) % spec.TestInterval == 0 || iteration + 1 == spec.MaxIter) tests.Add(Test(iteration + 1));
         }
-        return clock.Elapsed.TotalSeconds;
-    }
+        return (clock.Elapsed.TotalSeconds, tests);
 
-    private static void Test(LeNet model, Tensor images, Tensor labels, int batch)
-    {
-        using var _ = no_grad();
-        for (long start = 0; start < images.shape[0]; start += batch)
+        (int, double, double) Test(int iteration)
         {
-            using var scope = NewDisposeScope();
-            long length = Math.Min(batch, images.shape[0] - start);
-            model.call(images.narrow(0, start, length)).argmax(1).eq(labels.narrow(0, start, length)).sum().item<long>();
+            using var _ = no_grad();
+            long count = testImages.shape[0];
+            double lossSum = 0;
+            long correct = 0;
+            for (long start = 0; start < count; start += spec.TestBatchSize)
+            {
+                using var scope = NewDisposeScope();
+                long length = Math.Min(spec.TestBatchSize, count - start);
+                var labels = testLabels.narrow(0, start, length);
+                var logits = model.call(testImages.narrow(0, start, length));
+                lossSum += nn.functional.cross_entropy(logits, labels, reduction: nn.Reduction.Sum).item<float>();
+                correct += logits.argmax(1).eq(labels).sum().item<long>();
+            }
+            return (iteration, lossSum / count, (double)correct / count);
         }
     }
 }

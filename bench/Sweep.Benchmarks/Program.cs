@@ -13,7 +13,9 @@ using Sweep.Protocol.Training;
 using Sweep.Benchmarks;
 
 // dotnet run -c Release --project bench/Sweep.Benchmarks -- NAME [--option value]... [--json]
-// Each benchmark prints a readable table, or with --json one JSON object with its figures.
+// Each benchmark prints a readable table, or with --json one JSON object with its figures. Every
+// benchmark first checks that what it timed computed what it should (the same trial alone, the
+// expected number of trials); if not, it reports that instead of a time and exits with 1.
 var arguments = Arguments.Parse(args);
 try
 {
@@ -34,6 +36,11 @@ catch (ArgumentException e)
 {
     Console.Error.WriteLine($"bench: {e.Message}");
     return 2;
+}
+catch (VerificationException e)
+{
+    Console.Error.WriteLine($"bench: {arguments.Name} did not compute what it timed, so no time is reported: {e.Message}");
+    return 1;
 }
 
 static string Format(object value) => value switch
@@ -72,6 +79,7 @@ internal static class Benchmarks
     public static async Task<Dictionary<string, object>> OverheadAsync(int trials, int slots, int iterations, double iterationMs)
     {
         var run = await RunSweepAsync(SyntheticSweep("overhead", trials, iterations, iterationMs), slots, threads: 1);
+        Verify.That(run.Final.Trials.All(t => t.State == TrialState.Completed && t.Iteration == iterations), $"every one of the {trials} trials completed its {iterations} iterations");
         double makespan = run.Seconds;
         double ideal = trials * iterations * iterationMs / 1000.0 / slots;
         // Events: SweepStarted, per trial TrialStarted + a progress at 0 and at the end + TrialCompleted, SweepCompleted.
@@ -111,15 +119,28 @@ internal static class Benchmarks
             new DivergencePolicy(), new RetryPolicy(), OutOfMemoryPolicy.Fail, -1, new SyntheticSpec());
         var checkpoint = Path.Combine(Directory.CreateTempSubdirectory("sweep-bench-trainer-").FullName, "case1.ckpt");
 
+        // What every variant must compute: the trainer alone, untimed, on a thread of its own.
+        var reference = OnOwnThread(() => Sweep.GpuWorker.Training.Trainer.Run(spec, data, new Sweep.GpuWorker.Training.TrainingOptions(threads))).Metrics;
+        Verify.That(reference.Count == maxIter / spec.TestInterval + 1 + (maxIter % spec.TestInterval == 0 ? 0 : 1) && reference.All(m => double.IsFinite(m.TrainLoss) && double.IsFinite(m.TestLoss)),
+            $"CASE1 alone reports finite metrics at every test point ({string.Join(", ", reference.Select(m => m.Iteration))})");
+        var expectedTests = reference.Select(m => (m.Iteration, m.TestLoss, m.TestAccuracy)).ToList();
+
         // Every variant trains on a thread of its own, as the worker does: LibTorch's OpenMP keeps a
         // thread team per calling thread, and a second team left alive by another thread (the main
         // one, say) oversubscribes the cores and makes libgomp stop spinning: 20% slower here.
-        double Bare() => OnOwnThread(() => BareLoop.Run(spec, data, threads));
+        double Bare() => OnOwnThread(() =>
+        {
+            var (seconds, tests) = BareLoop.Run(spec, data, threads);
+            Verify.Same(expectedTests, tests, "the bare loop's test points");
+            return seconds;
+        });
         double TrainerAlone() => OnOwnThread(() =>
         {
             var clock = Stopwatch.StartNew();
-            Sweep.GpuWorker.Training.Trainer.Run(spec, data, new Sweep.GpuWorker.Training.TrainingOptions(threads, CheckpointPath: checkpoint));
-            return clock.Elapsed.TotalSeconds;
+            var result = Sweep.GpuWorker.Training.Trainer.Run(spec, data, new Sweep.GpuWorker.Training.TrainingOptions(threads, CheckpointPath: checkpoint));
+            double seconds = clock.Elapsed.TotalSeconds;
+            Verify.Same(Verify.Computed(reference), Verify.Computed(result.Metrics), "the trainer's test points");
+            return seconds;
         });
         // A fresh actor system and journal for every stack round, timed from StartSweep to SweepFinished:
         // its start-up is reported apart, while whatever it does in the background (the scheduler's
@@ -129,6 +150,7 @@ internal static class Benchmarks
         async Task<double> Stack()
         {
             var run = await RunSweepAsync(definition, slots: 1, threads);
+            Verify.Same(Verify.Computed(reference), Verify.Computed(run.Progress["case1"]), "the whole stack's journalled test points");
             startup.Add(run.StartupSeconds);
             return run.Seconds;
         }
@@ -165,17 +187,35 @@ internal static class Benchmarks
             ["whole_stack_median_s"] = stackMedian,
             ["trainer_alone_ratio"] = aloneMedian / bareMedian,
             ["time_ratio"] = stackMedian / bareMedian,
+            ["verified"] = $"every round's {reference.Count} test points equal CASE1 alone",
+            ["case1_gflop"] = LeNetArithmetic.Flop(spec) / 1e9,
+            ["achieved_gflop_per_s"] = LeNetArithmetic.Flop(spec) / 1e9 / aloneMedian,
+            ["peak_gflop_per_s"] = LeNetArithmetic.PeakFlopPerSecond(threads) / 1e9,
+            ["peak_assumes"] = LeNetArithmetic.PeakAssumptions(threads),
+            ["arithmetic_limit_s"] = LeNetArithmetic.Flop(spec) / LeNetArithmetic.PeakFlopPerSecond(threads),
         };
 
         static string Join(List<double> seconds) => string.Join(" ", seconds.Select(b => b.ToString("0.00", CultureInfo.InvariantCulture)));
     }
 
-    private static double OnOwnThread(Func<double> work)
+    private static T OnOwnThread<T>(Func<T> work)
     {
-        double result = 0;
-        var thread = new Thread(() => result = work());
+        T result = default!;
+        Exception? failure = null;
+        var thread = new Thread(() =>
+        {
+            try
+            {
+                result = work();
+            }
+            catch (Exception e)
+            {
+                failure = e;
+            }
+        });
         thread.Start();
         thread.Join();
+        if (failure is not null) System.Runtime.ExceptionServices.ExceptionDispatchInfo.Capture(failure).Throw();
         return result;
     }
 
@@ -211,6 +251,7 @@ internal static class Benchmarks
                 var resumed = second.System.ActorOf(SweepCoordinator.Props("recovery", new CoordinatorSettings(journal.CheckpointDirectory)));
                 remaining = (await resumed.Ask<SweepAccepted>(new ResumeSweep(), TimeSpan.FromMinutes(5))).Remaining;
                 restored = clock.Elapsed.TotalSeconds;
+                Verify.That(remaining > 0 && remaining <= trials - trials / 2, $"the resumed sweep has the {trials - trials / 2} or fewer unfinished trials it was stopped with (got {remaining})");
                 var firstRun = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
                 second.System.ActorOf(Props.Create(() => new FirstRunProbe(resumed, firstRun)));
                 await firstRun.Task;
@@ -273,11 +314,16 @@ internal static class Benchmarks
         int cores = Environment.ProcessorCount;
         var oneWide = await RunSweepAsync(definition, slots: 1, threads: cores);
         var manyNarrow = await RunSweepAsync(definition, slots: cores, threads: 1);
+        // Each layout's trials against the same trials alone at that thread count (untimed).
+        Verify.SoloIdentical(definition, oneWide, threads: cores, "1 slot");
+        Verify.SoloIdentical(definition, manyNarrow, threads: 1, $"{cores} slots");
         return new Dictionary<string, object>
         {
             ["benchmark"] = "packing",
             ["max_iter"] = maxIter,
             ["cores"] = cores,
+            ["verified"] = "every trial's test points in both layouts equal the trial alone at that thread count",
+            ["outcomes"] = string.Join(" ", manyNarrow.Final.Trials.Select(t => $"{t.Definition.Name}:{t.State}")),
             [$"makespan_1_slot_x_{cores}_threads_s"] = oneWide.Seconds,
             [$"makespan_{cores}_slots_x_1_thread_s"] = manyNarrow.Seconds,
             ["faster_layout"] = oneWide.Seconds <= manyNarrow.Seconds ? $"1 slot x {cores} threads" : $"{cores} slots x 1 thread",
@@ -287,7 +333,8 @@ internal static class Benchmarks
     /// <param name="Seconds">From handing the sweep to the coordinator until it finished.</param>
     /// <param name="StartupSeconds">Before that: the actor system started and the journal opened (once per `sweep` process).</param>
     /// <param name="LiveManagedBytes">The managed heap still reachable once the sweep finished, coordinator and workers still up (after a full collection).</param>
-    private sealed record SweepRunResult(double Seconds, double StartupSeconds, SweepSnapshot Final, long PeakMemoryBytes, long LiveManagedBytes);
+    /// <param name="Progress">Every trial's test points as the journal recorded them, by trial id.</param>
+    internal sealed record SweepRunResult(double Seconds, double StartupSeconds, SweepSnapshot Final, long PeakMemoryBytes, long LiveManagedBytes, IReadOnlyDictionary<string, List<TrialMetrics>> Progress);
 
     /// <summary>Runs a whole sweep in a fresh actor system with a fresh SQLite journal.</summary>
     private static async Task<SweepRunResult> RunSweepAsync(SweepDefinition definition, int slots, int threads)
@@ -301,7 +348,8 @@ internal static class Benchmarks
             var system = sweepSystem.System;
             var coordinator = system.ActorOf(SweepCoordinator.Props("bench", new CoordinatorSettings(journal.CheckpointDirectory)));
             var finished = new TaskCompletionSource<SweepSnapshot>(TaskCreationOptions.RunContinuationsAsynchronously);
-            system.ActorOf(Props.Create(() => new FinishWaiter(coordinator, finished)));
+            var progress = new Dictionary<string, List<TrialMetrics>>();
+            system.ActorOf(Props.Create(() => new FinishWaiter(coordinator, finished, progress)));
             // The coordinator's answer means it has recovered, so the journal plugin is up.
             await coordinator.Ask<object>(new GetSweepState(), TimeSpan.FromMinutes(1));
             startup.Stop();
@@ -312,7 +360,7 @@ internal static class Benchmarks
                 system.ActorOf(TrialWorker.Props(new WorkerSlot($"slot-{i + 1}", "bench", "cpu", threads), coordinator));
             var final = await finished.Task;
             double seconds = clock.Elapsed.TotalSeconds;
-            return new SweepRunResult(seconds, startup.Elapsed.TotalSeconds, final, PeakMemoryBytes(), GC.GetTotalMemory(forceFullCollection: true));
+            lock (progress) return new SweepRunResult(seconds, startup.Elapsed.TotalSeconds, final, PeakMemoryBytes(), GC.GetTotalMemory(forceFullCollection: true), progress.ToDictionary(p => p.Key, p => p.Value.ToList()));
         }
         finally
         {
@@ -363,6 +411,8 @@ internal static class Benchmarks
         var expand = Stopwatch.StartNew();
         var definition = SweepSpecLoader.Parse(Spec(side * side), "expansion.conf", Environment.CurrentDirectory, []);
         expand.Stop();
+        Verify.That(refusal.Contains("max-trials", StringComparison.Ordinal) && definition.Trials.Count == side * side && definition.Trials.Select(t => t.Id).Distinct().Count() == side * side,
+            $"the default refuses the grid naming max-trials, and the raised limit gives {side * side} trials with distinct ids");
         long after = GC.GetTotalMemory(forceFullCollection: false);
         return new Dictionary<string, object>
         {
@@ -433,11 +483,19 @@ internal static class Benchmarks
         }
     }
 
-    /// <summary>Waits for the sweep's end.</summary>
+    /// <summary>Waits for the sweep's end, keeping every test point the coordinator persists (the last attempt's, when one is retried).</summary>
     private sealed class FinishWaiter : ReceiveActor
     {
-        public FinishWaiter(IActorRef coordinator, TaskCompletionSource<SweepSnapshot> finished)
+        public FinishWaiter(IActorRef coordinator, TaskCompletionSource<SweepSnapshot> finished, Dictionary<string, List<TrialMetrics>> progress)
         {
+            Receive<TrialStarted>(started =>
+            {
+                lock (progress) progress[started.TrialId] = progress.TryGetValue(started.TrialId, out var kept) ? kept.Where(m => m.Iteration <= started.FromIteration).ToList() : [];
+            });
+            Receive<TrialProgress>(p =>
+            {
+                lock (progress) progress[p.TrialId].Add(p.Metrics);
+            });
             Receive<SweepFinished>(done => finished.TrySetResult(done.Snapshot));
             ReceiveAny(_ => { });
             coordinator.Tell(new SubscribeToSweep());

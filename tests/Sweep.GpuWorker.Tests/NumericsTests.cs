@@ -150,6 +150,8 @@ public sealed unsafe class NumericsTests : IDisposable
         Assert.Empty(report.Checks);
         Assert.Contains("cuda:7", report.Summary);
         Assert.StartsWith("self-test could not run on cuda:7", report.Summary);
+        // LibTorch would abort the process on a thread count below 1: refused before it is asked.
+        Assert.Equal("self-test could not run on cpu (0 threads): threads must be positive, got 0", KnownAnswerTest.Run("cpu", 0).Summary);
     }
 
     [Theory]

@@ -98,6 +98,49 @@ public sealed class TrialWorkerTests : Akka.TestKit.Xunit2.TestKit, IDisposable
     }
 
     [Fact]
+    public void A_nan_loss_under_the_initial_weights_fails_the_attempt_as_a_fault_instead_of_diverging()
+    {
+        worker.Tell(Run("broken-device", faults: new SyntheticFault("broken-device", 0, FaultKind.Nan, [1])), coordinator.Ref);
+
+        var ended = coordinator.FishForMessage<TrialEnded>(_ => true, Wait);
+
+        Assert.Equal((TrialEndKind.Failed, 0), (ended.Kind, ended.Iteration));
+        Assert.Equal("training loss is NaN under the initial weights (iteration 0, before any update): a fault of the device or the data, not a divergence", ended.Reason);
+    }
+
+    [Fact]
+    public void A_slot_registers_only_after_its_self_test_and_an_unhealthy_one_refuses_trials()
+    {
+        var silent = CreateTestProbe();
+        var verdict = new SlotHealth(false, "self-test failed on cpu (1 thread): training conv2 output off by 2.1e-01");
+        using var release = new ManualResetEventSlim();
+        var sick = Sys.ActorOf(TrialWorker.Props(new WorkerSlot("sick", "node", "cpu", 1), silent.Ref, selfTest: () =>
+        {
+            release.Wait(Wait);
+            return verdict;
+        }));
+        silent.ExpectNoMsg(TimeSpan.FromMilliseconds(500)); // still testing: not registered yet
+
+        release.Set();
+
+        Assert.Equal(verdict, silent.ExpectMsg<RegisterWorker>(Wait).Health);
+        silent.Reply(new WorkerRegistered("sweep"));
+        sick.Tell(Run("t-sick"), silent.Ref);
+        var refused = silent.FishForMessage<TrialEnded>(_ => true, Wait);
+        Assert.Equal(TrialEndKind.Failed, refused.Kind);
+        Assert.Contains("sick takes no trials: self-test failed", refused.Reason);
+    }
+
+    [Fact]
+    public void A_slot_without_a_self_test_registers_at_once_as_not_needing_one()
+    {
+        var silent = CreateTestProbe();
+        Sys.ActorOf(TrialWorker.Props(new WorkerSlot("synthetic", "node", "cpu", 1), silent.Ref));
+
+        Assert.Equal(SlotHealth.NotNeeded, silent.ExpectMsg<RegisterWorker>(Wait).Health);
+    }
+
+    [Fact]
     public void A_checkpoint_missing_on_this_node_is_reported_and_the_attempt_starts_from_scratch()
     {
         var run = Run() with { Attempt = 2, ResumeFrom = temp.File("written-on-another-node.ckpt") };

@@ -111,6 +111,8 @@ public static class KnownAnswerTest
     {
         var clock = Stopwatch.StartNew();
         KernelSettings? kernels = null;
+        // LibTorch aborts the whole process on a thread count below 1 rather than throwing.
+        if (threads < 1) return new SelfTestReport(device, threads, null, [], 0, $"threads must be positive, got {threads}");
         try
         {
             kernels = TorchKernels.EnsureApplied();

@@ -72,6 +72,7 @@ public static class TrainCommand
     {
         var problems = spec.Problems();
         if (problems.Count > 0) throw new InvalidInputException(problems[0]);
+        if (options.Threads <= 0) throw new InvalidInputException($"threads must be positive, got {options.Threads}");
         var data = MnistData.Load(spec.Dataset);
         TorchDevices.Resolve(options.Device);
         // Like every worker slot, prove the device's arithmetic before training on it.

@@ -101,6 +101,22 @@
       row.addEventListener('click', () => loadLogs(t.name));
       body.appendChild(row);
     }
+    renderSlots(status);
+  }
+
+  // Every slot's self-test verdict: an unhealthy slot takes no trials, and says why.
+  function renderSlots(status) {
+    const slots = status.slots || [];
+    $('slots-box').hidden = slots.length === 0 && !status.interruptReason;
+    $('halted').hidden = !status.interruptReason;
+    $('halted').textContent = status.interruptReason ? 'Halted: ' + status.interruptReason : '';
+    const body = document.querySelector('#slots tbody');
+    body.replaceChildren();
+    for (const s of slots) {
+      const row = el('tr', null, s.healthy ? 'healthy' : 'unhealthy');
+      for (const c of [s.workerId, s.device, s.threads, s.healthy ? 'yes' : 'NO', s.selfTest]) row.appendChild(el('td', c));
+      body.appendChild(row);
+    }
   }
 
   // ---- curves ----
@@ -141,7 +157,7 @@
     source = new EventSource(sweepPath(id) + '/events');
     const mine = source;
     source.addEventListener('trial-progress', (e) => { if (mine === source) addPoint(JSON.parse(e.data)); });
-    for (const type of ['trial-started', 'trial-completed', 'trial-diverged', 'trial-failed', 'trial-requeued', 'sweep-interrupted']) {
+    for (const type of ['trial-started', 'trial-completed', 'trial-diverged', 'trial-failed', 'trial-requeued', 'sweep-interrupted', 'slot-checked']) {
       source.addEventListener(type, () => { if (mine === source) scheduleStatus(); });
     }
     source.addEventListener('end', () => {
