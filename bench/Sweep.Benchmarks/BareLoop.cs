@@ -16,12 +16,13 @@ namespace Sweep.Benchmarks;
 internal static class BareLoop
 {
     /// <returns>Seconds, and (iteration, test loss, test accuracy) at 0, every test interval and the end.</returns>
-    public static (double Seconds, List<(int Iteration, double TestLoss, double TestAccuracy)> Tests) Run(TrialSpec spec, MnistData data, int threads)
+    /// <param name="channelsLast">The network's layout (<see cref="LeNet.ChannelsLast"/>; the trainer's is on).</param>
+    public static (double Seconds, List<(int Iteration, double TestLoss, double TestAccuracy)> Tests) Run(TrialSpec spec, MnistData data, int threads, bool channelsLast = true)
     {
         TorchKernels.EnsureApplied();
         set_num_threads(threads);
         var clock = Stopwatch.StartNew();
-        using var model = new LeNet();
+        using var model = new LeNet { ChannelsLast = channelsLast };
         using (var generator = new Generator((ulong)spec.Seed))
             model.InitializeLikeCaffe(generator);
         using var solver = new CaffeSgd(model.named_parameters().Select(p => (p.name, (Tensor)p.parameter, LeNet.LearningRateMultiplier(p.name))), spec.Solver.Momentum, spec.Solver.WeightDecay);

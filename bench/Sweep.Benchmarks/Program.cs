@@ -26,7 +26,8 @@ try
         "trainer" => await Benchmarks.TrainerAsync(arguments.Int("max-iter", 1000), arguments.Int("threads", Environment.ProcessorCount), arguments.Int("repeats", 7)),
         "recovery" => await Benchmarks.RecoveryAsync(arguments.Int("trials", 10_000)),
         "packing" => await Benchmarks.PackingAsync(arguments.Int("max-iter", 1000)),
-        _ => throw new ArgumentException($"unknown benchmark '{arguments.Name}': overhead, expansion, trainer, recovery, packing"),
+        "kernels" => Benchmarks.Kernels(arguments.Int("max-iter", 300), arguments.Int("threads", 1), arguments.Int("repeats", 5)),
+        _ => throw new ArgumentException($"unknown benchmark '{arguments.Name}': overhead, expansion, trainer, recovery, packing, kernels"),
     };
     if (arguments.Json) Console.WriteLine(JsonSerializer.Serialize(figures));
     else foreach (var (key, value) in figures) Console.WriteLine($"{key,-36} {Format(value)}");
@@ -196,6 +197,94 @@ internal static class Benchmarks
         };
 
         static string Join(List<double> seconds) => string.Join(" ", seconds.Select(b => b.ToString("0.00", CultureInfo.InvariantCulture)));
+    }
+
+    /// <summary>
+    /// LeNet's CPU paths: LibTorch's default (oneDNN, NCHW: what this project ran before, wrong on
+    /// AMD EPYC), LibTorch's own im2col + MKL GEMM kernels in NCHW, and the chosen path (those kernels,
+    /// channels-last from conv1's output on: <see cref="Sweep.GpuWorker.Training.TorchKernels"/>,
+    /// <see cref="Sweep.GpuWorker.Training.LeNet"/>). Each is checked layer by layer against float64
+    /// on real MNIST batches (training batches of 16, 64 and 128, a test batch of 256), twice, then
+    /// CASE1 is timed on each, alternated, every timed run checked against that path's untimed run.
+    /// What the kernel choice rests on, measurable on any machine.
+    /// </summary>
+    public static Dictionary<string, object> Kernels(int maxIter, int threads, int repeats)
+    {
+        var dataset = new DatasetSpec(Sweep.GpuWorker.Data.MnistData.EmbeddedPath);
+        var data = Sweep.GpuWorker.Data.MnistData.Load(dataset);
+        var spec = TrialSpec.PaperCase1(dataset) with { MaxIter = maxIter };
+        (string Name, bool OneDnn, bool ChannelsLast)[] paths = [("onednn_nchw", true, false), ("native_nchw", false, false), ("chosen", false, true)];
+        var figures = new Dictionary<string, object> { ["benchmark"] = "kernels", ["max_iter"] = maxIter, ["threads"] = threads, ["repeats"] = repeats };
+        (string, float[], int[]) Batch(string name, Sweep.GpuWorker.Data.MnistSplit split, long[] indices)
+        {
+            var (pixels, labels) = Sweep.GpuWorker.SelfTest.KnownAnswerTest.Batch(split, indices);
+            return (name, pixels, labels);
+        }
+        var batches = new[]
+        {
+            Batch("train16", data.Train, new Sweep.GpuWorker.Training.EpochSampler(data.Train.Count, 11).Next(16)),
+            Batch("train64", data.Train, new Sweep.GpuWorker.Training.EpochSampler(data.Train.Count, 13).Next(64)),
+            Batch("train128", data.Train, new Sweep.GpuWorker.Training.EpochSampler(data.Train.Count, 14).Next(128)),
+            Batch("test256", data.Test, Enumerable.Range(0, 256).Select(i => (long)i).ToArray()),
+        };
+        var references = new Dictionary<string, List<(int, double, double)>>();
+        var seconds = paths.ToDictionary(p => p.Name, _ => new List<double>());
+        try
+        {
+            foreach (var (name, oneDnn, channelsLast) in paths)
+            {
+                OnOwnThread(() =>
+                {
+                    Sweep.GpuWorker.Training.TorchKernels.SetOneDnnForMeasurement(oneDnn);
+                    TorchSharp.torch.set_num_threads(threads);
+                    var checks = batches.SelectMany(b => Sweep.GpuWorker.SelfTest.KnownAnswerTest.Compare(TorchSharp.torch.CPU, b.Item2, b.Item3, channelsLast: channelsLast).Select(c => (Batch: b.Item1, Check: c))).ToList();
+                    var again = batches.SelectMany(b => Sweep.GpuWorker.SelfTest.KnownAnswerTest.Compare(TorchSharp.torch.CPU, b.Item2, b.Item3, channelsLast: channelsLast)).ToList();
+                    var worst = checks.MaxBy(c => c.Check.RelativeError);
+                    figures[$"{name}_worst_relative_error"] = worst.Check.RelativeError;
+                    figures[$"{name}_worst_check"] = $"{worst.Batch} {worst.Check.Pass} {worst.Check.Layer} {worst.Check.Quantity}";
+                    figures[$"{name}_conv2_worst_relative_error"] = checks.Where(c => c.Check.Layer == "conv2").Max(c => c.Check.RelativeError);
+                    figures[$"{name}_within_1e-5"] = checks.All(c => c.Check.RelativeError <= 1e-5);
+                    figures[$"{name}_repeatable"] = checks.Select(c => c.Check.RelativeError).SequenceEqual(again.Select(c => c.RelativeError));
+                    // What every timed run of this path must compute: an untimed run first.
+                    references[name] = BareLoop.Run(spec, data, threads, channelsLast).Tests;
+                    return 0;
+                });
+            }
+            Verify.Same(
+                references["chosen"],
+                OnOwnThread(() => Sweep.GpuWorker.Training.Trainer.Run(spec, data, new Sweep.GpuWorker.Training.TrainingOptions(threads))).Metrics.Select(m => (m.Iteration, m.TestLoss, m.TestAccuracy)).ToList(),
+                "the chosen path's bare loop and the trainer");
+            for (int r = 0; r < repeats; r++)
+            {
+                foreach (var (name, oneDnn, channelsLast) in paths)
+                {
+                    seconds[name].Add(OnOwnThread(() =>
+                    {
+                        Sweep.GpuWorker.Training.TorchKernels.SetOneDnnForMeasurement(oneDnn);
+                        var (time, tests) = BareLoop.Run(spec, data, threads, channelsLast);
+                        Verify.Same(references[name], tests, $"round {r + 1} of the {name} path's test points");
+                        return time;
+                    }));
+                }
+                Console.Error.WriteLine($"round {r + 1}/{repeats}: " + string.Join(", ", paths.Select(p => $"{p.Name} {seconds[p.Name][^1]:0.00} s")));
+            }
+        }
+        finally
+        {
+            OnOwnThread(() =>
+            {
+                Sweep.GpuWorker.Training.TorchKernels.SetOneDnnForMeasurement(false);
+                return 0;
+            });
+        }
+        foreach (var (name, _, _) in paths)
+        {
+            figures[$"{name}_s"] = string.Join(" ", seconds[name].Select(x => x.ToString("0.00", CultureInfo.InvariantCulture)));
+            figures[$"{name}_median_s"] = Median(seconds[name]);
+        }
+        figures["chosen_over_onednn_nchw"] = Median(seconds["chosen"]) / Median(seconds["onednn_nchw"]);
+        figures["native_nchw_over_onednn_nchw"] = Median(seconds["native_nchw"]) / Median(seconds["onednn_nchw"]);
+        return figures;
     }
 
     private static T OnOwnThread<T>(Func<T> work)

@@ -87,9 +87,7 @@ public sealed unsafe class NumericsTests : IDisposable
     public void Every_layer_matches_float64_on_a_test_batch_of_256_and_with_trained_weights()
     {
         set_num_threads(TorchCollection.Threads);
-        var test = Embedded.Value.Test;
-        var pixels = test.Pixels[..(256 * MnistSplit.PixelsPerImage)].Select(b => b / 256f).ToArray();
-        var labels = test.Labels[..256].Select(l => (int)l).ToArray();
+        var (pixels, labels) = KnownAnswerTest.Batch(Embedded.Value.Test, Enumerable.Range(0, 256).Select(i => (long)i).ToArray());
         // Weights after 60 iterations of CASE1: larger and sparser activations than the initial fill.
         var checkpoint = temp.File("trained.ckpt");
         var spec = new TrialSpec(64, 128, 0.01, 80, 60, 1, new SolverSpec(), new DatasetSpec(MnistData.EmbeddedPath));
@@ -175,18 +173,8 @@ public sealed unsafe class NumericsTests : IDisposable
     }
 
     /// <summary>A real mini-batch as the trainer draws it (the sampler's permutation for <paramref name="seed"/>).</summary>
-    private static (float[] Pixels, int[] Labels) TrainingBatch(int batch, int seed)
-    {
-        var train = Embedded.Value.Train;
-        var indices = new EpochSampler(train.Count, seed).Next(batch);
-        var pixels = new float[batch * MnistSplit.PixelsPerImage];
-        for (int i = 0; i < batch; i++)
-        {
-            for (int p = 0; p < MnistSplit.PixelsPerImage; p++)
-                pixels[i * MnistSplit.PixelsPerImage + p] = train.Pixels[indices[i] * MnistSplit.PixelsPerImage + p] / 256f;
-        }
-        return (pixels, indices.Select(i => (int)train.Labels[i]).ToArray());
-    }
+    private static (float[] Pixels, int[] Labels) TrainingBatch(int batch, int seed) =>
+        KnownAnswerTest.Batch(Embedded.Value.Train, new EpochSampler(Embedded.Value.Train.Count, seed).Next(batch));
 
     private static void AssertAllWithin(IReadOnlyList<LayerCheck> checks, double tolerance)
     {

@@ -30,9 +30,6 @@ public sealed class NumbersEndToEndTests : IDisposable
 
     private static Dictionary<string, string> Fault(string value) => new() { [SelfTestFault.Variable] = value };
 
-    /// <summary>What a test point computed (not its wall-clock time or memory).</summary>
-    private static (int, double, double, double, double, double) Computed(TrialMetrics m) =>
-        (m.Iteration, m.TrainLoss, m.TrainAccuracy, m.TestLoss, m.TestAccuracy, m.LearningRate);
 
     [Fact]
     public async Task Every_trial_of_the_paper_preset_gives_exactly_its_solo_numbers_in_two_independent_sweeps()
@@ -57,7 +54,7 @@ public sealed class NumbersEndToEndTests : IDisposable
             await gate.WaitAsync();
             try
             {
-                return (trial.Name, Points: await Task.Run(() => Solo(trial.Spec, threads: 1)));
+                return (trial.Name, Points: await Task.Run(() => SoloTrain.Points(trial.Spec, threads: 1)));
             }
             finally
             {
@@ -72,7 +69,7 @@ public sealed class NumbersEndToEndTests : IDisposable
             foreach (var (name, solo) in solos)
             {
                 var trial = definition.Trials.Single(t => t.Name == name);
-                var points = events.OfType<TrialProgress>().Where(e => e.TrialId == trial.Id).Select(e => Computed(e.Metrics)).ToList();
+                var points = events.OfType<TrialProgress>().Where(e => e.TrialId == trial.Id).Select(e => SoloTrain.Computed(e.Metrics)).ToList();
                 Assert.NotEmpty(points);
                 // A trial the sweep stopped as diverged (CASE8: loss above 10x its first) has a prefix of its solo run.
                 var expected = events.OfType<TrialDiverged>().Any(d => d.TrialId == trial.Id) ? solo.Take(points.Count).ToList() : solo;
@@ -91,30 +88,6 @@ public sealed class NumbersEndToEndTests : IDisposable
         var unknown = SweepProcess.Run("report", "nope", "--data-dir", DataDir);
         Assert.Equal(2, unknown.ExitCode);
         Assert.Contains("no sweep 'nope'", unknown.Stderr);
-    }
-
-    /// <summary>The test points of `sweep train --json` for <paramref name="spec"/>.</summary>
-    private static List<(int, double, double, double, double, double)> Solo(TrialSpec spec, int threads)
-    {
-        string F(double value) => value.ToString("R", CultureInfo.InvariantCulture);
-        var (exit, stdout, stderr) = SweepProcess.Run(
-            "train", "--json", "--threads", threads.ToString(CultureInfo.InvariantCulture),
-            "--batch-size", spec.BatchSize.ToString(CultureInfo.InvariantCulture),
-            "--test-batch-size", spec.TestBatchSize.ToString(CultureInfo.InvariantCulture),
-            "--base-lr", F(spec.BaseLr),
-            "--max-iter", spec.MaxIter.ToString(CultureInfo.InvariantCulture),
-            "--test-interval", spec.TestInterval.ToString(CultureInfo.InvariantCulture),
-            "--seed", spec.Seed.ToString(CultureInfo.InvariantCulture),
-            "--lr-policy", spec.Solver.Policy.ToString().ToLowerInvariant(),
-            "--gamma", F(spec.Solver.Gamma),
-            "--power", F(spec.Solver.Power));
-        Assert.True(exit == 0, stdout + stderr);
-        Assert.Equal((0.9, 0.0005), (spec.Solver.Momentum, spec.Solver.WeightDecay)); // sweep train's solver defaults
-        var options = new JsonSerializerOptions { PropertyNameCaseInsensitive = true, NumberHandling = System.Text.Json.Serialization.JsonNumberHandling.AllowNamedFloatingPointLiterals };
-        return stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries)
-            .Where(line => line.Contains("\"iteration\"", StringComparison.Ordinal) && !line.Contains("\"final\"", StringComparison.Ordinal))
-            .Select(line => Computed(JsonSerializer.Deserialize<TrialMetrics>(line, options)!))
-            .ToList();
     }
 
     [Fact]

@@ -128,13 +128,19 @@ public static class KnownAnswerTest
         }
     }
 
-    /// <summary>The first <see cref="Images"/> training images (scaled by 1/256) and their labels.</summary>
-    internal static (float[] Pixels, int[] Labels) Inputs()
+    /// <summary>The first <see cref="Images"/> training images of the embedded set, and their labels.</summary>
+    internal static (float[] Pixels, int[] Labels) Inputs() => Batch(Embedded.Value.Train, Enumerable.Range(0, Images).Select(i => (long)i).ToArray());
+
+    /// <summary>The images at <paramref name="indices"/> of <paramref name="split"/>, scaled by 1/256 as the trainer does ([N × 784]), and their labels.</summary>
+    internal static (float[] Pixels, int[] Labels) Batch(MnistSplit split, IReadOnlyList<long> indices)
     {
-        var train = Embedded.Value.Train;
-        var pixels = new float[Images * MnistSplit.PixelsPerImage];
-        for (int i = 0; i < pixels.Length; i++) pixels[i] = train.Pixels[i] / 256f;
-        return (pixels, train.Labels[..Images].Select(l => (int)l).ToArray());
+        var pixels = new float[indices.Count * MnistSplit.PixelsPerImage];
+        for (int i = 0; i < indices.Count; i++)
+        {
+            for (int p = 0; p < MnistSplit.PixelsPerImage; p++)
+                pixels[i * MnistSplit.PixelsPerImage + p] = split.Pixels[indices[i] * MnistSplit.PixelsPerImage + p] / 256f;
+        }
+        return (pixels, indices.Select(i => (int)split.Labels[i]).ToArray());
     }
 
     /// <summary>
@@ -142,13 +148,14 @@ public static class KnownAnswerTest
     /// <paramref name="labelValues"/>, with fresh Caffe-initialised weights (seed 1) on <paramref name="device"/>.
     /// </summary>
     /// <param name="weights">Sets the weights instead (e.g. from a trained checkpoint); null: Caffe's fill with seed 1.</param>
-    internal static List<LayerCheck> Compare(Device device, float[] pixels, int[] labelValues, SelfTestFault? fault = null, Action<LeNet>? weights = null)
+    /// <param name="channelsLast">The network's layout (<see cref="LeNet.ChannelsLast"/>): off only to measure the layouts against each other.</param>
+    internal static List<LayerCheck> Compare(Device device, float[] pixels, int[] labelValues, SelfTestFault? fault = null, Action<LeNet>? weights = null, bool channelsLast = true)
     {
         int n = labelValues.Length;
         if (pixels.Length != n * MnistSplit.PixelsPerImage) throw new ArgumentException($"{pixels.Length} pixels for {n} images", nameof(pixels));
         var checks = new List<LayerCheck>();
         using var scope = NewDisposeScope();
-        using var model = new LeNet();
+        using var model = new LeNet { ChannelsLast = channelsLast };
         if (weights is not null)
         {
             weights(model);

@@ -94,6 +94,20 @@ public static class TorchKernels
         return settings;
     }
 
+    /// <summary>
+    /// For the <c>kernels</c> benchmark only, which measures both paths against float64: switches
+    /// oneDNN on or off for the whole process and reads it back. Never called by anything that trains
+    /// for a sweep.
+    /// </summary>
+    internal static unsafe void SetOneDnnForMeasurement(bool enabled)
+    {
+        EnsureApplied();
+        var context = ((delegate* unmanaged<IntPtr>)LoadedLibraryExports("_ZN2at13globalContextEv"))();
+        ((delegate* unmanaged<IntPtr, byte, void>)LoadedLibraryExports("_ZN2at7Context20setUserEnabledMkldnnEb"))(context, enabled ? (byte)1 : (byte)0);
+        if ((((delegate* unmanaged<IntPtr, byte>)LoadedLibraryExports("_ZNK2at7Context17userEnabledMkldnnEv"))(context) != 0) != enabled)
+            throw new TorchKernelsException($"oneDNN could not be switched {(enabled ? "on" : "off")} for the measurement");
+    }
+
     private static IntPtr Require(Func<string, IntPtr> export, string symbol, string readable)
     {
         var address = export(symbol);

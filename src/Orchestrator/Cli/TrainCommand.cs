@@ -91,7 +91,16 @@ public static class TrainCommand
         }
 
         var observer = new Printer(output, json);
-        var result = Trainer.Run(spec, data, options, observer, cancellation);
+        TrainingResult result;
+        try
+        {
+            result = Trainer.Run(spec, data, options, observer, cancellation);
+        }
+        catch (FaultBeforeLearningException fault)
+        {
+            error.WriteLine($"sweep: {fault.Message}");
+            return SweepCommandLine.ExitFailed;
+        }
 
         if (json)
         {

@@ -76,6 +76,39 @@ public sealed class ClusterTests(PostgresServer postgres) : IDisposable
     }
 
     [Fact]
+    public async Task Lenet_trials_trained_on_worker_nodes_give_exactly_their_solo_numbers()
+    {
+        var journal = postgres.CreateDatabase();
+        int port = FreePort.Next();
+        var spec = Path.Combine(temp, "lenet.conf");
+        File.WriteAllText(spec, """
+            sweep {
+              name = cluster-lenet
+              model = lenet
+              max-iter = 30
+              test-interval = 10
+              grid { batch-size = [32, 64], base-lr = [0.01] }
+            }
+            """);
+        var coordinator = Start("run", spec, "--sweep-id", "remote", "--port", port.ToString(), "--workers", "0", "--journal", journal, "--data-dir", temp);
+        coordinator.WaitForLine(l => l.StartsWith("sweep remote"), Long);
+        Worker(port);
+        Worker(port);
+
+        Assert.True(coordinator.WaitForExit(Long) == 0, coordinator.Stdout + coordinator.Stderr);
+
+        var events = await Events(journal, "remote");
+        AssertEveryTrialCompletedOnce(events, 2);
+        Assert.DoesNotContain(events.OfType<TrialStarted>(), e => e.Node.EndsWith($":{port}"));
+        Assert.All(events.OfType<SlotChecked>(), e => Assert.True(e.Health.Healthy, e.Health.Summary));
+        foreach (var trial in events.OfType<SweepStarted>().Single().Definition.Trials)
+        {
+            var points = events.OfType<TrialProgress>().Where(e => e.TrialId == trial.Id).Select(e => SoloTrain.Computed(e.Metrics)).ToList();
+            Assert.Equal(SoloTrain.Points(trial.Spec, threads: 1), points);
+        }
+    }
+
+    [Fact]
     public async Task A_worker_node_killed_mid_trial_has_its_trial_requeued_to_the_other_node()
     {
         var (journal, coordinator, doomed, doomedAddress) = CoordinatorAndTwoWorkersMidTrial("lost-worker");

@@ -36,6 +36,10 @@ public sealed class DashboardApiTests(DashboardFixture fixture) : IClassFixture<
         Assert.True(exit == 0, stdout + stderr);
         Assert.True(JsonNode.DeepEquals(JsonNode.Parse(stdout), served), $"served:\n{served}\nstatus --json:\n{stdout}");
         Assert.Equal(4, served!["trials"]!.AsArray().Count);
+        var slots = served["slots"]!.AsArray();
+        Assert.Equal(2, slots.Count);
+        Assert.All(slots, slot => Assert.True(slot!["healthy"]!.GetValue<bool>()));
+        Assert.Null(served["interruptReason"]);
     }
 
     [Theory]

@@ -87,6 +87,12 @@ public sealed class DashboardBrowserTests : IDisposable
         var names = await page.EvaluateExpressionAsync<string[]>("[...document.querySelectorAll('#trials tbody tr td:first-child')].map(td => td.textContent)");
         Assert.Equal([ScriptName, "b64 <b>bold</b> & co"], names);
         Assert.Equal(0, await page.EvaluateExpressionAsync<int>("document.querySelectorAll('main script, main b').length"));
+        // The worker slot, with its verdict (a synthetic sweep's slot needs no self-test).
+        await page.WaitForFunctionAsync("() => document.querySelectorAll('#slots tbody tr').length === 1", new WaitForFunctionOptions { Timeout = 30_000 });
+        var slot = await page.EvaluateExpressionAsync<string[]>("[...document.querySelectorAll('#slots tbody tr td')].map(td => td.textContent)");
+        Assert.EndsWith("/cpu-1", slot[0]);
+        Assert.Equal(["cpu", Environment.ProcessorCount.ToString(System.Globalization.CultureInfo.InvariantCulture), "yes"], slot[1..4]); // --workers 1: every core for its one slot
+        Assert.StartsWith("no self-test", slot[4]);
 
         await page.WaitForFunctionAsync("() => window.sweepDashboard.accuracyPoints() > 0", new WaitForFunctionOptions { Timeout = 60_000 });
         int before = await page.EvaluateExpressionAsync<int>("window.sweepDashboard.accuracyPoints()");
