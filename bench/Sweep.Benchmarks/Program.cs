@@ -46,6 +46,7 @@ catch (VerificationException e)
 
 static string Format(object value) => value switch
 {
+    double d when d != 0 && Math.Abs(d) < 0.001 => d.ToString("0.0e+00", CultureInfo.InvariantCulture),
     double d => d.ToString("0.###", CultureInfo.InvariantCulture),
     _ => Convert.ToString(value, CultureInfo.InvariantCulture) ?? "",
 };

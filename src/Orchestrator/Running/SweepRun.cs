@@ -18,8 +18,8 @@ public sealed record WorkerLayout(int Workers, int Threads)
     /// <summary>
     /// One slot per CUDA device when there are any (LeNet only: a synthetic sweep never loads
     /// LibTorch); otherwise one CPU slot per core with one LibTorch thread each. LeNet's small
-    /// batches use extra intra-op threads poorly: on two cores the paper preset finishes in 72 s as
-    /// two one-thread slots against 83 s as one two-thread slot (docs/benchmarks.md, `packing`).
+    /// batches use extra intra-op threads poorly: on two cores the paper preset finishes in 105 s as
+    /// two one-thread slots against 151 s as one two-thread slot (docs/benchmarks.md, `packing`).
     /// </summary>
     public static WorkerLayout For(ModelKind model, int? workers, int? threads)
     {
