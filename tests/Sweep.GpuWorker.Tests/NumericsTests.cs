@@ -127,7 +127,7 @@ public sealed unsafe class NumericsTests : IDisposable
     [Fact]
     public void A_wrong_layer_fails_the_self_test_and_the_summary_names_it()
     {
-        var report = KnownAnswerTest.Run("cpu", 1, new SelfTestFault("conv2"));
+        var report = KnownAnswerTest.Run("cpu", 1, new SelfTestFault("conv2", "conv2"));
 
         Assert.False(report.Passed);
         var failed = report.Checks.Where(c => !c.Passed).ToList();
@@ -137,6 +137,7 @@ public sealed unsafe class NumericsTests : IDisposable
         Assert.StartsWith("self-test failed on cpu (1 thread): training conv2 output off by", report.Summary);
         Assert.False(report.ToHealth().Healthy);
         Assert.Equal(report.Summary, report.ToHealth().Summary);
+        Assert.EndsWith("[injected on purpose by SWEEP_SELFTEST_FAULT=conv2]", report.Summary);
     }
 
     [Fact]
@@ -157,7 +158,9 @@ public sealed unsafe class NumericsTests : IDisposable
     [InlineData("conv2", "host/cpu-1", "conv2")]
     [InlineData("conv2@cpu-2", "host/cpu-1", null)]
     [InlineData("conv2@cpu-2", "host/cpu-2", "conv2")]
-    [InlineData("ip1@cpu-2", null, "ip1")]
+    [InlineData("ip1@cpu-2", null, null)]
+    [InlineData(" loss ", null, "loss")]
+    [InlineData("update", "host/cpu-1", "update")]
     public void The_fault_variable_picks_its_slot(string? value, string? workerId, string? expectedLayer)
     {
         var before = Environment.GetEnvironmentVariable(SelfTestFault.Variable);
@@ -165,6 +168,25 @@ public sealed unsafe class NumericsTests : IDisposable
         {
             Environment.SetEnvironmentVariable(SelfTestFault.Variable, value);
             Assert.Equal(expectedLayer, SelfTestFault.FromEnvironment(workerId)?.Layer);
+        }
+        finally
+        {
+            Environment.SetEnvironmentVariable(SelfTestFault.Variable, before);
+        }
+    }
+
+    [Theory]
+    [InlineData("bogus", "'bogus' is nothing the self-test checks")]
+    [InlineData("conv2@", "nothing after '@'")]
+    public void A_fault_variable_that_names_no_layer_is_refused_by_name(string value, string says)
+    {
+        var before = Environment.GetEnvironmentVariable(SelfTestFault.Variable);
+        try
+        {
+            Environment.SetEnvironmentVariable(SelfTestFault.Variable, value);
+            var error = Assert.Throws<Sweep.Protocol.InvalidInputException>(() => SelfTestFault.FromEnvironment("host/cpu-1"));
+            Assert.StartsWith($"SWEEP_SELFTEST_FAULT={value}: ", error.Message);
+            Assert.Contains(says, error.Message);
         }
         finally
         {

@@ -155,8 +155,18 @@ public sealed class NumbersEndToEndTests : IDisposable
         Assert.Equal(1, faulty.ExitCode);
         Assert.Contains("FAILED", faulty.Stdout);
         Assert.Contains("self-test failed on cpu", faulty.Stdout);
+        Assert.Contains("[injected on purpose by SWEEP_SELFTEST_FAULT=conv2]", faulty.Stdout);
 
-        foreach (var bad in new[] { new[] { "--device", "cuda:7" }, ["--device", "tpu"], ["--threads", "0"] })
+        // A drill variable with a typo is bad input too: refused before anything runs or is persisted.
+        var typo = SweepProcess.RunWith(Fault("conv9"), "selftest");
+        Assert.Equal((2, ""), (typo.ExitCode, typo.Stdout));
+        Assert.StartsWith("sweep: SWEEP_SELFTEST_FAULT=conv9: 'conv9' is nothing the self-test checks", typo.Stderr);
+        var typoRun = SweepProcess.RunWith(Fault("conv9@cpu-2"), "run", WriteLeNetSpec(), "--data-dir", DataDir);
+        Assert.Equal(2, typoRun.ExitCode);
+        Assert.Single(typoRun.Stderr.Split('\n', StringSplitOptions.RemoveEmptyEntries));
+        Assert.False(File.Exists(Path.Combine(DataDir, "journal.db")), typoRun.Stdout);
+
+        foreach (var bad in new[] { new[] { "--device", "cuda:7" }, ["--device", "tpu"], ["--threads", "0"], ["--threads", "99999"], ["--threads", "abc"] })
         {
             var refused = SweepProcess.Run(["selftest", .. bad]);
             Assert.Equal(2, refused.ExitCode);
@@ -174,6 +184,7 @@ public sealed class NumbersEndToEndTests : IDisposable
         Assert.Equal("", stdout);
         Assert.StartsWith("sweep: self-test failed on cpu (1 thread): training pool2 output off by", stderr);
         Assert.Contains("nothing was trained", stderr);
+        Assert.Contains("[injected on purpose by SWEEP_SELFTEST_FAULT=pool2]", stderr);
     }
 
     /// <summary>Three short LeNet trials.</summary>

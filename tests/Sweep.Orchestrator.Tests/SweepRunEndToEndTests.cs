@@ -215,6 +215,7 @@ public sealed class SweepRunEndToEndTests : IDisposable
     [InlineData("expected HOST:PORT", "worker", "--join", "nowhere")]
     [InlineData("the first node of a cluster needs a fixed port", "run", "SPEC", "--port", "0")]
     [InlineData("--port must be 0-65535", "worker", "--join", "127.0.0.1:4053", "--port", "70000")]
+    [InlineData("--workers 0: a sweep on this machine alone needs at least one worker slot", "run", "SPEC", "--workers", "0")]
     public void Bad_cluster_flags_exit_2_with_one_line(string says, params string[] args)
     {
         var spec = WriteSpec("");

@@ -73,7 +73,9 @@ public sealed class TrainCommandTests : IDisposable
     [InlineData("--batch-size", "train", "--batch-size", "many")]
     [InlineData("--lr-policy", "train", "--lr-policy", "cosine")]
     [InlineData("--frobnicate", "train", "--frobnicate")]
-    [InlineData("threads must be positive", "train", "--threads", "0")]
+    [InlineData("--threads must be positive, got 0", "train", "--threads", "0")]
+    [InlineData("--threads 99999 is more than 4 per core", "train", "--threads", "99999")]
+    [InlineData("--threads: 'abc' is not a whole number", "train", "--threads", "abc")]
     [InlineData("device 'cuda:99'", "train", "--device", "cuda:99", "--max-iter", "1")]
     [InlineData("dataset folder not found", "train", "--dataset", "/nonexistent/mnist")]
     public async Task Bad_input_is_one_line_naming_the_problem_and_exit_code_2(string says, params string[] args)

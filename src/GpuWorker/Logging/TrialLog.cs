@@ -9,6 +9,9 @@ namespace Sweep.GpuWorker.Logging;
 /// </summary>
 public static class TrialLog
 {
+    /// <summary>A log for events about a whole sweep (slots, halts): found by `sweep logs ID`.</summary>
+    public static ILoggingAdapter ForSweep(this ILoggingAdapter log, string sweepId) => log.WithContext("SweepId", sweepId);
+
     public static ILoggingAdapter ForTrial(this ILoggingAdapter log, string sweepId, string trialId, string trialName, int attempt, string? node, string? worker) =>
         log.WithContext("SweepId", sweepId)
             .WithContext("TrialId", trialId)

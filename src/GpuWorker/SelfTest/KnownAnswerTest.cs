@@ -17,6 +17,7 @@ namespace Sweep.GpuWorker.SelfTest;
 /// <param name="Tolerance">The largest error that passes.</param>
 public sealed record LayerCheck(string Pass, string Layer, string Quantity, double RelativeError, double Tolerance)
 {
+    /// <summary>Within tolerance (false for NaN, which compares false with everything).</summary>
     public bool Passed => RelativeError <= Tolerance;
 
     public override string ToString() =>
@@ -30,8 +31,10 @@ public sealed record LayerCheck(string Pass, string Layer, string Quantity, doub
 /// <param name="Checks">Every comparison, in the order of the network.</param>
 /// <param name="Seconds">Wall-clock time of the whole test, reference included.</param>
 /// <param name="Error">Why the test could not run at all (no LibTorch, no such device, …), or null.</param>
-public sealed record SelfTestReport(string Device, int Threads, KernelSettings? Kernels, IReadOnlyList<LayerCheck> Checks, double Seconds, string? Error)
+/// <param name="Injected">The drill fault that was applied (<see cref="SelfTestFault"/>), or null.</param>
+public sealed record SelfTestReport(string Device, int Threads, KernelSettings? Kernels, IReadOnlyList<LayerCheck> Checks, double Seconds, string? Error, SelfTestFault? Injected = null)
 {
+    /// <summary>The test ran and every check passed.</summary>
     public bool Passed => Error is null && Checks.Count > 0 && Checks.All(c => c.Passed);
 
     /// <summary>The check furthest from its tolerance (the first failure, when one failed).</summary>
@@ -53,8 +56,9 @@ public sealed record SelfTestReport(string Device, int Threads, KernelSettings? 
             }
             var first = failed[0];
             var more = failed.Count > 1 ? $", and {failed.Count - 1} more check(s)" : "";
+            var drill = Injected is { } fault ? $" [injected on purpose by {SelfTestFault.Variable}={fault.Setting}]" : "";
             return string.Create(CultureInfo.InvariantCulture,
-                $"self-test failed on {where}: {first.Pass} {first.Layer} {first.Quantity} off by {first.RelativeError:0.0e+00} relative to float64 (tolerance {first.Tolerance:0e+00}){more}");
+                $"self-test failed on {where}: {first.Pass} {first.Layer} {first.Quantity} off by {first.RelativeError:0.0e+00} relative to float64 (tolerance {first.Tolerance:0e+00}){more}{drill}");
         }
     }
 
@@ -63,23 +67,41 @@ public sealed record SelfTestReport(string Device, int Threads, KernelSettings? 
 }
 
 /// <summary>
-/// A deliberate error for tests and drills: the named layer's output is reported off by 0.5 in one
-/// element, as the faulty oneDNN convolution was (0.43). Set by the environment variable
-/// <c>SWEEP_SELFTEST_FAULT=LAYER</c> (every slot of the process) or <c>LAYER@SLOT</c> (only the
-/// slot whose id ends in <c>/SLOT</c>, e.g. <c>conv2@cpu-2</c>).
+/// A deliberate error for tests and drills: the named layer's output (the loss, or the updated
+/// parameters) is reported off by 0.5 in one element, as the faulty oneDNN convolution was off by
+/// 0.43; for conv2 that is about 0.2 relative to the layer's largest value, and both its training
+/// and its inference checks fail. Set by the environment variable <c>SWEEP_SELFTEST_FAULT=LAYER</c>
+/// (every slot of the process, and <c>sweep train</c> and <c>sweep selftest</c>) or
+/// <c>LAYER@SLOT</c> (only the worker slot whose id ends in <c>/SLOT</c>, e.g. <c>conv2@cpu-2</c>).
+/// Every summary of a report it touched says so.
 /// </summary>
-public sealed record SelfTestFault(string Layer)
+/// <param name="Layer">conv1, pool1, conv2, pool2, ip1, relu1, ip2, loss or update.</param>
+/// <param name="Setting">The variable's value, for the reports.</param>
+public sealed record SelfTestFault(string Layer, string Setting)
 {
+    /// <summary>The environment variable that asks for the fault.</summary>
     public const string Variable = "SWEEP_SELFTEST_FAULT";
 
-    /// <summary>The fault the environment asks for on the slot <paramref name="workerId"/> (null: every slot, as for <c>sweep selftest</c>).</summary>
+    /// <summary>What the variable may name: LeNet's layers, its loss, and the update.</summary>
+    public static IReadOnlyList<string> Targets { get; } = [.. LeNet.LayerNames, "loss", "update"];
+
+    /// <summary>
+    /// The fault the environment asks for on the worker slot <paramref name="workerId"/>, or, with
+    /// null, for a process that is no slot (<c>sweep train</c>, <c>sweep selftest</c>: only a fault
+    /// without @SLOT applies there).
+    /// </summary>
+    /// <exception cref="Protocol.InvalidInputException">The variable names nothing the self-test checks, or an empty slot.</exception>
     public static SelfTestFault? FromEnvironment(string? workerId = null)
     {
         var value = Environment.GetEnvironmentVariable(Variable);
         if (string.IsNullOrWhiteSpace(value)) return null;
         var parts = value.Trim().Split('@', 2);
-        if (parts.Length == 2 && workerId is not null && !workerId.EndsWith("/" + parts[1], StringComparison.Ordinal)) return null;
-        return new SelfTestFault(parts[0]);
+        if (!Targets.Contains(parts[0]))
+            throw new Protocol.InvalidInputException($"{Variable}={value}: '{parts[0]}' is nothing the self-test checks; expected one of {string.Join(", ", Targets)}, optionally @SLOT (e.g. conv2@cpu-2)");
+        if (parts.Length == 2 && parts[1].Length == 0)
+            throw new Protocol.InvalidInputException($"{Variable}={value}: nothing after '@'; expected a slot such as cpu-2");
+        if (parts.Length == 2 && (workerId is null || !workerId.EndsWith("/" + parts[1], StringComparison.Ordinal))) return null;
+        return new SelfTestFault(parts[0], value.Trim());
     }
 }
 
@@ -111,8 +133,8 @@ public static class KnownAnswerTest
     {
         var clock = Stopwatch.StartNew();
         KernelSettings? kernels = null;
-        // LibTorch aborts the whole process on a thread count below 1 rather than throwing.
-        if (threads < 1) return new SelfTestReport(device, threads, null, [], 0, $"threads must be positive, got {threads}");
+        // LibTorch aborts the whole process on a thread count below 1 rather than throwing, and exhausts it on a huge one.
+        if (TrainingOptions.ThreadsProblem(threads, "threads") is { } problem) return new SelfTestReport(device, threads, null, [], 0, problem);
         try
         {
             kernels = TorchKernels.EnsureApplied();
@@ -120,7 +142,7 @@ public static class KnownAnswerTest
             var resolved = TorchDevices.Resolve(device);
             var (pixels, labels) = Inputs();
             var checks = Compare(resolved, pixels, labels, fault);
-            return new SelfTestReport(resolved.ToString(), threads, kernels, checks, clock.Elapsed.TotalSeconds, null);
+            return new SelfTestReport(resolved.ToString(), threads, kernels, checks, clock.Elapsed.TotalSeconds, null, fault);
         }
         catch (Exception e) when (e is not OutOfMemoryException)
         {
@@ -178,7 +200,7 @@ public static class KnownAnswerTest
         var outputs = trained.ToDictionary(t => t.Layer, t => t.Output);
         ForwardChecks("training", outputs, input, parameters, fault, checks);
         var lossReference = LeNetReference.SoftmaxCrossEntropy(Doubles(outputs["ip2"]), n, 10, labelValues);
-        checks.Add(new LayerCheck("training", "loss", "output", RelativeError(loss.item<float>(), lossReference.Loss), Tolerance));
+        checks.Add(new LayerCheck("training", "loss", "output", RelativeError(loss.item<float>() + (fault?.Layer == "loss" ? 0.5 : 0), lossReference.Loss), Tolerance));
 
         foreach (var (_, parameter) in parameters) parameter.grad?.zero_();
         loss.backward();
@@ -192,7 +214,7 @@ public static class KnownAnswerTest
             ForwardChecks("inference", inferred.ToDictionary(t => t.Layer, t => t.Output), input, parameters, fault, checks);
         }
 
-        checks.Add(UpdateCheck(parameters));
+        checks.Add(UpdateCheck(parameters, fault));
         return checks;
     }
 
@@ -250,7 +272,7 @@ public static class KnownAnswerTest
     }
 
     /// <summary>One step of the trainer's Caffe SGD (momentum 0.9, weight decay 0.0005, rate 0.01, bias lr_mult 2) from zero history.</summary>
-    private static LayerCheck UpdateCheck(Dictionary<string, Tensor> parameters)
+    private static LayerCheck UpdateCheck(Dictionary<string, Tensor> parameters, SelfTestFault? fault)
     {
         var solverSpec = new SolverSpec();
         var before = parameters.ToDictionary(p => p.Key, p => (Weights: Doubles(p.Value), Gradient: Doubles(p.Value.grad!)));
@@ -261,7 +283,9 @@ public static class KnownAnswerTest
         {
             var (weights, gradient) = before[name];
             var reference = LeNetReference.CaffeSgdStep(weights, gradient, new double[weights.Length], LearningRate, LeNet.LearningRateMultiplier(name), solverSpec.Momentum, solverSpec.WeightDecay);
-            worst = Math.Max(worst, LeNetReference.RelativeError(Floats(parameter), reference.Parameter));
+            var updated = Floats(parameter);
+            if (fault?.Layer == "update") updated[0] += 0.5f;
+            worst = Math.Max(worst, LeNetReference.RelativeError(updated, reference.Parameter));
         }
         return new LayerCheck("update", "all", "parameters", worst, Tolerance);
     }

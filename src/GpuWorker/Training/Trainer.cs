@@ -22,6 +22,15 @@ public sealed record TrainingOptions(
     bool CheckpointOnCancel = false)
 {
     public static int DefaultThreads => Environment.ProcessorCount;
+
+    /// <summary>The most LibTorch threads a slot may ask for: four per core (LibTorch starts that many; far more exhausts the machine).</summary>
+    public static int MaxThreads => 4 * Environment.ProcessorCount;
+
+    /// <summary>Why <paramref name="threads"/> cannot be a thread count here (null: it can), as "<paramref name="name"/> must …".</summary>
+    public static string? ThreadsProblem(int threads, string name) =>
+        threads < 1 ? $"{name} must be positive, got {threads}"
+        : threads > MaxThreads ? $"{name} {threads} is more than 4 per core ({MaxThreads} on the {Environment.ProcessorCount} core(s) here): LibTorch would start that many threads"
+        : null;
 }
 
 /// <summary>Hears a running trial; called on the training thread, so implementations only hand messages on.</summary>
@@ -62,7 +71,7 @@ public static class Trainer
     {
         var problems = spec.Problems();
         if (problems.Count > 0) throw new InvalidInputException(problems[0]);
-        if (options.Threads <= 0) throw new InvalidInputException($"threads must be positive, got {options.Threads}");
+        if (TrainingOptions.ThreadsProblem(options.Threads, "threads") is { } threadsProblem) throw new InvalidInputException(threadsProblem);
 
         TorchKernels.EnsureApplied();
         set_num_threads(options.Threads);

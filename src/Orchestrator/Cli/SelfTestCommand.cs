@@ -29,7 +29,7 @@ public static class SelfTestCommand
         {
             var deviceName = parsed.GetValue(device)!;
             int threadCount = parsed.GetValue(threads) ?? WorkerLayout.For(ModelKind.Lenet, null, null).Threads;
-            if (threadCount < 1) throw new InvalidInputException($"--threads must be positive, got {threadCount}");
+            if (TrainingOptions.ThreadsProblem(threadCount, "--threads") is { } problem) throw new InvalidInputException(problem);
             TorchDevices.Resolve(deviceName);
             var report = KnownAnswerTest.Run(deviceName, threadCount, SelfTestFault.FromEnvironment());
             if (parsed.GetValue(json)) output.WriteLine(JsonSerializer.Serialize(Json(report)));

@@ -38,7 +38,7 @@ public static class SweepCommandLine
         var parsed = root.Parse(args);
         if (parsed.Errors.Count > 0)
         {
-            error.WriteLine($"sweep: {OneLine(parsed.Errors[0].Message)} (see 'sweep {CommandPath(parsed)}--help')");
+            error.WriteLine($"sweep: {Readable(OneLine(parsed.Errors[0].Message))} (see 'sweep {CommandPath(parsed)}--help')");
             return ExitBadInput;
         }
 
@@ -74,6 +74,21 @@ public static class SweepCommandLine
             context.Cancel = true;
             interrupt.Cancel();
         }
+    }
+
+    /// <summary>The parser's "Cannot parse argument 'abc' for option '--threads' as expected type 'System.Int32'" in a user's words.</summary>
+    private static string Readable(string message)
+    {
+        var match = System.Text.RegularExpressions.Regex.Match(message, @"^Cannot parse argument '(.*?)' for option '(.*?)' as expected type '(.*?)'\.?\s*(.*)$");
+        if (!match.Success) return message;
+        var (value, option, type, rest) = (match.Groups[1].Value, match.Groups[2].Value, match.Groups[3].Value, match.Groups[4].Value);
+        const string suggestions = "Did you mean one of the following?";
+        string expected = rest.StartsWith(suggestions, StringComparison.Ordinal)
+            ? "one of " + string.Join(", ", rest[suggestions.Length..].Split(' ', StringSplitOptions.RemoveEmptyEntries).Select(w => w.ToLowerInvariant()))
+            : type.Contains("Int32", StringComparison.Ordinal) || type.Contains("Int64", StringComparison.Ordinal) ? "a whole number"
+            : type.Contains("Double", StringComparison.Ordinal) || type.Contains("Single", StringComparison.Ordinal) ? "a number"
+            : "a valid value";
+        return $"{option}: '{value}' is not {expected}";
     }
 
     private static string OneLine(string message) =>

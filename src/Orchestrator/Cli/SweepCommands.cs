@@ -97,6 +97,7 @@ public static partial class SweepCommands
             var journal = journalOptions.Read(parsed);
             int? workerCount = parsed.GetValue(workers), threadCount = parsed.GetValue(threads);
             var cluster = clusterFlags.Read(parsed, coordinatorCapable: true, hostsWorkers: workerCount != 0);
+            RequireLocalSlots(workerCount, cluster);
             int? servePort = parsed.GetValue(dashboard) ? parsed.GetValue(dashboardPort) : null;
             if (servePort is < 0 or > 65535) throw new InvalidInputException($"--dashboard-port {servePort}: not a port");
             return SweepRun.RunAsync(journal, id, new StartSweep(definition), s => WorkerLayout.For(s.Definition.Model, workerCount, threadCount), output, cancellation, cluster, servePort);
@@ -121,6 +122,7 @@ public static partial class SweepCommands
             var journal = journalOptions.ReadExisting(parsed);
             int? workerCount = parsed.GetValue(workers), threadCount = parsed.GetValue(threads);
             var cluster = clusterFlags.Read(parsed, coordinatorCapable: true, hostsWorkers: workerCount != 0);
+            RequireLocalSlots(workerCount, cluster);
             return SweepRun.RunAsync(journal, id, new ResumeSweep(), s => WorkerLayout.For(s.Definition.Model, workerCount, threadCount), output, cancellation, cluster);
         });
         return command;
@@ -141,6 +143,7 @@ public static partial class SweepCommands
             bool coordinatorCapable = parsed.GetValue(journalOptions.Journal) is not null;
             var cluster = clusterFlags.Read(parsed, coordinatorCapable, hostsWorkers: true)!;
             cluster.Validate(journal);
+            GpuWorker.SelfTest.SelfTestFault.FromEnvironment();
             var layout = WorkerLayout.For(Protocol.Specs.ModelKind.Lenet, parsed.GetValue(workers), parsed.GetValue(threads));
             await using var node = await SweepSystem.StartAsync(journal, cluster, logName: $"worker-{Environment.MachineName}-{Environment.ProcessId}");
             var proxy = Cluster.ClusterNode.StartDirector(node.System, journal, coordinatorCapable, output);
@@ -236,6 +239,13 @@ public static partial class SweepCommands
             return SweepCommandLine.ExitOk;
         });
         return command;
+    }
+
+    /// <summary>A sweep on this machine alone needs a slot to run on; --workers 0 is for a cluster node that only coordinates.</summary>
+    private static void RequireLocalSlots(int? workers, ClusterOptions? cluster)
+    {
+        if (workers == 0 && cluster is null)
+            throw new InvalidInputException("--workers 0: a sweep on this machine alone needs at least one worker slot (0 is for a cluster node that only coordinates: add --port, and start workers with 'sweep worker --join')");
     }
 
     internal static void RequireValidId(string id)

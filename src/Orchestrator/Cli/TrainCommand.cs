@@ -72,7 +72,7 @@ public static class TrainCommand
     {
         var problems = spec.Problems();
         if (problems.Count > 0) throw new InvalidInputException(problems[0]);
-        if (options.Threads <= 0) throw new InvalidInputException($"threads must be positive, got {options.Threads}");
+        if (TrainingOptions.ThreadsProblem(options.Threads, "--threads") is { } threadsProblem) throw new InvalidInputException(threadsProblem);
         var data = MnistData.Load(spec.Dataset);
         TorchDevices.Resolve(options.Device);
         // Like every worker slot, prove the device's arithmetic before training on it.
@@ -80,6 +80,7 @@ public static class TrainCommand
         if (!selfTest.Passed)
         {
             error.WriteLine($"sweep: {selfTest.Summary}; nothing was trained ('sweep selftest --device {options.Device} --threads {options.Threads}' shows every layer)");
+            if (json) output.WriteLine(JsonSerializer.Serialize(FinalLine.Failed(0, selfTest.Summary, selfTest.Summary), JsonLines));
             return SweepCommandLine.ExitFailed;
         }
         if (!json)
@@ -99,6 +100,7 @@ public static class TrainCommand
         catch (FaultBeforeLearningException fault)
         {
             error.WriteLine($"sweep: {fault.Message}");
+            if (json) output.WriteLine(JsonSerializer.Serialize(FinalLine.Failed(0, fault.Message, selfTest.Summary), JsonLines));
             return SweepCommandLine.ExitFailed;
         }
 
@@ -106,7 +108,7 @@ public static class TrainCommand
         {
             output.WriteLine(JsonSerializer.Serialize(new FinalLine(
                 true,
-                result.Outcome,
+                JsonNamingPolicy.CamelCase.ConvertName(result.Outcome.ToString()),
                 result.Iteration,
                 result.Divergence?.Iteration,
                 result.Divergence?.Reason,
@@ -133,15 +135,20 @@ public static class TrainCommand
         _ => "fixed",
     };
 
+    /// <param name="Outcome">completed, diverged, cancelled, or failed (the self-test failed, or the loss was not finite before any update; <paramref name="Error"/> says which).</param>
     private sealed record FinalLine(
         bool Final,
-        TrialOutcome Outcome,
+        string Outcome,
         int Iteration,
         int? DivergedAtIteration,
         string? DivergenceReason,
         double? FinalTestAccuracy,
         string? Checkpoint,
-        string SelfTest);
+        string SelfTest,
+        string? Error = null)
+    {
+        public static FinalLine Failed(int iteration, string error, string selfTest) => new(true, "failed", iteration, null, null, null, null, selfTest, error);
+    }
 
     private sealed class Printer(TextWriter output, bool json) : ITrainingObserver
     {

@@ -178,9 +178,9 @@ public sealed class SweepCoordinator : ReceivePersistentActor, IWithTimers
             workers[Sender] = new WorkerSeat(register.Slot, register.Incarnation, health);
             Context.Watch(Sender);
             if (SlotHealthPolicy.TakesTrials(health))
-                log.Info("worker {0} on {1} registered ({2}, {3} thread(s)): {4}", register.Slot.WorkerId, register.Slot.Node, register.Slot.Device, register.Slot.Threads, health.Summary);
+                log.ForSweep(sweepId).Info("Worker {Worker} on {Node} registered ({Device}, {Threads} thread(s)): {SelfTest}", register.Slot.WorkerId, register.Slot.Node, register.Slot.Device, register.Slot.Threads, health.Summary);
             else
-                log.Info("worker {0} on {1} registered unhealthy and takes no trials ({2}, {3} thread(s)): {4}", register.Slot.WorkerId, register.Slot.Node, register.Slot.Device, register.Slot.Threads, health.Summary);
+                log.ForSweep(sweepId).Info("Worker {Worker} on {Node} registered unhealthy and takes no trials ({Device}, {Threads} thread(s)): {SelfTest}", register.Slot.WorkerId, register.Slot.Node, register.Slot.Device, register.Slot.Threads, health.Summary);
             RecordSlots();
         }
         if (register.Running is { } running && state is not null && orphans.Remove(running.Trial.Id)
@@ -217,7 +217,7 @@ public sealed class SweepCoordinator : ReceivePersistentActor, IWithTimers
         if (halted || state is null || state.AllFinished || stopRequester is not null) return halted;
         if (SlotHealthPolicy.WhyHalt(workers.Values.Select(w => (w.Slot, w.Health)).ToList(), expectedLocalSlots) is not { } reason) return false;
         halted = true;
-        log.Info("sweep {0} halted: {1}", sweepId, reason);
+        log.ForSweep(sweepId).Info("Sweep {SweepId} halted: {Reason}", sweepId, reason);
         Persist(new SweepInterrupted(DateTimeOffset.UtcNow, reason), interrupted =>
         {
             Applied(interrupted);
@@ -447,7 +447,8 @@ public sealed class SweepCoordinator : ReceivePersistentActor, IWithTimers
                 log.Info("Trial {TrialName} completed: test accuracy {TestAccuracy}", trial.Definition.Name, trial.FinalTestAccuracy ?? double.NaN);
                 break;
             case TrialDiverged d:
-                log.Warning("Trial {TrialName} diverged at iteration {Iteration}: {Reason}", trial.Definition.Name, d.Iteration, d.Reason);
+                // A divergence is an outcome the sweep exists to find (CASE8), not a problem: information, not a warning.
+                log.Info("Trial {TrialName} diverged at iteration {Iteration}: {Reason}", trial.Definition.Name, d.Iteration, d.Reason);
                 break;
             case TrialFailed f:
                 log.Warning("Trial {TrialName} attempt {Attempt} failed{Final}: {Error}", trial.Definition.Name, f.Attempt, f.Final ? " for good" : "", f.Error);

@@ -128,7 +128,8 @@ public sealed class SweepState
                 Update(e.TrialId, t => t with { State = TrialState.Completed, FinishedAt = e.At, WorkerId = null });
                 break;
             case TrialDiverged e:
-                Update(e.TrialId, t => t with { State = TrialState.Diverged, DivergedAtIteration = e.Iteration, DivergenceReason = e.Reason, FinishedAt = e.At, WorkerId = null });
+                // The iteration is where it stopped (between test points, often), as `sweep train` reports it.
+                Update(e.TrialId, t => t with { State = TrialState.Diverged, Iteration = Math.Max(t.Iteration, e.Iteration), DivergedAtIteration = e.Iteration, DivergenceReason = e.Reason, FinishedAt = e.At, WorkerId = null });
                 break;
             case TrialFailed { Final: true } e:
                 Update(e.TrialId, t => t with { State = TrialState.Failed, Error = e.Error, FinishedAt = e.At, WorkerId = null });

@@ -55,6 +55,15 @@ public static class ReportMarkdown
         Line(md);
         Line(md, "Data: [trials.csv](trials.csv) (one row per trial), [metrics.csv](metrics.csv) (one row per trial and test point).");
         Line(md);
+        if (a.Slots.Count > 0)
+        {
+            // The numbers above were computed on slots whose arithmetic was checked against float64 first.
+            Line(md, "Worker slots (each checked its device's arithmetic against float64 before it took a trial; an unhealthy slot took none):");
+            Line(md);
+            foreach (var slot in a.Slots)
+                Line(md, $"- {Cell(slot.Slot.WorkerId)}: {(slot.Health.Healthy ? "healthy" : "**unhealthy**")}: {Cell(slot.Health.Summary)}");
+            Line(md);
+        }
 
         Line(md, "## Figures");
         Line(md);

@@ -53,7 +53,8 @@ public sealed record SweepAnalysis(
     CouplingSummary? BestPerIteration,
     CouplingSummary? BestPerEpoch,
     TrialAnalysis? BestByTimeToTarget,
-    IReadOnlyList<PaperClaim> PaperClaims)
+    IReadOnlyList<PaperClaim> PaperClaims,
+    IReadOnlyList<SlotRecord> Slots)
 {
     public const double DefaultTargetAccuracy = 0.95;
 
@@ -132,7 +133,8 @@ public sealed record SweepAnalysis(
             bestPerIteration,
             bestPerEpoch,
             best,
-            []);
+            [],
+            state.Slots.Values.OrderBy(s => s.Slot.WorkerId, StringComparer.Ordinal).ToList());
         return paper ? analysis with { PaperClaims = PaperClaimChecks.Evaluate(analysis) } : analysis;
     }
 

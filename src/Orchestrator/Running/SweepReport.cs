@@ -12,6 +12,8 @@ public static class SweepReport
 {
     private static readonly JsonSerializerOptions Json = new()
     {
+        // Read by people and programs, never embedded in HTML: names keep their apostrophes and angle brackets.
+        Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping,
         PropertyNamingPolicy = JsonNamingPolicy.CamelCase,
         WriteIndented = true,
         NumberHandling = JsonNumberHandling.AllowNamedFloatingPointLiterals,

@@ -27,7 +27,7 @@ public sealed record WorkerLayout(int Workers, int Threads)
         int slots = workers ?? (cuda > 0 ? cuda : Environment.ProcessorCount);
         if (slots < 0) throw new InvalidInputException($"--workers must be zero or positive, got {slots}");
         int perSlot = threads ?? (cuda > 0 ? Environment.ProcessorCount : Math.Max(1, Environment.ProcessorCount / Math.Max(1, slots)));
-        if (perSlot < 1) throw new InvalidInputException($"--threads must be positive, got {perSlot}");
+        if (TrainingOptions.ThreadsProblem(perSlot, "--threads") is { } problem) throw new InvalidInputException(problem);
         return new WorkerLayout(slots, perSlot);
     }
 
@@ -56,8 +56,10 @@ public sealed record WorkerLayout(int Workers, int Threads)
 /// </summary>
 public static class WorkerSlots
 {
+    /// <exception cref="InvalidInputException">SWEEP_SELFTEST_FAULT is set to something that is not a layer (checked before any slot starts).</exception>
     public static IReadOnlyList<IActorRef> Start(ActorSystem system, IActorRef coordinator, ModelKind model, WorkerLayout layout)
     {
+        if (model == ModelKind.Lenet) GpuWorker.SelfTest.SelfTestFault.FromEnvironment();
         var node = system.Settings.Config.GetString("akka.actor.provider", "") == "cluster"
             ? Akka.Cluster.Cluster.Get(system).SelfAddress.HostPort()
             : Environment.MachineName;
@@ -100,6 +102,8 @@ public static class SweepRun
         int? dashboardPort = null)
     {
         cluster?.Validate(journal);
+        // A drill variable with a typo is refused before anything is persisted.
+        GpuWorker.SelfTest.SelfTestFault.FromEnvironment();
         await using var sweepSystem = await SweepSystem.StartAsync(journal, cluster, logName: sweepId);
         var system = sweepSystem.System;
         var coordinator = cluster is null
