@@ -132,6 +132,25 @@ public sealed class TrialWorkerTests : Akka.TestKit.Xunit2.TestKit, IDisposable
     }
 
     [Fact]
+    public void A_self_test_that_throws_or_hangs_is_an_unhealthy_verdict_never_a_slot_that_never_registers()
+    {
+        var first = CreateTestProbe();
+        Sys.ActorOf(TrialWorker.Props(new WorkerSlot("throws", "node", "cpu", 1), first.Ref, selfTest: () => throw new InvalidOperationException("driver gone")));
+        var thrown = first.ExpectMsg<RegisterWorker>(Wait).Health;
+        Assert.Equal((false, "self-test could not run on cpu: InvalidOperationException: driver gone"), (thrown.Healthy, thrown.Summary));
+
+        var second = CreateTestProbe();
+        using var never = new ManualResetEventSlim();
+        Sys.ActorOf(TrialWorker.Props(new WorkerSlot("hangs", "node", "cpu", 1), second.Ref, selfTest: () =>
+        {
+            never.Wait(Wait);
+            return new SlotHealth(true, "too late");
+        }, selfTestTimeout: TimeSpan.FromMilliseconds(300)));
+        var hung = second.ExpectMsg<RegisterWorker>(Wait).Health;
+        Assert.Equal((false, "self-test did not finish within 0.3 s on cpu"), (hung.Healthy, hung.Summary));
+    }
+
+    [Fact]
     public void A_slot_without_a_self_test_registers_at_once_as_not_needing_one()
     {
         var silent = CreateTestProbe();

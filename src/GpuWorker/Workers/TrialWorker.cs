@@ -27,6 +27,7 @@ public sealed class TrialWorker : ReceiveActor, IWithTimers
     private readonly IActorRef coordinator;
     private readonly Func<ModelKind, ITrialRunner> runners;
     private readonly Func<SlotHealth>? selfTest;
+    private readonly TimeSpan selfTestTimeout;
     private readonly ILoggingAdapter log = Context.GetLogger();
     private SlotHealth? health;
     private readonly string incarnation = Guid.NewGuid().ToString("N");
@@ -57,8 +58,9 @@ public sealed class TrialWorker : ReceiveActor, IWithTimers
     /// <summary>The worker has handed back its attempt, if it had one.</summary>
     public sealed record Left(string WorkerId);
 
-    public TrialWorker(WorkerSlot slot, IActorRef coordinator, Func<ModelKind, ITrialRunner> runners, Func<SlotHealth>? selfTest)
+    public TrialWorker(WorkerSlot slot, IActorRef coordinator, Func<ModelKind, ITrialRunner> runners, Func<SlotHealth>? selfTest, TimeSpan selfTestTimeout)
     {
+        this.selfTestTimeout = selfTestTimeout;
         this.slot = slot;
         this.coordinator = coordinator;
         this.runners = runners;
@@ -91,9 +93,18 @@ public sealed class TrialWorker : ReceiveActor, IWithTimers
     /// The slot's self-test, run once before registering (on a thread of its own): typically
     /// <see cref="SelfTest.KnownAnswerTest"/> on the slot's device and thread count. Null for a slot
     /// that only runs synthetic trials: it registers at once as <see cref="SlotHealth.NotNeeded"/>.
+    /// A self-test that throws, or has not answered within <paramref name="selfTestTimeout"/>
+    /// (default <see cref="DefaultSelfTestTimeout"/>), is an unhealthy verdict: a slot never stays
+    /// unregistered, so a sweep waiting for its slots never waits for nothing.
     /// </param>
-    public static Props Props(WorkerSlot slot, IActorRef coordinator, Func<ModelKind, ITrialRunner>? runners = null, Func<SlotHealth>? selfTest = null) =>
-        Akka.Actor.Props.Create(() => new TrialWorker(slot, coordinator, runners ?? DefaultRunners, selfTest));
+    /// <param name="selfTestTimeout">How long the self-test may take.</param>
+    public static Props Props(WorkerSlot slot, IActorRef coordinator, Func<ModelKind, ITrialRunner>? runners = null, Func<SlotHealth>? selfTest = null, TimeSpan? selfTestTimeout = null) =>
+        Akka.Actor.Props.Create(() => new TrialWorker(slot, coordinator, runners ?? DefaultRunners, selfTest, selfTestTimeout ?? DefaultSelfTestTimeout));
+
+    /// <summary>Far beyond the self-test's second or so, even with a cold GPU driver.</summary>
+    public static readonly TimeSpan DefaultSelfTestTimeout = TimeSpan.FromMinutes(2);
+
+    private const string SelfTestTimer = "self-test";
 
     /// <summary>The known-answer self-test of <paramref name="slot"/>'s device, with the fault the environment injects for it, if any.</summary>
     public static Func<SlotHealth> DeviceSelfTest(WorkerSlot slot) =>
@@ -107,7 +118,23 @@ public sealed class TrialWorker : ReceiveActor, IWithTimers
             return;
         }
         var check = selfTest;
-        Task.Factory.StartNew(() => new SelfTestDone(check()), CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default).PipeTo(Self);
+        Task.Factory.StartNew(
+                () =>
+                {
+                    try
+                    {
+                        return new SelfTestDone(check());
+                    }
+                    catch (Exception e)
+                    {
+                        return new SelfTestDone(new SlotHealth(false, $"self-test could not run on {slot.Device}: {e.GetType().Name}: {e.Message.Split('\n')[0]}"));
+                    }
+                },
+                CancellationToken.None,
+                TaskCreationOptions.LongRunning,
+                TaskScheduler.Default)
+            .PipeTo(Self);
+        Timers.StartSingleTimer(SelfTestTimer, new SelfTestDone(new SlotHealth(false, string.Create(System.Globalization.CultureInfo.InvariantCulture, $"self-test did not finish within {selfTestTimeout.TotalSeconds:0.#} s on {slot.Device}"))), selfTestTimeout);
     }
 
     protected override void PostStop() => current?.Cancellation.Cancel();
@@ -115,6 +142,8 @@ public sealed class TrialWorker : ReceiveActor, IWithTimers
     /// <summary>The verdict is in: registration starts (an unhealthy slot registers too, so the sweep knows it and why).</summary>
     private void HandleSelfTested(SelfTestDone done)
     {
+        if (health is not null) return; // the first verdict stands (a self-test answering after its timeout)
+        Timers.Cancel(SelfTestTimer);
         health = done.Health;
         if (health.Healthy) log.Info("worker {0}: {1}", slot.WorkerId, health.Summary);
         else log.Warning("worker {0} takes no trials: {1}", slot.WorkerId, health.Summary);
