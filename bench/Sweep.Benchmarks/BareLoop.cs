@@ -47,20 +47,8 @@ internal static class BareLoop
 
         (int, double, double) Test(int iteration)
         {
-            using var _ = no_grad();
-            long count = testImages.shape[0];
-            double lossSum = 0;
-            long correct = 0;
-            for (long start = 0; start < count; start += spec.TestBatchSize)
-            {
-                using var scope = NewDisposeScope();
-                long length = Math.Min(spec.TestBatchSize, count - start);
-                var labels = testLabels.narrow(0, start, length);
-                var logits = model.call(testImages.narrow(0, start, length));
-                lossSum += nn.functional.cross_entropy(logits, labels, reduction: nn.Reduction.Sum).item<float>();
-                correct += logits.argmax(1).eq(labels).sum().item<long>();
-            }
-            return (iteration, lossSum / count, (double)correct / count);
+            var (loss, accuracy) = Trainer.Evaluate(model, testImages, testLabels, spec.TestBatchSize);
+            return (iteration, loss, accuracy);
         }
     }
 }

@@ -11,6 +11,7 @@ using Sweep.Protocol.Messages;
 using Sweep.Protocol.Specs;
 using Sweep.Protocol.Training;
 using Sweep.Benchmarks;
+using static Sweep.Benchmarks.Threads;
 
 // dotnet run -c Release --project bench/Sweep.Benchmarks -- NAME [--option value]... [--json]
 // Each benchmark prints a readable table, or with --json one JSON object with its figures. Every
@@ -286,27 +287,6 @@ internal static class Benchmarks
         figures["chosen_over_onednn_nchw"] = Median(seconds["chosen"]) / Median(seconds["onednn_nchw"]);
         figures["native_nchw_over_onednn_nchw"] = Median(seconds["native_nchw"]) / Median(seconds["onednn_nchw"]);
         return figures;
-    }
-
-    private static T OnOwnThread<T>(Func<T> work)
-    {
-        T result = default!;
-        Exception? failure = null;
-        var thread = new Thread(() =>
-        {
-            try
-            {
-                result = work();
-            }
-            catch (Exception e)
-            {
-                failure = e;
-            }
-        });
-        thread.Start();
-        thread.Join();
-        if (failure is not null) System.Runtime.ExceptionServices.ExceptionDispatchInfo.Capture(failure).Throw();
-        return result;
     }
 
     /// <summary>

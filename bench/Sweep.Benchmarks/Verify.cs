@@ -47,7 +47,7 @@ internal static class Verify
         var data = MnistData.Load(definition.Trials[0].Spec.Dataset);
         foreach (var trial in definition.Trials)
         {
-            var solo = Solos.GetOrAdd((trial.Spec, threads), key => OnOwnThread(() => Trainer.Run(key.Item1, data, new TrainingOptions(key.Item2)).Metrics));
+            var solo = Solos.GetOrAdd((trial.Spec, threads), key => Threads.OnOwnThread(() => Trainer.Run(key.Item1, data, new TrainingOptions(key.Item2)).Metrics));
             var points = Computed(run.Progress[trial.Id]);
             var expected = Computed(solo);
             bool diverged = run.Final.Trials.Single(t => t.Definition.Id == trial.Id).State == TrialState.Diverged;
@@ -55,12 +55,33 @@ internal static class Verify
         }
     }
 
-    private static T OnOwnThread<T>(Func<T> work)
+}
+
+/// <summary>
+/// LibTorch work in a benchmark runs on a thread of its own, as a worker runs it: LibTorch's OpenMP
+/// keeps a thread team per calling thread, and a team left alive by another thread oversubscribes the cores.
+/// </summary>
+internal static class Threads
+{
+    /// <summary>Runs <paramref name="work"/> on a new thread and returns its result (or rethrows its exception).</summary>
+    public static T OnOwnThread<T>(Func<T> work)
     {
         T result = default!;
-        var thread = new Thread(() => result = work());
+        Exception? failure = null;
+        var thread = new Thread(() =>
+        {
+            try
+            {
+                result = work();
+            }
+            catch (Exception e)
+            {
+                failure = e;
+            }
+        });
         thread.Start();
         thread.Join();
+        if (failure is not null) System.Runtime.ExceptionServices.ExceptionDispatchInfo.Capture(failure).Throw();
         return result;
     }
 }

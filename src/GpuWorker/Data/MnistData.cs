@@ -21,6 +21,14 @@ public sealed record MnistData(MnistSplit Train, MnistSplit Test)
     /// <summary>The embedded 8,000/2,000 subset, copied next to every program that references this project.</summary>
     public static string EmbeddedPath { get; } = Path.Combine(AppContext.BaseDirectory, "data", "mnist-10k");
 
+    private static readonly System.Collections.Concurrent.ConcurrentDictionary<DatasetSpec, Lazy<MnistData>> Loaded = new();
+
+    /// <summary>
+    /// The dataset of <paramref name="spec"/>, read from disk once per process and shared by every
+    /// trial and self-test that asks for it (the data is never modified). Errors as <see cref="Load"/>.
+    /// </summary>
+    public static MnistData Shared(DatasetSpec spec) => Loaded.GetOrAdd(spec, key => new Lazy<MnistData>(() => Load(key))).Value;
+
     public static MnistData Load(DatasetSpec spec)
     {
         if (!Directory.Exists(spec.Path))

@@ -1,4 +1,3 @@
-using System.Collections.Concurrent;
 using System.Runtime.InteropServices;
 using Sweep.GpuWorker.Data;
 using Sweep.GpuWorker.Training;
@@ -10,12 +9,10 @@ namespace Sweep.GpuWorker.Runners;
 /// <summary>Runs a trial of Caffe's LeNet with the real trainer; each dataset is loaded once per process.</summary>
 public sealed class LeNetRunner : ITrialRunner
 {
-    private static readonly ConcurrentDictionary<DatasetSpec, Lazy<MnistData>> Datasets = new();
-
     public TrainingResult Run(RunTrial trial, TrainingOptions options, ITrainingObserver observer, CancellationToken cancellation)
     {
         var spec = trial.Trial.Spec;
-        var data = Datasets.GetOrAdd(spec.Dataset, dataset => new Lazy<MnistData>(() => MnistData.Load(dataset))).Value;
+        var data = MnistData.Shared(spec.Dataset);
         try
         {
             return Trainer.Run(spec, data, options, observer, cancellation);

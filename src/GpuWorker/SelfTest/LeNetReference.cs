@@ -437,17 +437,7 @@ public static class LeNetReference
     /// <param name="reference">The reference values, the same length.</param>
     /// <returns>The relative error, ≥ 0, or +∞.</returns>
     /// <exception cref="ArgumentException">The lengths differ.</exception>
-    public static double RelativeError(ReadOnlySpan<float> actual, ReadOnlySpan<double> reference)
-    {
-        if (actual.Length != reference.Length)
-            throw new ArgumentException($"actual has {actual.Length} values but reference has {reference.Length}.", nameof(actual));
-        double maxDiff = 0, scale = 0;
-        for (int i = 0; i < actual.Length; i++)
-        {
-            if (!Accumulate(actual[i], reference[i], ref maxDiff, ref scale)) return double.PositiveInfinity;
-        }
-        return maxDiff / Math.Max(scale, 1e-30);
-    }
+    public static double RelativeError(ReadOnlySpan<float> actual, ReadOnlySpan<double> reference) => Relative(actual, reference);
 
     /// <summary>
     /// The normwise relative error of a float64 result against the reference; see
@@ -457,14 +447,17 @@ public static class LeNetReference
     /// <param name="reference">The reference values, the same length.</param>
     /// <returns>The relative error, ≥ 0, or +∞.</returns>
     /// <exception cref="ArgumentException">The lengths differ.</exception>
-    public static double RelativeError(ReadOnlySpan<double> actual, ReadOnlySpan<double> reference)
+    public static double RelativeError(ReadOnlySpan<double> actual, ReadOnlySpan<double> reference) => Relative(actual, reference);
+
+    private static double Relative<T>(ReadOnlySpan<T> actual, ReadOnlySpan<double> reference)
+        where T : System.Numerics.IFloatingPointIeee754<T>
     {
         if (actual.Length != reference.Length)
             throw new ArgumentException($"actual has {actual.Length} values but reference has {reference.Length}.", nameof(actual));
         double maxDiff = 0, scale = 0;
         for (int i = 0; i < actual.Length; i++)
         {
-            if (!Accumulate(actual[i], reference[i], ref maxDiff, ref scale)) return double.PositiveInfinity;
+            if (!Accumulate(double.CreateTruncating(actual[i]), reference[i], ref maxDiff, ref scale)) return double.PositiveInfinity;
         }
         return maxDiff / Math.Max(scale, 1e-30);
     }

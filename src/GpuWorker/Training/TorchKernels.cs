@@ -70,25 +70,12 @@ public static class TorchKernels
     /// </summary>
     internal static unsafe KernelSettings Apply(Func<string, IntPtr> export)
     {
-        var context = ((delegate* unmanaged<IntPtr>)Require(export, "_ZN2at13globalContextEv", "at::globalContext()"))();
-        if (context == IntPtr.Zero) throw new TorchKernelsException("at::globalContext() returned null");
-
-        bool Switch(string name, string setter, string getter, bool wanted)
-        {
-            var set = (delegate* unmanaged<IntPtr, byte, void>)Require(export, setter, $"at::Context::set{name}(bool)");
-            var get = (delegate* unmanaged<IntPtr, byte>)Require(export, getter, $"at::Context::{char.ToLowerInvariant(name[0])}{name[1..]}()");
-            set(context, wanted ? (byte)1 : (byte)0);
-            bool actual = get(context) != 0;
-            if (actual != wanted)
-                throw new TorchKernelsException($"LibTorch ignored at::Context::set{name}({(wanted ? "true" : "false")}): it reads back {(actual ? "true" : "false")}; refusing to train on kernels that were not chosen");
-            return actual;
-        }
-
+        var context = Context(export);
         var settings = new KernelSettings(
-            OneDnn: Switch("UserEnabledMkldnn", "_ZN2at7Context20setUserEnabledMkldnnEb", "_ZNK2at7Context17userEnabledMkldnnEv", wanted: false),
-            Nnpack: Switch("UserEnabledNNPACK", "_ZN2at7Context20setUserEnabledNNPACKEb", "_ZNK2at7Context17userEnabledNNPACKEv", wanted: false),
-            DeterministicCuDnn: Switch("DeterministicCuDNN", "_ZN2at7Context21setDeterministicCuDNNEb", "_ZNK2at7Context18deterministicCuDNNEv", wanted: true),
-            BenchmarkCuDnn: Switch("BenchmarkCuDNN", "_ZN2at7Context17setBenchmarkCuDNNEb", "_ZNK2at7Context14benchmarkCuDNNEv", wanted: false));
+            OneDnn: Switch(export, context, OneDnnSwitch, wanted: false),
+            Nnpack: Switch(export, context, ("UserEnabledNNPACK", "_ZN2at7Context20setUserEnabledNNPACKEb", "_ZNK2at7Context17userEnabledNNPACKEv"), wanted: false),
+            DeterministicCuDnn: Switch(export, context, ("DeterministicCuDNN", "_ZN2at7Context21setDeterministicCuDNNEb", "_ZNK2at7Context18deterministicCuDNNEv"), wanted: true),
+            BenchmarkCuDnn: Switch(export, context, ("BenchmarkCuDNN", "_ZN2at7Context17setBenchmarkCuDNNEb", "_ZNK2at7Context14benchmarkCuDNNEv"), wanted: false));
         // TF32 for cuDNN convolutions (its getter takes a std::optional, so it is not read back; the self-test checks the arithmetic).
         ((delegate* unmanaged<IntPtr, byte, void>)Require(export, "_ZN2at7Context17setAllowTF32CuDNNEb", "at::Context::setAllowTF32CuDNN(bool)"))(context, 0);
         return settings;
@@ -99,13 +86,32 @@ public static class TorchKernels
     /// oneDNN on or off for the whole process and reads it back. Never called by anything that trains
     /// for a sweep.
     /// </summary>
-    internal static unsafe void SetOneDnnForMeasurement(bool enabled)
+    internal static void SetOneDnnForMeasurement(bool enabled)
     {
         EnsureApplied();
-        var context = ((delegate* unmanaged<IntPtr>)LoadedLibraryExports("_ZN2at13globalContextEv"))();
-        ((delegate* unmanaged<IntPtr, byte, void>)LoadedLibraryExports("_ZN2at7Context20setUserEnabledMkldnnEb"))(context, enabled ? (byte)1 : (byte)0);
-        if ((((delegate* unmanaged<IntPtr, byte>)LoadedLibraryExports("_ZNK2at7Context17userEnabledMkldnnEv"))(context) != 0) != enabled)
-            throw new TorchKernelsException($"oneDNN could not be switched {(enabled ? "on" : "off")} for the measurement");
+        Switch(LoadedLibraryExports, Context(LoadedLibraryExports), OneDnnSwitch, enabled);
+    }
+
+    /// <summary>The oneDNN switch: its name after "set", its setter's and its getter's symbols.</summary>
+    private static readonly (string Name, string Setter, string Getter) OneDnnSwitch =
+        ("UserEnabledMkldnn", "_ZN2at7Context20setUserEnabledMkldnnEb", "_ZNK2at7Context17userEnabledMkldnnEv");
+
+    private static unsafe IntPtr Context(Func<string, IntPtr> export)
+    {
+        var context = ((delegate* unmanaged<IntPtr>)Require(export, "_ZN2at13globalContextEv", "at::globalContext()"))();
+        return context != IntPtr.Zero ? context : throw new TorchKernelsException("at::globalContext() returned null");
+    }
+
+    /// <summary>Sets one boolean <c>at::Context</c> switch and reads it back; throws when it does not take.</summary>
+    private static unsafe bool Switch(Func<string, IntPtr> export, IntPtr context, (string Name, string Setter, string Getter) which, bool wanted)
+    {
+        var set = (delegate* unmanaged<IntPtr, byte, void>)Require(export, which.Setter, $"at::Context::set{which.Name}(bool)");
+        var get = (delegate* unmanaged<IntPtr, byte>)Require(export, which.Getter, $"at::Context::{char.ToLowerInvariant(which.Name[0])}{which.Name[1..]}()");
+        set(context, wanted ? (byte)1 : (byte)0);
+        bool actual = get(context) != 0;
+        if (actual != wanted)
+            throw new TorchKernelsException($"LibTorch ignored at::Context::set{which.Name}({(wanted ? "true" : "false")}): it reads back {(actual ? "true" : "false")}; refusing to train on kernels that were not chosen");
+        return actual;
     }
 
     private static IntPtr Require(Func<string, IntPtr> export, string symbol, string readable)

@@ -80,6 +80,29 @@ public static class Trainer
         return session.Run(options, observer, cancellation);
     }
 
+    /// <summary>
+    /// Mean loss and accuracy of <paramref name="model"/> on <paramref name="images"/> [N, 1, 28, 28]
+    /// and <paramref name="labels"/> [N], without autograd, in batches of <paramref name="batchSize"/>
+    /// (the last one shorter): how every test point is computed.
+    /// </summary>
+    internal static (double Loss, double Accuracy) Evaluate(LeNet model, Tensor images, Tensor labels, int batchSize)
+    {
+        using var _ = no_grad();
+        long count = images.shape[0];
+        double lossSum = 0;
+        long correct = 0;
+        for (long start = 0; start < count; start += batchSize)
+        {
+            using var scope = NewDisposeScope();
+            long length = Math.Min(batchSize, count - start);
+            var batchLabels = labels.narrow(0, start, length);
+            var logits = model.call(images.narrow(0, start, length));
+            lossSum += nn.functional.cross_entropy(logits, batchLabels, reduction: nn.Reduction.Sum).item<float>();
+            correct += logits.argmax(1).eq(batchLabels).sum().item<long>();
+        }
+        return (lossSum / count, (double)correct / count);
+    }
+
     /// <summary>The state of one running trial; owns every tensor it allocates.</summary>
     private sealed class TrainingSession : IDisposable
     {
@@ -120,7 +143,7 @@ public static class Trainer
             {
                 using var generator = new Generator((ulong)spec.Seed, device);
                 model.InitializeLikeCaffe(generator);
-                Report(FirstBatchUnderInitialWeights(), clock, observer, faultIfNotFinite: true);
+                Report(FirstBatchUnderInitialWeights(), clock, observer);
             }
 
             while (iteration < spec.MaxIter)
@@ -186,27 +209,13 @@ public static class Trainer
             return (loss, accuracy);
         }
 
-        private (double Loss, double Accuracy) Test()
-        {
-            using var _ = no_grad();
-            long count = testImages.shape[0];
-            double lossSum = 0;
-            long correct = 0;
-            for (long start = 0; start < count; start += spec.TestBatchSize)
-            {
-                using var scope = NewDisposeScope();
-                long length = Math.Min(spec.TestBatchSize, count - start);
-                var images = testImages.narrow(0, start, length);
-                var labels = testLabels.narrow(0, start, length);
-                var logits = model.call(images);
-                lossSum += nn.functional.cross_entropy(logits, labels, reduction: nn.Reduction.Sum).item<float>();
-                correct += logits.argmax(1).eq(labels).sum().item<long>();
-            }
-            return (lossSum / count, (double)correct / count);
-        }
+        private (double Loss, double Accuracy) Test() => Evaluate(model, testImages, testLabels, spec.TestBatchSize);
 
-        /// <param name="faultIfNotFinite">At iteration 0: a non-finite loss is a fault of the device or the data, thrown before anyone hears of it.</param>
-        private void Report((double Loss, double Accuracy) train, Stopwatch clock, ITrainingObserver? observer, bool faultIfNotFinite = false)
+        /// <summary>
+        /// A test point, to the observer. At iteration 0 (under the initial weights) a non-finite loss
+        /// is a fault of the device or the data, thrown before anyone hears of it.
+        /// </summary>
+        private void Report((double Loss, double Accuracy) train, Stopwatch clock, ITrainingObserver? observer)
         {
             var (testLoss, testAccuracy) = Test();
             var entry = new TrialMetrics(
@@ -218,7 +227,7 @@ public static class Trainer
                 spec.Solver.LearningRateAt(spec.BaseLr, iteration),
                 interval.Seconds + clock.Elapsed.TotalSeconds,
                 memory.Sample());
-            if (faultIfNotFinite && DivergencePolicy.FaultBeforeLearning(entry) is { } fault) throw new FaultBeforeLearningException(fault);
+            if (DivergencePolicy.FaultBeforeLearning(entry) is { } fault) throw new FaultBeforeLearningException(fault);
             metrics.Add(entry);
             observer?.OnMetrics(entry);
             interval = IntervalSums.Empty;

@@ -73,7 +73,7 @@ public static class TrainCommand
         var problems = spec.Problems();
         if (problems.Count > 0) throw new InvalidInputException(problems[0]);
         if (TrainingOptions.ThreadsProblem(options.Threads, "--threads") is { } threadsProblem) throw new InvalidInputException(threadsProblem);
-        var data = MnistData.Load(spec.Dataset);
+        var data = MnistData.Shared(spec.Dataset);
         TorchDevices.Resolve(options.Device);
         // Like every worker slot, prove the device's arithmetic before training on it.
         var selfTest = KnownAnswerTest.Run(options.Device, options.Threads, SelfTestFault.FromEnvironment());

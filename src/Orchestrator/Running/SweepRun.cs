@@ -56,10 +56,8 @@ public sealed record WorkerLayout(int Workers, int Threads)
 /// </summary>
 public static class WorkerSlots
 {
-    /// <exception cref="InvalidInputException">SWEEP_SELFTEST_FAULT is set to something that is not a layer (checked before any slot starts).</exception>
     public static IReadOnlyList<IActorRef> Start(ActorSystem system, IActorRef coordinator, ModelKind model, WorkerLayout layout)
     {
-        if (model == ModelKind.Lenet) GpuWorker.SelfTest.SelfTestFault.FromEnvironment();
         var node = system.Settings.Config.GetString("akka.actor.provider", "") == "cluster"
             ? Akka.Cluster.Cluster.Get(system).SelfAddress.HostPort()
             : Environment.MachineName;
