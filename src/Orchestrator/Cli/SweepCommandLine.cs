@@ -15,6 +15,9 @@ public static class SweepCommandLine
     public const int ExitBadInput = 2;
     public const int ExitInterrupted = 130;
 
+    /// <summary>Ended by SIGTERM: 128 + 15, the shell's convention (Ctrl+C, SIGINT, is 130 = 128 + 2).</summary>
+    public const int ExitTerminated = 143;
+
     public static async Task<int> RunAsync(string[] args, TextWriter? output = null, TextWriter? error = null)
     {
         output ??= Console.Out;
@@ -43,23 +46,30 @@ public static class SweepCommandLine
         }
 
         using var interrupt = new CancellationTokenSource();
+        PosixSignal? terminatedBy = null;
         using var sigint = PosixSignalRegistration.Create(PosixSignal.SIGINT, Interrupt);
         using var sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, Interrupt);
         try
         {
             if (parsed.GetValue(logLevel) is { } level) Hosting.SweepLogging.LevelOverride = Hosting.SweepLogging.ParseLevel(level, "--log-level");
             var configuration = new InvocationConfiguration { Output = output, Error = error, ProcessTerminationTimeout = null, EnableDefaultExceptionHandler = false };
-            return await parsed.InvokeAsync(configuration, interrupt.Token);
+            int code = await parsed.InvokeAsync(configuration, interrupt.Token);
+            return code == ExitInterrupted && terminatedBy == PosixSignal.SIGTERM ? ExitTerminated : code;
         }
         catch (InvalidInputException e)
         {
             error.WriteLine($"sweep: {OneLine(e.Message)}");
             return ExitBadInput;
         }
+        catch (Hosting.JournalUnavailableException e)
+        {
+            error.WriteLine($"sweep: {OneLine(e.Message)}");
+            return ExitFailed;
+        }
         catch (OperationCanceledException) when (interrupt.IsCancellationRequested)
         {
             error.WriteLine("sweep: interrupted");
-            return ExitInterrupted;
+            return terminatedBy == PosixSignal.SIGTERM ? ExitTerminated : ExitInterrupted;
         }
         catch (Exception e)
         {
@@ -72,6 +82,7 @@ public static class SweepCommandLine
             // The command stops within one iteration and reports what it has; a second signal ends the process as usual.
             if (interrupt.IsCancellationRequested) return;
             context.Cancel = true;
+            terminatedBy = context.Signal;
             interrupt.Cancel();
         }
     }

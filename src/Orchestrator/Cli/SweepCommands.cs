@@ -7,6 +7,7 @@ using Sweep.Orchestrator.Journal;
 using Sweep.Orchestrator.Running;
 using Sweep.Orchestrator.Specs;
 using Sweep.Protocol;
+using Sweep.Protocol.Events;
 using Sweep.Protocol.Messages;
 
 namespace Sweep.Orchestrator.Cli;
@@ -92,7 +93,8 @@ public static partial class SweepCommands
         command.SetAction((parsed, cancellation) =>
         {
             var definition = SweepSpecLoader.Load(parsed.GetValue(spec)!, parsed.GetValue(set) ?? []);
-            var id = parsed.GetValue(sweepId) ?? $"{Slug(definition.Name)}-{DateTime.Now:yyyyMMdd-HHmmss}";
+            var givenId = parsed.GetValue(sweepId);
+            var id = givenId ?? $"{Slug(definition.Name)}-{DateTime.Now:yyyyMMdd-HHmmss}";
             RequireValidId(id);
             var journal = journalOptions.Read(parsed);
             int? workerCount = parsed.GetValue(workers), threadCount = parsed.GetValue(threads);
@@ -100,7 +102,7 @@ public static partial class SweepCommands
             RequireLocalSlots(workerCount, cluster);
             int? servePort = parsed.GetValue(dashboard) ? parsed.GetValue(dashboardPort) : null;
             if (servePort is < 0 or > 65535) throw new InvalidInputException($"--dashboard-port {servePort}: not a port");
-            return SweepRun.RunAsync(journal, id, new StartSweep(definition), s => WorkerLayout.For(s.Definition.Model, workerCount, threadCount), output, cancellation, cluster, servePort);
+            return SweepRun.RunAsync(journal, id, new StartSweep(definition), s => WorkerLayout.For(s.Definition.Model, workerCount, threadCount), output, cancellation, cluster, servePort, idIsDefault: givenId is null);
         });
         return command;
     }
@@ -219,23 +221,39 @@ public static partial class SweepCommands
                 }
                 if (parsed.GetValue(json))
                 {
-                    output.WriteLine(System.Text.Json.JsonSerializer.Serialize(states.Select(s => new
+                    var rows = new List<object>();
+                    foreach (var s in states)
                     {
-                        sweepId = s.SweepId, name = s.Definition.Name, state = s.Phase.ToString(), trials = s.Trials.Count, finished = s.FinishedCount,
-                    })));
+                        var liveness = await SweepLiveness.ReadAsync(journal, s.SweepId, s.Phase == SweepPhase.Running);
+                        rows.Add(new { sweepId = s.SweepId, name = s.Definition.Name, state = s.Phase.ToString(), ownerGone = liveness?.OwnerGone ?? false, trials = s.Trials.Count, finished = s.FinishedCount });
+                    }
+                    output.WriteLine(System.Text.Json.JsonSerializer.Serialize(rows));
                 }
                 else
                 {
                     if (states.Count == 0) output.WriteLine($"no sweeps in {journal.Description}");
                     foreach (var s in states)
-                        output.WriteLine($"{s.SweepId}  {s.Definition.Name}  {s.Phase.ToString().ToLowerInvariant()}  {s.FinishedCount}/{s.Trials.Count} finished  started {s.StartedAt.LocalDateTime:yyyy-MM-dd HH:mm:ss}");
+                    {
+                        var liveness = await SweepLiveness.ReadAsync(journal, s.SweepId, s.Phase == SweepPhase.Running);
+                        var phase = liveness is { OwnerGone: true } ? "interrupted (no process owns it)" : s.Phase.ToString().ToLowerInvariant();
+                        output.WriteLine($"{s.SweepId}  {s.Definition.Name}  {phase}  {s.FinishedCount}/{s.Trials.Count} finished  started {s.StartedAt.LocalDateTime:yyyy-MM-dd HH:mm:ss}");
+                    }
                 }
                 return SweepCommandLine.ExitOk;
             }
 
             RequireValidId(id);
             var state = await SweepJournal.ReadAsync(system.System, id) ?? throw new InvalidInputException($"no sweep '{id}' in {journal.Description}");
-            output.WriteLine(parsed.GetValue(json) ? SweepReport.ToJson(state) : SweepReport.Table(state));
+            var owner = await SweepLiveness.ReadAsync(journal, id, state.Phase == SweepPhase.Running);
+            if (parsed.GetValue(json))
+            {
+                output.WriteLine(SweepReport.ToJson(state, owner));
+            }
+            else
+            {
+                if (owner is not null) output.WriteLine($"sweep {id}: {owner.Summary}");
+                output.WriteLine(SweepReport.Table(state));
+            }
             return SweepCommandLine.ExitOk;
         });
         return command;

@@ -1,7 +1,10 @@
+using System.Collections.Concurrent;
 using Akka.Actor;
+using Akka.Cluster;
 using Akka.Cluster.Tools.Singleton;
 using Sweep.Orchestrator.Coordination;
 using Sweep.Orchestrator.Hosting;
+using Sweep.Orchestrator.Journal;
 using Sweep.Protocol;
 using Sweep.Protocol.Messages;
 
@@ -10,8 +13,13 @@ namespace Sweep.Orchestrator.Cluster;
 /// <summary>The cluster parts of a node: the singleton director (on coordinator-capable nodes) and the proxy every node talks to it through.</summary>
 public static class ClusterNode
 {
-    /// <summary>Starts the singleton manager here when this node may coordinate, and the proxy; returns the proxy.</summary>
-    public static IActorRef StartDirector(ActorSystem system, JournalSettings journal, bool coordinatorCapable, TextWriter output)
+    /// <summary>
+    /// Starts the singleton manager here when this node may coordinate, and the proxy; returns the
+    /// proxy. A coordinator started here keeps its sweep's claim in the journal as
+    /// <paramref name="owner"/> (default: this process); it takes the claim over from a node that
+    /// has left this cluster without waiting for the claim to lapse.
+    /// </summary>
+    public static IActorRef StartDirector(ActorSystem system, JournalSettings journal, bool coordinatorCapable, TextWriter output, OwnerIdentity? owner = null)
     {
         var cluster = Akka.Cluster.Cluster.Get(system);
         cluster.RegisterOnMemberUp(() =>
@@ -21,7 +29,11 @@ public static class ClusterNode
         });
         if (coordinatorCapable)
         {
-            var settings = new CoordinatorSettings(journal.CheckpointDirectory, OrphanGrace: Running.SweepRun.ClusterOrphanGrace);
+            var departed = new ConcurrentDictionary<string, bool>();
+            system.ActorOf(Props.Create(() => new DepartureWatch(departed)), "departures");
+            owner ??= OwnerIdentity.ThisProcess(cluster.SelfAddress.ToString());
+            var leases = SweepOwnership.LeaseFor(journal, owner, OwnershipSettings.Current, address => departed.ContainsKey(address));
+            var settings = new CoordinatorSettings(journal.CheckpointDirectory, OrphanGrace: Running.SweepRun.ClusterOrphanGrace, LeaseFor: leases);
             system.ActorOf(
                 ClusterSingletonManager.Props(SweepDirector.Props(settings), PoisonPill.Instance, ClusterSingletonManagerSettings.Create(system)),
                 "director");
@@ -30,11 +42,33 @@ public static class ClusterNode
     }
 
     /// <summary>Makes <paramref name="sweepId"/> the cluster's sweep; returns the proxy that reaches its coordinator.</summary>
-    public static async Task<IActorRef> OpenSweepAsync(ActorSystem system, JournalSettings journal, string sweepId, TimeSpan timeout, TextWriter output)
+    public static async Task<IActorRef> OpenSweepAsync(ActorSystem system, JournalSettings journal, string sweepId, TimeSpan timeout, TextWriter output, OwnerIdentity owner)
     {
-        var proxy = StartDirector(system, journal, coordinatorCapable: true, output);
+        var proxy = StartDirector(system, journal, coordinatorCapable: true, output, owner);
         var answer = await proxy.Ask<ISweepMessage>(new OpenSweep(sweepId), timeout);
         if (answer is SweepRefused refused) throw new InvalidInputException(refused.Reason);
         return proxy;
+    }
+
+    /// <summary>The cluster address of a node that starts a cluster or joins one, as the journal's ownership claims record it.</summary>
+    public static string AddressOf(ClusterOptions options) => $"akka.tcp://{ClusterOptions.SystemName}@{options.Hostname}:{options.Port}";
+
+    /// <summary>Remembers every node this one has seen leave the cluster (removed, or downed), by address.</summary>
+    private sealed class DepartureWatch : ReceiveActor
+    {
+        public DepartureWatch(ConcurrentDictionary<string, bool> departed)
+        {
+            Receive<ClusterEvent.MemberRemoved>(removed => departed[removed.Member.Address.ToString()] = true);
+            Receive<ClusterEvent.MemberStatusChange>(change =>
+            {
+                if (change.Member.Status is MemberStatus.Down or MemberStatus.Exiting) departed[change.Member.Address.ToString()] = true;
+            });
+            Receive<ClusterEvent.IClusterDomainEvent>(_ => { });
+        }
+
+        protected override void PreStart() =>
+            Akka.Cluster.Cluster.Get(Context.System).Subscribe(Self, ClusterEvent.SubscriptionInitialStateMode.InitialStateAsEvents, typeof(ClusterEvent.IMemberEvent));
+
+        protected override void PostStop() => Akka.Cluster.Cluster.Get(Context.System).Unsubscribe(Self);
     }
 }

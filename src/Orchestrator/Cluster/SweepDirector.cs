@@ -26,6 +26,10 @@ public sealed class SweepDirector : ReceivePersistentActor, IWithTimers
     private bool activeFinished;
     private IActorRef? coordinator;
 
+    // The coordinator stopped on a journal failure: it is not restarted by itself (the sweep stops
+    // cleanly); 'sweep resume' opens it again once the journal is back.
+    private bool journalFailed;
+
     private sealed record RestartCoordinator;
 
     public ITimerScheduler Timers { get; set; } = null!;
@@ -44,6 +48,10 @@ public sealed class SweepDirector : ReceivePersistentActor, IWithTimers
         {
             if (finished.Snapshot.SweepId == activeSweep) activeFinished = true;
         });
+        Command<SweepJournalFailed>(failed =>
+        {
+            if (failed.SweepId == activeSweep) journalFailed = true;
+        });
         Command<SweepSnapshot>(_ => { }); // the answer to the director's own subscription
         Command<ISweepEvent>(_ => { });
         Command<Terminated>(terminated =>
@@ -51,6 +59,11 @@ public sealed class SweepDirector : ReceivePersistentActor, IWithTimers
             if (!terminated.ActorRef.Equals(coordinator)) return;
             // The coordinator stops when the journal fails a write; it recovers from the journal once started again.
             coordinator = null;
+            if (journalFailed)
+            {
+                log.Warning("the coordinator of sweep {0} stopped on a journal failure; 'sweep resume {0}' starts it again", activeSweep);
+                return;
+            }
             log.Warning("the coordinator of sweep {0} stopped; starting it again in {1}", activeSweep, RestartDelay);
             Timers.StartSingleTimer("restart", new RestartCoordinator(), RestartDelay);
         });
@@ -69,6 +82,8 @@ public sealed class SweepDirector : ReceivePersistentActor, IWithTimers
     {
         if (open.SweepId == activeSweep)
         {
+            journalFailed = false;
+            if (coordinator is null) StartCoordinator(open.SweepId);
             Sender.Tell(new SweepOpened(open.SweepId));
             return;
         }
@@ -87,6 +102,7 @@ public sealed class SweepDirector : ReceivePersistentActor, IWithTimers
             }
             activeSweep = opened.SweepId;
             activeFinished = false;
+            journalFailed = false;
             StartCoordinator(opened.SweepId);
             requester.Tell(new SweepOpened(opened.SweepId));
         });

@@ -2,6 +2,7 @@ using Akka.Actor;
 using Akka.Event;
 using Akka.Persistence;
 using Sweep.GpuWorker.Logging;
+using Sweep.Orchestrator.Hosting;
 using Sweep.Protocol.Events;
 using Sweep.Protocol.Messages;
 using Sweep.Protocol.Specs;
@@ -16,7 +17,19 @@ namespace Sweep.Orchestrator.Coordination;
 /// After a restart, how long trials the journal shows as running wait for their worker to
 /// re-register and claim them before they are re-queued (0 on one machine: those workers died with the process).
 /// </param>
-public sealed record CoordinatorSettings(string CheckpointDirectory, int SnapshotEvery = 500, TimeSpan OrphanGrace = default);
+/// <param name="LeaseFor">The sweep's ownership claim in the journal (<see cref="SweepLease"/>), kept by the coordinator wherever it runs; null: none (tests).</param>
+public sealed record CoordinatorSettings(string CheckpointDirectory, int SnapshotEvery = 500, TimeSpan OrphanGrace = default, Func<string, SweepLease>? LeaseFor = null);
+
+/// <summary>The answer of a lease check: whether this process holds the sweep, and if not, why (who holds it, or what failed).</summary>
+public sealed record LeaseCheck(bool Held, string? Why = null, Exception? Error = null);
+
+/// <summary>
+/// A sweep's ownership claim as the coordinator keeps it: <see cref="Adopt"/> once it has
+/// recovered (the claim is this process's already, or its owner is gone, e.g. the node of a
+/// previous coordinator), then <see cref="Renew"/> every <see cref="RenewEvery"/>. A claim lost to
+/// another process, or not renewable for <see cref="Lapse"/>, stops the sweep here (another may own it now).
+/// </summary>
+public sealed record SweepLease(Func<Task<LeaseCheck>> Adopt, Func<Task<LeaseCheck>> Renew, TimeSpan RenewEvery, TimeSpan Lapse);
 
 /// <summary>
 /// One sweep's coordinator: the journal is its durable queue. It hands queued trials to registered
@@ -29,6 +42,7 @@ public sealed class SweepCoordinator : ReceivePersistentActor, IWithTimers
 {
     private const string DispatchTimer = "dispatch";
     private const string OrphanTimer = "orphans";
+    private const string LeaseTimer = "lease";
 
     private readonly string sweepId;
     private readonly CoordinatorSettings settings;
@@ -50,6 +64,10 @@ public sealed class SweepCoordinator : ReceivePersistentActor, IWithTimers
     private bool stopped;
     private bool halted;
     private int? expectedLocalSlots;
+    private readonly SweepLease? lease;
+    private bool renewing;
+    private DateTimeOffset leaseHeldAt = DateTimeOffset.UtcNow;
+    private bool abandoned;
 
     // Slot verdicts being persisted (PersistAsync): so a second registration meanwhile does not record them twice.
     private readonly Dictionary<string, (WorkerSlot Slot, SlotHealth Health)> recordingSlots = [];
@@ -64,10 +82,17 @@ public sealed class SweepCoordinator : ReceivePersistentActor, IWithTimers
 
     private sealed record OrphansDue;
 
+    private sealed record RenewDue;
+
+    private sealed record LeaseAdopted(LeaseCheck Check);
+
+    private sealed record LeaseRenewed(LeaseCheck Check);
+
     public SweepCoordinator(string sweepId, CoordinatorSettings settings)
     {
         this.sweepId = sweepId;
         this.settings = settings;
+        lease = settings.LeaseFor?.Invoke(sweepId);
 
         Recover<SnapshotOffer>(offer => state = SweepState.FromSnapshot((SweepSnapshot)offer.Snapshot));
         Recover<SweepStarted>(started => state = SweepState.Start(started));
@@ -100,6 +125,8 @@ public sealed class SweepCoordinator : ReceivePersistentActor, IWithTimers
         Command<SaveSnapshotFailure>(failure => log.Warning("snapshot of sweep {0} failed: {1}", sweepId, failure.Cause.Message));
         Command<DeleteSnapshotsSuccess>(_ => { });
         Command<DeleteSnapshotsFailure>(failure => log.Warning("deleting old snapshots of sweep {0} failed: {1}", sweepId, failure.Cause.Message));
+        Command<RenewDue>(_ => RenewLease());
+        Command<LeaseRenewed>(renewed => HandleRenewed(renewed.Check));
     }
 
     public override string PersistenceId => PersistenceIdFor(sweepId);
@@ -112,12 +139,95 @@ public sealed class SweepCoordinator : ReceivePersistentActor, IWithTimers
 
     private void OnRecovered()
     {
+        if (lease is not null) AdoptLease(lease);
         if (state is null) return;
         foreach (var trial in state.Running) orphans.Add(trial.Definition.Id);
         if (orphans.Count == 0) return;
         log.Info("sweep {0}: {1} trial(s) were running when the coordinator stopped; they wait {2} for their workers", sweepId, orphans.Count, settings.OrphanGrace);
         Timers.StartSingleTimer(OrphanTimer, new OrphansDue(), settings.OrphanGrace);
     }
+
+    /// <summary>Until the claim is known to be this process's, every command waits (stashed): nothing is persisted by a process that does not own the sweep.</summary>
+    private void AdoptLease(SweepLease claim)
+    {
+        claim.Adopt().PipeTo(Self, success: check => new LeaseAdopted(check), failure: e => new LeaseAdopted(new LeaseCheck(false, null, e)));
+        BecomeStacked(() =>
+        {
+            Command<LeaseAdopted>(adopted =>
+            {
+                UnbecomeStacked();
+                if (!adopted.Check.Held)
+                {
+                    Abandon(adopted.Check.Error is { } error ? JournalFaults.Describe(error) : new JournalFault($"another process owns sweep {sweepId}: {adopted.Check.Why}", "stop that process first, or wait for its claim to lapse"), stopTrials: false);
+                    return;
+                }
+                leaseHeldAt = DateTimeOffset.UtcNow;
+                Timers.StartPeriodicTimer(LeaseTimer, new RenewDue(), claim.RenewEvery);
+                Stash.UnstashAll();
+            });
+            CommandAny(_ => Stash.Stash());
+        });
+    }
+
+    private void RenewLease()
+    {
+        if (lease is null || renewing || abandoned) return;
+        renewing = true;
+        lease.Renew().PipeTo(Self, success: check => new LeaseRenewed(check), failure: e => new LeaseRenewed(new LeaseCheck(false, null, e)));
+    }
+
+    /// <summary>A renewal the journal refused (another process took the sweep over) or could not answer for longer than the lapse: this coordinator stops.</summary>
+    private void HandleRenewed(LeaseCheck check)
+    {
+        renewing = false;
+        var now = DateTimeOffset.UtcNow;
+        if (check.Held)
+        {
+            leaseHeldAt = now;
+            return;
+        }
+        if (check.Error is null)
+        {
+            Abandon(new JournalFault($"another process took sweep {sweepId} over: {check.Why ?? "its claim in the journal is no longer this process's"}", "see 'sweep status' for its owner"), stopTrials: true);
+            return;
+        }
+        if (now - leaseHeldAt > lease!.Lapse) Abandon(JournalFaults.Describe(check.Error), stopTrials: true);
+        else log.ForSweep(sweepId).Warning("Sweep {SweepId}: renewing its claim in the journal failed ({Cause}); retrying", sweepId, check.Error.Message.Split('\n')[0]);
+    }
+
+    /// <summary>
+    /// The journal failed a write (or recovery, or the claim): nothing more can be recorded, so the
+    /// running trials stop with a checkpoint (the journal's last checkpoint of each stays the one
+    /// a resume uses), everyone listening hears why (<see cref="SweepJournalFailed"/>, also on this
+    /// system's event stream for the process that started the sweep), and this coordinator stops.
+    /// </summary>
+    private void Abandon(JournalFault fault, bool stopTrials)
+    {
+        if (abandoned) return;
+        abandoned = true;
+        Timers.CancelAll();
+        log.ForSweep(sweepId).Error("Sweep {SweepId} stops: journal failure: {Cause}", sweepId, fault.Cause);
+        if (stopTrials)
+        {
+            foreach (var (worker, seat) in workers)
+            {
+                if (seat.Running is { } running) worker.Tell(new StopTrial(running.TrialId, running.Attempt, Checkpoint: true));
+            }
+        }
+        var failed = new SweepJournalFailed(sweepId, fault.Cause, fault.Advice);
+        foreach (var subscriber in subscribers) subscriber.Tell(failed);
+        Context.System.EventStream.Publish(failed);
+        Context.Stop(Self);
+    }
+
+    /// <summary>A write failed: Akka.Persistence stops the coordinator after this; it says why first (one line, no stack trace).</summary>
+    protected override void OnPersistFailure(Exception cause, object @event, long sequenceNr) => Abandon(JournalFaults.Describe(cause), stopTrials: true);
+
+    /// <summary>The journal refused an event (it could not store it): treated like a failed write.</summary>
+    protected override void OnPersistRejected(Exception cause, object @event, long sequenceNr) => Abandon(JournalFaults.Describe(cause), stopTrials: true);
+
+    /// <summary>The journal could not be read: nothing was changed; the process that started the sweep hears why.</summary>
+    protected override void OnRecoveryFailure(Exception reason, object? message = null) => Abandon(JournalFaults.Describe(reason), stopTrials: false);
 
     private void HandleStart(StartSweep start)
     {

@@ -22,7 +22,8 @@ public sealed record JournalSettings(string DataDirectory, string? Journal = nul
 
     public string CheckpointDirectory => Path.Combine(DataDirectory, "checkpoints");
 
-    public string ConnectionString => IsPostgres ? Journal! : $"Data Source={JournalFile};Pooling=True";
+    /// <summary>SQLite: the driver retries a busy or locked database for <see cref="JournalTimings.BusyRetry"/> (its command timeout) before a write fails.</summary>
+    public string ConnectionString => IsPostgres ? Journal! : $"Data Source={JournalFile};Pooling=True;Default Timeout={(int)Math.Ceiling(JournalTimings.Current.BusyRetry.TotalSeconds)}";
 
     public string ProviderName => IsPostgres ? LinqToDB.ProviderName.PostgreSQL15 : LinqToDB.ProviderName.SQLiteMS;
 
@@ -46,6 +47,60 @@ public sealed record JournalSettings(string DataDirectory, string? Journal = nul
 }
 
 /// <summary>
+/// How a sweep's ownership is kept: the owner renews its claim every <paramref name="RenewEvery"/>;
+/// a claim not renewed for <paramref name="Lapse"/> has lapsed (its owner is presumed dead) and
+/// may be taken over. On one host a dead owner is seen at once (its process is gone), so
+/// <paramref name="Lapse"/> matters only for an owner on another machine.
+/// </summary>
+public sealed record OwnershipSettings(TimeSpan RenewEvery, TimeSpan Lapse)
+{
+    /// <summary>From hocon/akka.conf (<c>sweep.journal.owner-renew-every</c>, <c>owner-lapse</c>; environment: SWEEP_OWNER_LAPSE).</summary>
+    public static OwnershipSettings Current => JournalTimings.Current.Ownership;
+}
+
+/// <summary>
+/// How long the journal's driver retries a write the database refuses as busy or locked (SQLite's
+/// busy handler, through Microsoft.Data.Sqlite's command timeout) before it fails for good, and how
+/// ownership claims are kept. From hocon/akka.conf's <c>sweep.journal</c>, where the environment
+/// overrides them (SWEEP_JOURNAL_BUSY_RETRY, SWEEP_OWNER_LAPSE, SWEEP_OWNER_RENEW_EVERY, e.g. "5s").
+/// </summary>
+public sealed record JournalTimings(TimeSpan BusyRetry, OwnershipSettings Ownership)
+{
+    private static readonly Lazy<JournalTimings> Loaded = new(() => FromConfig(SweepAkkaConfiguration.AkkaConfig));
+
+    /// <summary>This process's timings.</summary>
+    public static JournalTimings Current => Loaded.Value;
+
+    /// <summary>Reads <c>sweep.journal</c>; a value that is not a positive duration is bad input naming its key.</summary>
+    public static JournalTimings FromConfig(Akka.Configuration.Config config)
+    {
+        TimeSpan Read(string key)
+        {
+            TimeSpan value;
+            var variable = "SWEEP_" + (key == "busy-retry" ? "JOURNAL_" : "") + key.Replace('-', '_').ToUpperInvariant();
+            var fromEnvironment = Environment.GetEnvironmentVariable(variable);
+            try
+            {
+                value = string.IsNullOrWhiteSpace(fromEnvironment)
+                    ? config.GetTimeSpan("sweep.journal." + key, null, allowInfinite: false)
+                    : Akka.Configuration.ConfigurationFactory.ParseString($"value = \"{fromEnvironment.Trim()}\"").GetTimeSpan("value", null, allowInfinite: false);
+            }
+            catch (Exception e) when (e is FormatException or Akka.Configuration.ConfigurationException or ArgumentException)
+            {
+                throw new Sweep.Protocol.InvalidInputException($"{(fromEnvironment is null ? "sweep.journal." + key : variable)}: not a duration (e.g. 30s): {e.Message.Split('\n')[0]}");
+            }
+            if (value <= TimeSpan.Zero) throw new Sweep.Protocol.InvalidInputException($"{(string.IsNullOrWhiteSpace(fromEnvironment) ? "sweep.journal." + key : variable)}: must be a positive duration, got '{fromEnvironment ?? value.ToString()}'");
+            return value;
+        }
+
+        var ownership = new OwnershipSettings(Read("owner-renew-every"), Read("owner-lapse"));
+        if (ownership.Lapse <= ownership.RenewEvery)
+            throw new Sweep.Protocol.InvalidInputException($"sweep.journal.owner-lapse ({ownership.Lapse.TotalSeconds} s) must be longer than owner-renew-every ({ownership.RenewEvery.TotalSeconds} s)");
+        return new JournalTimings(Read("busy-retry"), ownership);
+    }
+}
+
+/// <summary>
 /// A running actor system configured for sweeps: hocon/akka.conf, Akka.Persistence.Sql on the
 /// journal, and the sweep serializer for every event, snapshot and message.
 /// </summary>
@@ -60,8 +115,16 @@ public static class SweepAkkaConfiguration
         akka.AddHocon(AkkaConfig, HoconAddMode.Prepend)
             // SQLite has one writer: more parallel writers only contend for its lock (PostgreSQL keeps Akka's default).
             .AddHocon(journal.IsPostgres ? "akka.persistence.journal.sql.parallelism = 3" : "akka.persistence.journal.sql.parallelism = 1", HoconAddMode.Prepend)
+            // A write the driver is still retrying (busy database) must not be failed by Akka's circuit breaker first.
+            .AddHocon(BreakerTimeouts(JournalTimings.Current.BusyRetry + TimeSpan.FromSeconds(10)), HoconAddMode.Prepend)
             .WithSqlPersistence(journal.ConnectionString, journal.ProviderName)
             .WithCustomSerializer("sweep", SweepSerializer.SerializableTypes, system => new SweepSerializer(system));
+
+    private static string BreakerTimeouts(TimeSpan callTimeout)
+    {
+        var seconds = (int)Math.Ceiling(callTimeout.TotalSeconds);
+        return $"akka.persistence.journal.sql.circuit-breaker.call-timeout = {seconds}s\nakka.persistence.snapshot-store.sql.circuit-breaker.call-timeout = {seconds}s";
+    }
 }
 
 public sealed class SweepSystem : IAsyncDisposable
@@ -119,6 +182,13 @@ public sealed class SweepSystem : IAsyncDisposable
     {
         await host.StopAsync();
         host.Dispose();
-        await Serilog.Log.CloseAndFlushAsync();
+        try
+        {
+            await Serilog.Log.CloseAndFlushAsync();
+        }
+        catch (IOException)
+        {
+            // The log file's disk is full (often the very fault the sweep stopped for): the journal, not the log, holds the record.
+        }
     }
 }

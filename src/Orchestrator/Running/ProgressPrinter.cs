@@ -31,6 +31,13 @@ public sealed class ProgressPrinter : ReceiveActor, IWithTimers
             WatchCoordinator();
         });
         Receive<ISweepEvent>(view.Apply);
+        // The journal failed (the coordinator may be on another node): the process that runs the sweep hears it on its event stream.
+        Receive<SweepJournalFailed>(failed =>
+        {
+            Context.System.EventStream.Publish(failed);
+            view.Finish();
+            Context.Stop(Self);
+        });
         Receive<Terminated>(_ =>
         {
             view.Note("the coordinator moved; following it");

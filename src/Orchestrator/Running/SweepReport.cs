@@ -43,6 +43,8 @@ public static class SweepReport
     public sealed record SlotStatus(string WorkerId, string Node, string Device, int Threads, bool Healthy, string SelfTest, DateTimeOffset CheckedAt);
 
     /// <param name="InterruptReason">Why the sweep was halted (no healthy slot), while it stays interrupted.</param>
+    /// <param name="OwnerGone">The journal says running, but no process owns the sweep any more (killed): it is interrupted in fact.</param>
+    /// <param name="Owner">Who runs it, or since when nobody does (<see cref="Journal.SweepLiveness"/>), for a sweep the journal shows as running.</param>
     public sealed record SweepStatus(
         string SweepId,
         string Name,
@@ -52,9 +54,11 @@ public static class SweepReport
         DateTimeOffset? FinishedAt,
         IReadOnlyList<TrialStatus> Trials,
         IReadOnlyList<SlotStatus> Slots,
-        string? InterruptReason);
+        string? InterruptReason,
+        bool OwnerGone = false,
+        string? Owner = null);
 
-    public static SweepStatus Status(SweepState state) => new(
+    public static SweepStatus Status(SweepState state, Journal.SweepLiveness? owner = null) => new(
         state.SweepId,
         state.Definition.Name,
         state.Phase,
@@ -83,9 +87,12 @@ public static class SweepReport
             .OrderBy(s => s.Slot.WorkerId, StringComparer.Ordinal)
             .Select(s => new SlotStatus(s.Slot.WorkerId, s.Slot.Node, s.Slot.Device, s.Slot.Threads, s.Health.Healthy, s.Health.Summary, s.CheckedAt))
             .ToList(),
-        state.InterruptReason);
+        state.InterruptReason,
+        owner?.OwnerGone ?? false,
+        owner?.Summary);
 
-    public static string ToJson(SweepState state) => JsonSerializer.Serialize(Status(state), Json);
+    /// <summary>The status as JSON (<see cref="SweepStatus"/>, camelCase); <paramref name="owner"/> adds ownerGone and owner for a running sweep.</summary>
+    public static string ToJson(SweepState state, Journal.SweepLiveness? owner = null) => JsonSerializer.Serialize(Status(state, owner), Json);
 
     /// <summary>One line per trial, aligned, with the counts per state underneath.</summary>
     public static string Table(SweepState state)

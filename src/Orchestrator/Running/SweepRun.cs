@@ -9,6 +9,7 @@ using Sweep.Protocol.Events;
 using Sweep.Protocol.Messages;
 using Sweep.Protocol.Specs;
 using Sweep.Orchestrator.Cluster;
+using Sweep.Orchestrator.Journal;
 
 namespace Sweep.Orchestrator.Running;
 
@@ -89,6 +90,16 @@ public static class SweepRun
     /// <summary>In a cluster, how long trials that were running when the coordinator's node died wait for their workers to claim them.</summary>
     public static readonly TimeSpan ClusterOrphanGrace = TimeSpan.FromSeconds(20);
 
+    /// <summary>How long stopping workers may take to write their checkpoints after the journal failed, before the process exits anyway.</summary>
+    private static readonly TimeSpan JournalFailureStopTimeout = TimeSpan.FromSeconds(20);
+
+    /// <summary>
+    /// Runs (or resumes) the sweep: claims it in the journal first (a sweep another live process owns
+    /// is refused at once, <see cref="InvalidInputException"/>), checks what can fail before
+    /// anything is persisted (the dashboard's port), then runs it to its end. When
+    /// <paramref name="idIsDefault"/>, an id another process took first is made unique with a suffix (-2, -3, …).
+    /// Exit codes: 0 done, 1 failures or a halt or a journal failure, 130 interrupted.
+    /// </summary>
     public static async Task<int> RunAsync(
         JournalSettings journal,
         string sweepId,
@@ -97,41 +108,129 @@ public static class SweepRun
         TextWriter output,
         CancellationToken interrupt,
         ClusterOptions? cluster = null,
-        int? dashboardPort = null)
+        int? dashboardPort = null,
+        bool idIsDefault = false)
     {
         cluster?.Validate(journal);
         // A drill variable with a typo is refused before anything is persisted.
         GpuWorker.SelfTest.SelfTestFault.FromEnvironment();
+        var owner = OwnerIdentity.ThisProcess(cluster is null ? null : ClusterNode.AddressOf(cluster));
+        // A node that joins a cluster claims nothing itself: the cluster's coordinator holds the claim, wherever it runs.
+        bool claims = cluster?.Join is null;
+        if (claims) sweepId = await ClaimAsync(journal, sweepId, owner, idIsDefault);
+        bool started = startOrResume is ResumeSweep;
+        try
+        {
+            return await RunClaimedAsync(journal, sweepId, startOrResume, layoutFor, output, interrupt, cluster, dashboardPort, owner, () => started = true);
+        }
+        finally
+        {
+            // A sweep that never started leaves no trace: its id stays free.
+            if (claims) await SweepOwnership.ReleaseAsync(journal, sweepId, owner, forget: !started);
+        }
+    }
+
+    /// <summary>Claims the sweep for this process; a default id already taken gets the next free suffix.</summary>
+    private static async Task<string> ClaimAsync(JournalSettings journal, string sweepId, OwnerIdentity owner, bool idIsDefault)
+    {
+        Directory.CreateDirectory(journal.DataDirectory);
+        if (!journal.IsPostgres) Directory.CreateDirectory(Path.GetDirectoryName(journal.JournalFile)!);
+        for (int suffix = 1; ; suffix++)
+        {
+            var candidate = suffix == 1 ? sweepId : $"{sweepId}-{suffix}";
+            try
+            {
+                if (idIsDefault && await SweepOwnership.ExistsAsync(journal, candidate)) continue;
+                await SweepOwnership.ClaimAsync(journal, candidate, owner, OwnershipSettings.Current);
+                return candidate;
+            }
+            catch (InvalidInputException) when (idIsDefault && suffix < 100)
+            {
+                // Another process took this default id in the same second: try the next.
+            }
+            catch (System.Data.Common.DbException e)
+            {
+                var fault = JournalFaults.Describe(e);
+                throw new JournalUnavailableException($"journal {journal.Description}: {fault.Cause}; nothing was changed, {fault.Advice} and try again");
+            }
+        }
+    }
+
+    private static async Task<int> RunClaimedAsync(
+        JournalSettings journal,
+        string sweepId,
+        ISweepMessage startOrResume,
+        Func<SweepSnapshot, WorkerLayout> layoutFor,
+        TextWriter output,
+        CancellationToken interrupt,
+        ClusterOptions? cluster,
+        int? dashboardPort,
+        OwnerIdentity owner,
+        Action onStarted)
+    {
         await using var sweepSystem = await SweepSystem.StartAsync(journal, cluster, logName: sweepId);
         var system = sweepSystem.System;
-        var coordinator = cluster is null
-            ? system.ActorOf(SweepCoordinator.Props(sweepId, new CoordinatorSettings(journal.CheckpointDirectory)), "sweep-" + sweepId)
-            : await ClusterNode.OpenSweepAsync(system, journal, sweepId, AskTimeout, output);
+        var journalFailed = new TaskCompletionSource<SweepJournalFailed>(TaskCreationOptions.RunContinuationsAsynchronously);
+        system.ActorOf(Akka.Actor.Props.Create(() => new JournalFailureListener(journalFailed)), "journal-failures");
 
-        var answer = await coordinator.Ask<ISweepMessage>(startOrResume, AskTimeout);
-        if (answer is SweepRefused refused) throw new InvalidInputException(refused.Reason);
-        var accepted = (SweepAccepted)answer;
-        var snapshot = await coordinator.Ask<SweepSnapshot>(new GetSweepState(), AskTimeout);
-        var layout = layoutFor(snapshot);
-        output.WriteLine($"sweep {sweepId} ({snapshot.Definition.Name}): {accepted.Remaining} of {accepted.Trials} trial(s) to run on {layout.Workers} local worker(s) x {layout.Threads} thread(s); journal {journal.Description}"
-                         + (cluster is null ? "" : $"; cluster node {Akka.Cluster.Cluster.Get(system).SelfAddress}"));
-
+        // Every check that can fail runs before anything is persisted: the dashboard binds its port first.
         await using var dashboard = dashboardPort is { } port
             ? Dashboard.DashboardServer.Build(system, journal, Dashboard.DashboardServer.UseKestrel(Cli.DashboardCommand.DefaultBind, port))
             : null;
         if (dashboard is not null)
         {
-            await dashboard.StartAsync(CancellationToken.None);
+            try
+            {
+                await dashboard.StartAsync(CancellationToken.None);
+            }
+            catch (IOException e)
+            {
+                throw new InvalidInputException($"--dashboard-port {dashboardPort}: cannot serve there ({e.Message.Split('\n')[0]}); choose another port, or 0 for a free one");
+            }
+        }
+
+        var coordinator = cluster is null
+            ? system.ActorOf(SweepCoordinator.Props(sweepId, new CoordinatorSettings(journal.CheckpointDirectory, LeaseFor: SweepOwnership.LeaseFor(journal, owner, OwnershipSettings.Current))), "sweep-" + sweepId)
+            : await ClusterNode.OpenSweepAsync(system, journal, sweepId, AskTimeout, output, owner);
+
+        var answer = await AnswerOrJournalFailure(coordinator.Ask<ISweepMessage>(startOrResume, AskTimeout), journalFailed.Task, journal, sweepId);
+        if (answer is SweepRefused refused) throw new InvalidInputException(refused.Reason);
+        onStarted();
+        var accepted = (SweepAccepted)answer;
+        var snapshot = await AnswerOrJournalFailure(coordinator.Ask<SweepSnapshot>(new GetSweepState(), AskTimeout), journalFailed.Task, journal, sweepId);
+        var layout = layoutFor(snapshot);
+        output.WriteLine($"sweep {sweepId} ({snapshot.Definition.Name}): {accepted.Remaining} of {accepted.Trials} trial(s) to run on {layout.Workers} local worker(s) x {layout.Threads} thread(s); journal {journal.Description}"
+                         + (cluster is null ? "" : $"; cluster node {Akka.Cluster.Cluster.Get(system).SelfAddress}"));
+        if (dashboard is not null)
+        {
             foreach (var url in Dashboard.DashboardServer.Addresses(dashboard)) output.WriteLine($"dashboard at {url}/ while the sweep runs");
         }
 
         var finished = new TaskCompletionSource<SweepSnapshot>(TaskCreationOptions.RunContinuationsAsynchronously);
         system.ActorOf(ProgressPrinter.Props(coordinator, snapshot, output, finished), "progress");
-        WorkerSlots.Start(system, coordinator, snapshot.Definition.Model, layout);
+        var slots = WorkerSlots.Start(system, coordinator, snapshot.Definition.Model, layout);
         if (cluster is null && layout.Workers > 0) coordinator.Tell(new ExpectLocalSlots(layout.Workers));
 
         var interrupted = Task.Delay(Timeout.Infinite, interrupt);
-        var ended = await Task.WhenAny(finished.Task, interrupted, system.WhenTerminated);
+        var ended = await Task.WhenAny(finished.Task, interrupted, system.WhenTerminated, journalFailed.Task);
+        if (ended == journalFailed.Task)
+        {
+            // Nothing more can be recorded: the slots stop their trials (the journal's last checkpoint of each is what a resume uses), then the process ends.
+            var failure = journalFailed.Task.Result;
+            output.WriteLine();
+            output.WriteLine($"the journal failed: stopping the running trials…");
+            output.Flush();
+            try
+            {
+                await Task.WhenAll(slots.Select(slot => slot.Ask<TrialWorker.Left>(new TrialWorker.Leave(), JournalFailureStopTimeout)));
+            }
+            catch (Exception e) when (e is AskTimeoutException or TaskCanceledException)
+            {
+                output.WriteLine($"a worker slot did not stop within {JournalFailureStopTimeout.TotalSeconds:0} s; it ends with this process");
+            }
+            output.WriteLine(JournalFailureLine(journal, sweepId, failure));
+            return 1;
+        }
         if (ended == system.WhenTerminated)
         {
             output.WriteLine("this node was removed from the cluster (downed); the sweep goes on without it: 'sweep resume' or --join to come back");
@@ -155,11 +254,33 @@ public static class SweepRun
         }
 
         output.WriteLine("interrupted: stopping running trials with a checkpoint…");
-        var stopped = await coordinator.Ask<SweepStopped>(new StopSweep(), StopTimeout);
+        var stopped = await AnswerOrJournalFailure(coordinator.Ask<SweepStopped>(new StopSweep(), StopTimeout), journalFailed.Task, journal, sweepId);
         var state = SweepState.FromSnapshot(stopped.Snapshot);
         output.WriteLine($"sweep {sweepId}: {state.FinishedCount} of {state.Trials.Count} trial(s) finished; everything is in {journal.Description}");
         output.WriteLine($"continue with: sweep resume {sweepId} {journal.CommandLine}");
         return 130;
+    }
+
+    /// <summary>"journal ./sweep-data/journal.db: disk full (…); nothing was lost, free space and run: sweep resume ID --data-dir …".</summary>
+    public static string JournalFailureLine(JournalSettings journal, string sweepId, SweepJournalFailed failure) =>
+        $"journal {journal.Description}: {failure.Cause}; nothing was lost, {failure.Advice} and run: sweep resume {sweepId} {journal.CommandLine}";
+
+    /// <summary>The coordinator's answer, or, when the journal fails first, a clean exit that says so (never a 60 s ask timeout).</summary>
+    private static async Task<T> AnswerOrJournalFailure<T>(Task<T> answer, Task<SweepJournalFailed> failed, JournalSettings journal, string sweepId)
+    {
+        if (await Task.WhenAny(answer, failed) == failed) throw new JournalUnavailableException(JournalFailureLine(journal, sweepId, failed.Result));
+        return await answer;
+    }
+
+    /// <summary>Hears a coordinator of this process give up on its journal (<see cref="SweepJournalFailed"/> on the event stream).</summary>
+    private sealed class JournalFailureListener : ReceiveActor
+    {
+        public JournalFailureListener(TaskCompletionSource<SweepJournalFailed> failed)
+        {
+            Receive<SweepJournalFailed>(f => failed.TrySetResult(f));
+        }
+
+        protected override void PreStart() => Context.System.EventStream.Subscribe(Self, typeof(SweepJournalFailed));
     }
 
     /// <summary>The report of a finished sweep goes to DATA-DIR/ID/report; a failure to write it is said, not fatal.</summary>

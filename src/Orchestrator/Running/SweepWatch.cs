@@ -8,10 +8,15 @@ namespace Sweep.Orchestrator.Running;
 
 /// <summary>
 /// `sweep watch`: shows a sweep's progress from another terminal or machine by following its
-/// events in the journal (Akka.Persistence.Query), and returns when the sweep ends.
+/// events in the journal (Akka.Persistence.Query), and returns when the sweep ends, is interrupted,
+/// or turns out to have no owner any more (its process was killed): exit code 0 when it completed
+/// without failures, 1 otherwise, 130 on Ctrl+C.
 /// </summary>
 public static class SweepWatch
 {
+    /// <summary>How often watch checks that the sweep it follows still has a live owner.</summary>
+    private static readonly TimeSpan OwnerCheckEvery = TimeSpan.FromSeconds(2);
+
     public static async Task<int> RunAsync(JournalSettings journal, string sweepId, TextWriter output, CancellationToken interrupt)
     {
         await using var sweepSystem = await SweepSystem.StartAsync(journal);
@@ -24,6 +29,22 @@ public static class SweepWatch
         // What is already in the journal only builds the state; what comes after it is shown.
         int known = (await SweepJournal.EventsAsync(system, sweepId)).Count, seen = 0;
         bool ended = false;
+        SweepLiveness? orphaned = null;
+        using var following = CancellationTokenSource.CreateLinkedTokenSource(interrupt);
+        // A sweep whose process was killed never writes another event: watch asks the journal who owns it.
+        var ownerCheck = Task.Run(async () =>
+        {
+            while (!following.IsCancellationRequested)
+            {
+                await Task.Delay(OwnerCheckEvery, following.Token);
+                var running = view?.State.Phase == SweepPhase.Running;
+                if (await SweepLiveness.ReadAsync(journal, sweepId, running) is { OwnerGone: true } gone)
+                {
+                    orphaned = gone;
+                    await following.CancelAsync();
+                }
+            }
+        }, following.Token);
         await SweepJournal.FollowAsync(system, sweepId, e =>
         {
             bool replay = ++seen <= known;
@@ -36,20 +57,38 @@ public static class SweepWatch
                 var state = view.State;
                 output.WriteLine($"watching sweep {sweepId} ({state.Definition.Name}) in {journal.Description}: {state.FinishedCount}/{state.Trials.Count} finished, {state.Phase.ToString().ToLowerInvariant()}");
                 output.Flush();
-                ended = state.Phase == SweepPhase.Completed;
+                ended = state.Phase is SweepPhase.Completed or SweepPhase.Interrupted;
             }
             else if (!replay)
             {
                 ended = e is SweepCompleted or SweepInterrupted;
             }
             return !ended;
-        }, interrupt);
+        }, following.Token);
 
+        await following.CancelAsync();
+        try
+        {
+            await ownerCheck;
+        }
+        catch (OperationCanceledException)
+        {
+        }
         if (view is null) throw new InvalidInputException($"no sweep '{sweepId}' in {journal.Description}");
         view.Finish();
         output.WriteLine();
         output.WriteLine(SweepReport.Table(view.State));
         if (interrupt.IsCancellationRequested) return 130;
+        if (orphaned is not null)
+        {
+            output.WriteLine($"sweep {sweepId}: {orphaned.Summary}");
+            return 1;
+        }
+        if (view.State.Phase == SweepPhase.Interrupted)
+        {
+            output.WriteLine($"sweep {sweepId} is interrupted{(view.State.InterruptReason is { } reason ? $" ({reason})" : "")}; continue with: sweep resume {sweepId} {journal.CommandLine}");
+            return 1;
+        }
         return view.State.HasFailures ? 1 : 0;
     }
 }

@@ -54,3 +54,11 @@ public sealed record SweepOpened(string SweepId) : ISweepMessage;
 
 /// <summary>The director's own record of which sweep the cluster runs, so a new singleton knows it after a failover.</summary>
 public sealed record DirectorSweepOpened(string SweepId, DateTimeOffset At) : ISweepMessage;
+
+/// <summary>
+/// The journal failed (a write, a read, or the sweep's ownership claim): the coordinator of
+/// <paramref name="SweepId"/> stopped the running trials and stopped itself. <paramref name="Cause"/>
+/// is a phrase ("disk full (SQLite error 13: database or disk is full)"), <paramref name="Advice"/>
+/// what to do before `sweep resume` ("free space"). Nothing recorded is lost.
+/// </summary>
+public sealed record SweepJournalFailed(string SweepId, string Cause, string Advice) : ISweepMessage;

@@ -52,6 +52,7 @@ public sealed class SweepSerializer(ExtendedActorSystem system) : SerializerWith
         [typeof(SubscribeToSweep)] = "subscribe-to-sweep.v1",
         [typeof(SweepFinished)] = "sweep-finished.v1",
         [typeof(SweepHalted)] = "sweep-halted.v1",
+        [typeof(SweepJournalFailed)] = "sweep-journal-failed.v1",
         [typeof(ExpectLocalSlots)] = "expect-local-slots.v1",
         [typeof(StopSweep)] = "stop-sweep.v1",
         [typeof(SweepStopped)] = "sweep-stopped.v1",
