@@ -293,7 +293,14 @@ public static class SweepOwnership
             create.CommandText = journal.IsPostgres
                 ? $"CREATE TABLE IF NOT EXISTS {Table} (sweep_id TEXT PRIMARY KEY, token TEXT NOT NULL, host TEXT NOT NULL, pid INTEGER NOT NULL, process_start TEXT NOT NULL, address TEXT NULL, since TIMESTAMPTZ NOT NULL, renewed_at TIMESTAMPTZ NOT NULL, released INTEGER NOT NULL)"
                 : $"CREATE TABLE IF NOT EXISTS {Table} (sweep_id TEXT PRIMARY KEY, token TEXT NOT NULL, host TEXT NOT NULL, pid INTEGER NOT NULL, process_start TEXT NOT NULL, address TEXT NULL, since TEXT NOT NULL, renewed_at TEXT NOT NULL, released INTEGER NOT NULL)";
-            await create.ExecuteNonQueryAsync();
+            try
+            {
+                await create.ExecuteNonQueryAsync();
+            }
+            catch (Npgsql.PostgresException e) when (e.SqlState is "23505" or "42P07")
+            {
+                // Two processes created the table at the same moment (PostgreSQL's IF NOT EXISTS is not atomic): it is there.
+            }
             return connection;
         }
         catch

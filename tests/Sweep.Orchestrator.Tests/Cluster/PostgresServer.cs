@@ -15,6 +15,7 @@ public sealed class PostgresServer : IDisposable
     private readonly string? bin;
     private readonly string adminConnection;
     private int databases;
+    private readonly int port;
 
     public PostgresServer()
     {
@@ -30,10 +31,18 @@ public sealed class PostgresServer : IDisposable
         bool root = Environment.UserName == "root";
         if (root) Run("chown", "-R", "postgres:postgres", folder);
         RunServerTool(root, "initdb", "-D", Path.Combine(folder, "data"), "-U", "sweep", "--auth=trust", "-E", "UTF8", "--no-sync");
-        RunServerTool(root, "pg_ctl", "-D", Path.Combine(folder, "data"), "-l", Path.Combine(folder, "server.log"), "-w", "-t", "60",
-            "-o", $"-p {port} -k {folder} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200", "start");
+        this.port = port;
+        Start();
         adminConnection = $"Host=127.0.0.1;Port={port};Username=sweep;Database=postgres;Pooling=false";
     }
+
+    /// <summary>Starts the server (again, after <see cref="Stop"/>), on the same port and data.</summary>
+    public void Start() =>
+        RunServerTool(Environment.UserName == "root", "pg_ctl", "-D", Path.Combine(folder!, "data"), "-l", Path.Combine(folder!, "server.log"), "-w", "-t", "60",
+            "-o", $"-p {port} -k {folder} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200", "start");
+
+    /// <summary>Stops the server the way an operator's restart would (fast shutdown: connections are closed).</summary>
+    public void Stop() => RunServerTool(Environment.UserName == "root", "pg_ctl", "-D", Path.Combine(folder!, "data"), "-m", "fast", "-w", "stop");
 
     /// <summary>A fresh, empty database; its connection string.</summary>
     public string CreateDatabase()
