@@ -289,13 +289,24 @@ internal sealed class SpecValue(string path, HoconValue value, SpecSource source
     public int Int(Rule rule)
     {
         var text = Shape == HoconShape.Text ? RawText() : throw Expected("a whole number");
-        if (!int.TryParse(text, NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out int number))
-        {
-            bool tooLarge = double.TryParse(text, NumberStyles.Float, CultureInfo.InvariantCulture, out double d) && d == Math.Floor(d);
-            throw Expected(tooLarge ? $"a whole number up to {int.MaxValue}" : "a whole number");
-        }
-        return Check(number, rule);
+        return WholeNumber(text) is { } number ? Check(number, rule) : throw Expected(NumberPattern.IsMatch(text) && IsLarge(text) ? $"a whole number up to {int.MaxValue}" : "a whole number");
     }
+
+    /// <summary>
+    /// A whole number as a spec or a --set flag may write it: <c>300</c>, or any number whose value is
+    /// whole, such as <c>1e3</c>, <c>2.0E2</c> or <c>300.0</c>; null for anything else (<c>1e-3</c>,
+    /// <c>16.5</c>, text) and for numbers outside the range of an int.
+    /// </summary>
+    internal static int? WholeNumber(string text)
+    {
+        if (int.TryParse(text, NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out int plain)) return plain;
+        if (!NumberPattern.IsMatch(text) || !decimal.TryParse(text, NumberStyles.Float, CultureInfo.InvariantCulture, out decimal value)) return null;
+        return value == decimal.Truncate(value) && value is >= int.MinValue and <= int.MaxValue ? (int)value : null;
+    }
+
+    /// <summary>Whether a number's magnitude is at least 1 (so that a whole number refused for its size is told so).</summary>
+    private static bool IsLarge(string text) =>
+        double.TryParse(text, NumberStyles.Float, CultureInfo.InvariantCulture, out double d) && Math.Abs(d) >= 1 && (!double.IsFinite(d) || d == Math.Floor(d));
 
     public double Number(Rule rule)
     {
@@ -344,6 +355,9 @@ internal sealed class SpecValue(string path, HoconValue value, SpecSource source
     }
 
     public InvalidInputException Error(string problem) => source.Error(path, problem);
+
+    /// <summary>A number as JSON and HOCON write it (a leading '+' allowed): digits, an optional fraction, an optional exponent.</summary>
+    private static readonly Regex NumberPattern = new(@"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$", RegexOptions.CultureInvariant);
 
     private static readonly Regex Duration = new(
         @"^(?<amount>[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?)\s*(?<unit>ns|nanos?|nanoseconds?|us|micros?|microseconds?|ms|millis?|milliseconds?|s|seconds?|m|minutes?|h|hours?|d|days?)?$",

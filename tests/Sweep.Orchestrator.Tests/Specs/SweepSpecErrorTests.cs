@@ -123,6 +123,21 @@ public sealed class SweepSpecErrorTests
         Assert.True(error.Message.StartsWith(message, StringComparison.Ordinal), $"{label}: expected '{message}…', got '{error.Message}'");
     }
 
+    [Theory]
+    [InlineData("1e-3", "expected a whole number, got 1e-3")]
+    [InlineData("2.55E1", "expected a whole number, got 2.55E1")]
+    [InlineData("16.5", "expected a whole number, got 16.5")]
+    [InlineData("1e10", "expected a whole number up to 2147483647, got 1e10")]
+    [InlineData("1e400", "expected a whole number up to 2147483647, got 1e400")]
+    public void A_number_that_is_not_a_whole_int_is_refused_with_the_same_words_in_the_spec_and_in_a_set_flag(string written, string problem)
+    {
+        var fromSpec = Refused(Synthetic(Grid, $"max-iter = {written}"));
+        var fromFlag = Refused(Synthetic(Grid), $"sweep.max-iter={written}");
+
+        Assert.Equal($"spec.conf: sweep.max-iter: {problem}", fromSpec.Message);
+        Assert.Equal($"--set sweep.max-iter={written}: sweep.max-iter: {problem}", fromFlag.Message);
+    }
+
     [Fact]
     public void A_file_error_under_an_overridden_object_still_names_the_file()
     {

@@ -182,6 +182,27 @@ public sealed class SweepSpecLoaderTests : IDisposable
         Assert.Equal([0.01, 0.5, 0.01], sweep.Trials.Select(t => t.Spec.BaseLr));
     }
 
+    [Theory]
+    [InlineData("1e3", 1000)]
+    [InlineData("1E3", 1000)]
+    [InlineData("2.0E2", 200)]
+    [InlineData("3.5e2", 350)]
+    [InlineData("1e+3", 1000)]
+    [InlineData("300.0", 300)]
+    public void Whole_numbers_in_exponent_form_are_accepted_in_the_spec_and_in_set_flags_alike(string written, int value)
+    {
+        var inSpec = Parse($"sweep {{ name = e, model = synthetic, max-iter = {written}, grid {{ batch-size = [{written}], base-lr = [1e-3] }} }}");
+        var inFlags = Parse("sweep { name = e, model = synthetic, grid { batch-size = [8], base-lr = [1e-3] } }", $"sweep.max-iter={written}", $"sweep.grid.batch-size=[{written}]");
+
+        foreach (var sweep in new[] { inSpec, inFlags })
+        {
+            var trial = Assert.Single(sweep.Trials);
+            Assert.Equal((value, value, 0.001), (trial.Spec.BatchSize, trial.Spec.MaxIter, trial.Spec.BaseLr));
+            Assert.Equal($"b{value}-lr0.001", trial.Name);
+        }
+        Assert.Equal(inSpec.Trials[0].Id, inFlags.Trials[0].Id);
+    }
+
     [Fact]
     public void Grid_names_show_seed_and_max_iter_only_when_those_lists_vary()
     {
