@@ -28,7 +28,8 @@ internal sealed record SpecOverride(string Raw, string Key, string Value, HoconO
     /// <summary>The line appended to the spec text: later lines win in HOCON, so later flags win over the file and earlier flags.</summary>
     public string AsHoconLine => $"{Key} = {Value}";
 
-    public static SpecOverride Parse(string raw, Func<string, bool> isKnownKey)
+    /// <summary>Reads one flag; <paramref name="unknownKey"/> says what is wrong with a key path the spec does not have (null: it has it).</summary>
+    public static SpecOverride Parse(string raw, Func<string, string?> unknownKey)
     {
         int equals = raw.IndexOf('=');
         if (equals < 0) throw Fail(raw, "expected KEY=VALUE, e.g. sweep.max-iter=300");
@@ -36,7 +37,7 @@ internal sealed record SpecOverride(string Raw, string Key, string Value, HoconO
         string value = raw[(equals + 1)..].Trim();
         if (key.Length == 0) throw Fail(raw, "the key before '=' is empty");
         if (!KeyPath.IsMatch(key)) throw Fail(raw, $"'{key}' is not a key path like sweep.max-iter");
-        if (!isKnownKey(key)) throw Fail(raw, $"{key}: unknown key");
+        if (unknownKey(key) is { } unknown) throw Fail(raw, $"{key}: {unknown}");
         if (value.Length == 0) throw Fail(raw, $"{key}: the value after '=' is empty");
         if (value.Contains("${", StringComparison.Ordinal)) throw Fail(raw, $"{key}: substitutions are not supported in --set values");
 
@@ -428,8 +429,7 @@ internal sealed class SpecObject(string path, HoconObject hocon, SpecSource sour
         foreach (var key in hocon.Items.Keys)
         {
             if (known.Contains(key)) continue;
-            var closest = known.Select(k => (Key: k, Distance: EditDistance(k, key))).Where(k => k.Distance <= 2).OrderBy(k => k.Distance).FirstOrDefault();
-            string suggestion = closest.Key is null ? hint ?? "" : $" (did you mean {closest.Key}?)";
+            string suggestion = KeySuggestion.Closest(known, key) is { } closest ? $" (did you mean {closest}?)" : hint ?? "";
             throw source.Error(Child(key), "unknown key" + suggestion);
         }
     }
@@ -468,6 +468,15 @@ internal sealed class SpecObject(string path, HoconObject hocon, SpecSource sour
     public SpecObject? Object(string key) => Get(key)?.Object();
 
     public InvalidInputException Error(string problem) => source.Error(path, problem);
+
+}
+
+/// <summary>The "did you mean" of unknown keys, in spec files and --set flags alike.</summary>
+internal static class KeySuggestion
+{
+    /// <summary>The known key closest to <paramref name="key"/>, when it is at most two edits away; null otherwise.</summary>
+    public static string? Closest(IEnumerable<string> known, string key) =>
+        known.Select(k => (Key: k, Distance: EditDistance(k, key))).Where(k => k.Distance <= 2).OrderBy(k => k.Distance).FirstOrDefault().Key;
 
     private static int EditDistance(string a, string b)
     {

@@ -47,15 +47,45 @@ public static class SweepSpecLoader
             ["sweep.synthetic"] = Synthetic,
         };
 
-        public static bool IsKnown(string keyPath)
+        public static bool IsKnown(string keyPath) => UnknownKey(keyPath) is null;
+
+        /// <summary>
+        /// What is wrong with a --set key path the spec does not have, with the closest key path that
+        /// it has (the same suggestion as for unknown keys in a spec file); null when it has it.
+        /// </summary>
+        public static string? UnknownKey(string keyPath)
         {
+            var segments = keyPath.Split('.');
             string parent = "";
-            foreach (var segment in keyPath.Split('.'))
+            foreach (var segment in segments)
             {
-                if (!ByObject.TryGetValue(parent, out var keys) || !keys.Contains(segment)) return false;
+                if (!ByObject.TryGetValue(parent, out var keys))
+                    return $"unknown key ({parent} holds a value, not keys: set it whole, --set {parent}=VALUE)";
+                if (!keys.Contains(segment)) return "unknown key" + (Closest(segments) is { } closest ? $" (did you mean {closest}?)" : "");
                 parent = parent.Length == 0 ? segment : $"{parent}.{segment}";
             }
-            return true;
+            return null;
+        }
+
+        /// <summary>
+        /// The known key path closest to <paramref name="segments"/>: each unknown segment replaced by
+        /// the closest key of its object, as far as that leads (sweep.solvr.gama: sweep.solver.gamma).
+        /// </summary>
+        private static string? Closest(string[] segments)
+        {
+            string parent = "";
+            for (int i = 0; i < segments.Length; i++)
+            {
+                if (!ByObject.TryGetValue(parent, out var keys)) return null;
+                if (!keys.Contains(segments[i]))
+                {
+                    if (KeySuggestion.Closest(keys, segments[i]) is not { } key) return null;
+                    string[] corrected = [.. segments[..i], key, .. segments[(i + 1)..]];
+                    return IsKnown(string.Join('.', corrected)) ? string.Join('.', corrected) : Closest(corrected) ?? string.Join('.', corrected[..(i + 1)]);
+                }
+                parent = parent.Length == 0 ? segments[i] : $"{parent}.{segments[i]}";
+            }
+            return null;
         }
     }
 
@@ -98,7 +128,7 @@ public static class SweepSpecLoader
     /// </summary>
     public static SweepDefinition Parse(string hoconText, string sourceName, string baseDirectory, IReadOnlyList<string> overrides)
     {
-        var flags = overrides.Select(raw => SpecOverride.Parse(raw, Keys.IsKnown)).ToList();
+        var flags = overrides.Select(raw => SpecOverride.Parse(raw, Keys.UnknownKey)).ToList();
         var source = new SpecSource(sourceName, flags);
         // The file alone first, so that its syntax errors point into the file; then with the flags
         // appended, since later lines win in HOCON: the file, then each flag in order.

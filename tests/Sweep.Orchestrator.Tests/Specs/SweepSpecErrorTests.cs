@@ -101,8 +101,14 @@ public sealed class SweepSpecErrorTests
         { "empty key", ["=300"], "--set =300: the key before '=' is empty" },
         { "not a key path", ["sweep max-iter=300"], "--set sweep max-iter=300: 'sweep max-iter' is not a key path" },
         { "unknown key", ["sweep.foo=1"], "--set sweep.foo=1: sweep.foo: unknown key" },
-        { "unknown nested key", ["sweep.solver.gama=0.1"], "--set sweep.solver.gama=0.1: sweep.solver.gama: unknown key" },
-        { "key inside a list", ["sweep.cases.name=x"], "--set sweep.cases.name=x: sweep.cases.name: unknown key" },
+        { "a typo", ["sweep.max-iters=10"], "--set sweep.max-iters=10: sweep.max-iters: unknown key (did you mean sweep.max-iter?)" },
+        { "a typo in a nested key", ["sweep.solver.gama=0.1"], "--set sweep.solver.gama=0.1: sweep.solver.gama: unknown key (did you mean sweep.solver.gamma?)" },
+        { "a typo in the root", ["swep.max-iter=10"], "--set swep.max-iter=10: swep.max-iter: unknown key (did you mean sweep.max-iter?)" },
+        { "a typo in an object's name", ["sweep.solvr.gamma=0.1"], "--set sweep.solvr.gamma=0.1: sweep.solvr.gamma: unknown key (did you mean sweep.solver.gamma?)" },
+        { "a typo in the object and the key", ["sweep.solvr.gama=0.1"], "--set sweep.solvr.gama=0.1: sweep.solvr.gama: unknown key (did you mean sweep.solver.gamma?)" },
+        { "a typo in an object before an unknown key", ["sweep.solvr.foo=0.1"], "--set sweep.solvr.foo=0.1: sweep.solvr.foo: unknown key (did you mean sweep.solver?)" },
+        { "no key close enough", ["sweep.learning-rate=0.1"], "--set sweep.learning-rate=0.1: sweep.learning-rate: unknown key" },
+        { "key inside a list", ["sweep.cases.name=x"], "--set sweep.cases.name=x: sweep.cases.name: unknown key (sweep.cases holds a value, not keys: set it whole, --set sweep.cases=VALUE)" },
         { "empty value", ["sweep.name="], "--set sweep.name=: sweep.name: the value after '=' is empty" },
         { "syntax error", ["sweep.grid.batch-size=[16, 32"], "--set sweep.grid.batch-size=[16, 32: line 1, column 25: '[' is never closed" },
         { "a second key smuggled in", ["sweep.max-iter=3\nsweep.foo=1"], "--set sweep.max-iter=3 sweep.foo=1: sweep.max-iter: the value must be a single HOCON value" },
@@ -121,6 +127,21 @@ public sealed class SweepSpecErrorTests
         var error = Refused(Synthetic(Grid), overrides);
 
         Assert.True(error.Message.StartsWith(message, StringComparison.Ordinal), $"{label}: expected '{message}…', got '{error.Message}'");
+    }
+
+    [Theory]
+    [InlineData("max-iters = 10", "sweep.max-iters=10", "max-iter", "sweep.max-iter")]
+    [InlineData("solver { gama = 0.001 }", "sweep.solver.gama=0.001", "gamma", "sweep.solver.gamma")]
+    [InlineData("retry { max-atempts = 2 }", "sweep.retry.max-atempts=2", "max-attempts", "sweep.retry.max-attempts")]
+    public void A_typo_gets_the_same_suggestion_in_the_spec_and_in_a_set_flag_and_the_suggested_flag_works(string inSpec, string flag, string key, string keyPath)
+    {
+        var fromSpec = Refused(Synthetic(Grid, inSpec));
+        var fromFlag = Refused(Synthetic(Grid), flag);
+
+        Assert.EndsWith($": unknown key (did you mean {key}?)", fromSpec.Message);
+        Assert.EndsWith($": unknown key (did you mean {keyPath}?)", fromFlag.Message);
+        var corrected = keyPath + flag[flag.IndexOf('=')..];
+        Assert.NotNull(SweepSpecLoader.Parse(Synthetic(Grid), "spec.conf", Path.GetTempPath(), [corrected]));
     }
 
     [Theory]
