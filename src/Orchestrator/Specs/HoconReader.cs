@@ -1,6 +1,5 @@
 using System.Globalization;
 using System.Text.RegularExpressions;
-using Akka.Configuration;
 using Akka.Configuration.Hocon;
 using Sweep.Protocol;
 
@@ -92,115 +91,82 @@ internal sealed class SpecSource(string fileName, IReadOnlyList<SpecOverride> ov
     public static string OneLine(string text) => Regex.Replace(text, @"\s+", " ").Trim();
 }
 
-/// <summary>Parses spec text with Akka's HOCON parser, after checking what that parser gets wrong.</summary>
+/// <summary>Where include statements are read from: the including file's folder, and the files included on the way there.</summary>
+internal sealed record IncludeSite(string Directory, IReadOnlyList<string> Chain)
+{
+    /// <summary>Includes inside includes; deeper than this is a mistake, not a spec.</summary>
+    public const int MaxDepth = 16;
+
+    /// <summary>Includes in the text of <paramref name="file"/>, included from here.</summary>
+    public IncludeSite Into(string file) => new(Path.GetDirectoryName(file)!, [.. Chain, file]);
+}
+
+/// <summary>
+/// Parses spec text with Akka's HOCON parser, after <see cref="HoconText"/> has checked it and put
+/// it in the form that parser reads correctly; include statements are read here.
+/// </summary>
 internal static class HoconDocument
 {
-    private const int MaxNesting = 64;
-
-    /// <summary>Characters that cannot start a list element. Akka's parser loops forever on them inside a list instead of failing.</summary>
-    private const string NotInList = "=:$`^?!@*&\\";
-
     private static readonly Regex AkkaPosition = new(@"^(?<what>.*?) at position (?<position>\d+):", RegexOptions.Singleline | RegexOptions.CultureInvariant);
 
-    /// <summary>The root object of <paramref name="text"/>; syntax errors become <paramref name="fail"/>(message).</summary>
-    public static HoconObject ParseText(string text, Func<string, InvalidInputException> fail)
+    /// <summary>
+    /// The root object of <paramref name="text"/>; syntax errors become <paramref name="fail"/>(message).
+    /// <c>include "file"</c> reads a file relative to <paramref name="includes"/> (null: includes are refused).
+    /// </summary>
+    public static HoconObject ParseText(string text, Func<string, InvalidInputException> fail, IncludeSite? includes = null) =>
+        HoconNodes.AsObject(ParseRoot(text, fail, includes).Value) ?? new HoconObject();
+
+    /// <summary>The problem with <paramref name="text"/> that <see cref="HoconText"/> finds, or null.</summary>
+    internal static string? StructureProblem(string text) => HoconText.Normalise(text, out _);
+
+    private static HoconRoot ParseRoot(string text, Func<string, InvalidInputException> fail, IncludeSite? includes)
     {
-        if (StructureProblem(text) is { } problem) throw fail(problem);
-        Config config;
+        if (HoconText.Normalise(text, out var normalised) is { } problem) throw fail(problem);
         try
         {
-            config = ConfigurationFactory.ParseString(text, include => throw new NotSupportedException($"include \"{include}\" is not supported in sweep specs"));
+            return Parser.Parse(normalised, name => Include(name, includes));
+        }
+        catch (Exception e) when (e is IncludeException or InvalidInputException)
+        {
+            // A problem in an included file, already described with the file.
+            throw fail(e.Message);
         }
         catch (Exception e)
         {
             // The parser throws FormatException, ConfigurationException, and worse (NullReferenceException) on bad input: all are the user's syntax error.
             throw fail(Describe(e, text));
         }
-        return config.Root is { } root ? HoconNodes.AsObject(root) ?? new HoconObject() : new HoconObject();
     }
 
     /// <summary>
-    /// Unbalanced or mismatched brackets, unterminated strings and stray characters inside lists:
-    /// Akka's parser silently accepts some of these (dropping text) and hangs on others.
+    /// The root of an included file. Its substitutions are resolved within that file (and are not
+    /// handed back, so that Akka's parser does not re-resolve them under a wrong path).
     /// </summary>
-    internal static string? StructureProblem(string text)
+    private static HoconRoot Include(string name, IncludeSite? site)
     {
-        var open = new Stack<int>();
-        for (int i = 0; i < text.Length; i++)
+        string label = $"include \"{name}\"";
+        if (site is null) throw new IncludeException($"{label}: includes are not supported in --set values (put it in the spec file)");
+        if (name.Length == 0) throw new IncludeException($"{label}: the file name is empty");
+        string path = Path.GetFullPath(name, site.Directory);
+        // Without an extension HOCON looks for name.conf (and .json, .properties); a spec's includes are HOCON files.
+        if (!File.Exists(path) && Path.GetExtension(path).Length == 0 && File.Exists(path + ".conf")) path += ".conf";
+        // HOCON ignores a missing include; a spec refuses it, so that a typo never silently drops settings.
+        if (!File.Exists(path)) throw new IncludeException($"{label}: file not found: {path}");
+        if (site.Chain.Contains(path, StringComparer.Ordinal))
+            throw new IncludeException($"{label}: an include cycle ({string.Join(" -> ", site.Chain.Append(path).Select(Path.GetFileName))})");
+        if (site.Chain.Count >= IncludeSite.MaxDepth) throw new IncludeException($"{label}: includes nested more than {IncludeSite.MaxDepth} deep");
+        string text;
+        try
         {
-            char c = text[i];
-            char next = i + 1 < text.Length ? text[i + 1] : '\0';
-            bool inList = open.Count > 0 && text[open.Peek()] == '[';
-            switch (c)
-            {
-                case '#':
-                case '/' when next == '/':
-                    i = EndOfLine(text, i) - 1;
-                    break;
-                case '"' when string.CompareOrdinal(text, i, "\"\"\"", 0, 3) == 0:
-                    int close = text.IndexOf("\"\"\"", i + 3, StringComparison.Ordinal);
-                    if (close < 0) return $"{Position(text, i)}: unterminated \"\"\" string";
-                    i = close + 2;
-                    break;
-                case '"':
-                    if (EndOfQuoted(text, i) is not { } quote) return $"{Position(text, i)}: unterminated string";
-                    i = quote;
-                    break;
-                case '$' when next == '{':
-                    int end = text.IndexOfAny(['}', '\n'], i);
-                    if (end < 0 || text[end] != '}') return $"{Position(text, i)}: unterminated substitution ${{...}}";
-                    i = end;
-                    break;
-                case '{' or '[':
-                    if (open.Count == MaxNesting) return $"{Position(text, i)}: nested more than {MaxNesting} levels deep";
-                    open.Push(i);
-                    break;
-                case '}' or ']':
-                    if (open.Count == 0) return $"{Position(text, i)}: '{c}' closes nothing";
-                    int opener = open.Pop();
-                    char expected = text[opener] == '{' ? '}' : ']';
-                    if (c != expected) return $"{Position(text, i)}: '{c}' where '{expected}' was expected to close the '{text[opener]}' at {Position(text, opener)}";
-                    break;
-                default:
-                    if (inList && NotInList.Contains(c)) return $"{Position(text, i)}: unexpected '{c}' inside the list opened at {Position(text, open.Peek())}";
-                    break;
-            }
+            text = File.ReadAllText(path);
         }
-        return open.Count > 0 ? $"{Position(text, open.Peek())}: '{text[open.Peek()]}' is never closed" : null;
-    }
-
-    private static int EndOfLine(string text, int from)
-    {
-        int end = text.IndexOf('\n', from);
-        return end < 0 ? text.Length : end;
-    }
-
-    /// <summary>The index of the closing quote, or null when the string runs to the end of its line.</summary>
-    private static int? EndOfQuoted(string text, int start)
-    {
-        for (int j = start + 1; j < text.Length; j++)
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
-            switch (text[j])
-            {
-                case '\\': j++; break;
-                case '"': return j;
-                case '\n': return null;
-            }
+            throw new IncludeException($"{label}: cannot read {path}: {e.Message}");
         }
-        return null;
-    }
-
-    private static string Position(string text, int index)
-    {
-        index = Math.Clamp(index, 0, text.Length);
-        int line = 1, lineStart = 0;
-        for (int i = 0; i < index; i++)
-        {
-            if (text[i] != '\n') continue;
-            line++;
-            lineStart = i + 1;
-        }
-        return $"line {line}, column {index - lineStart + 1}";
+        var root = ParseRoot(text, problem => new InvalidInputException($"{label}: {path}: {problem}"), site.Into(path));
+        if (HoconNodes.AsObject(root.Value) is null) throw new IncludeException($"{label}: {path} does not hold an object");
+        return new HoconRoot(root.Value);
     }
 
     /// <summary>Akka reports "at position N" followed by the line and a caret; a line and column read better on one line.</summary>
@@ -208,10 +174,13 @@ internal static class HoconDocument
     {
         var match = AkkaPosition.Match(e.Message);
         if (match.Success && int.TryParse(match.Groups["position"].Value, NumberStyles.None, CultureInfo.InvariantCulture, out int position))
-            return $"{match.Groups["what"].Value} at {Position(text, position)}";
+            return $"{match.Groups["what"].Value} at {HoconText.Position(text, position)}";
         return e is NullReferenceException ? "the HOCON parser could not read this text" : e.Message;
     }
 }
+
+/// <summary>A problem with an include statement or the file it includes, thrown through Akka's parser and reported with the including file.</summary>
+internal sealed class IncludeException(string message) : Exception(message);
 
 /// <summary>What a HOCON value holds once whitespace and substitutions are looked through.</summary>
 internal enum HoconShape { Nothing, Null, Text, List, Object, Mixed }

@@ -132,9 +132,11 @@ public static class SweepSpecLoader
         var source = new SpecSource(sourceName, flags);
         // The file alone first, so that its syntax errors point into the file; then with the flags
         // appended, since later lines win in HOCON: the file, then each flag in order.
-        if (HoconDocument.StructureProblem(hoconText) is { } problem) throw source.FileError(problem);
-        string merged = string.Join('\n', flags.Select(f => f.AsHoconLine).Prepend(hoconText)) + '\n';
-        var root = new SpecObject("", HoconDocument.ParseText(merged, source.FileError), source);
+        if (HoconText.Normalise(hoconText, out var fileText) is { } problem) throw source.FileError(problem);
+        string merged = string.Join('\n', flags.Select(f => f.AsHoconLine).Prepend(fileText)) + '\n';
+        string specPath = Path.GetFullPath(sourceName, baseDirectory);
+        var includes = new IncludeSite(baseDirectory, File.Exists(specPath) ? [specPath] : []);
+        var root = new SpecObject("", HoconDocument.ParseText(merged, source.FileError, includes), source);
 
         root.RejectUnknownKeys(Keys.Root, " (a spec holds one root object, sweep)");
         var sweep = root.Required("sweep", "a spec is one root object named sweep { ... }").Object();
