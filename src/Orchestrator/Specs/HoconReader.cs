@@ -82,8 +82,11 @@ internal sealed class SpecSource(string fileName, IReadOnlyList<SpecOverride> ov
     /// <summary>The last flag that wrote <paramref name="path"/>, or null when the file did.</summary>
     public SpecOverride? OverrideOf(string path) => overrides.LastOrDefault(o => o.Covers(path));
 
+    /// <summary>The flag that wrote <paramref name="path"/>, or the file.</summary>
+    public string Label(string path) => OverrideOf(path)?.Label ?? fileName;
+
     public InvalidInputException Error(string path, string problem) =>
-        new(OneLine($"{OverrideOf(path)?.Label ?? fileName}: {path}: {problem}"));
+        new(OneLine($"{Label(path)}: {path}: {problem}"));
 
     public InvalidInputException FileError(string problem) => new(OneLine($"{fileName}: {problem}"));
 
