@@ -119,9 +119,6 @@ internal static class HoconDocument
     public static HoconObject ParseText(string text, Func<string, InvalidInputException> fail, IncludeSite? includes = null) =>
         HoconNodes.AsObject(ParseRoot(text, fail, includes).Value) ?? new HoconObject();
 
-    /// <summary>The problem with <paramref name="text"/> that <see cref="HoconText"/> finds, or null.</summary>
-    internal static string? StructureProblem(string text) => HoconText.Normalise(text, out _);
-
     private static HoconRoot ParseRoot(string text, Func<string, InvalidInputException> fail, IncludeSite? includes)
     {
         if (HoconText.Normalise(text, out var normalised) is { } problem) throw fail(problem);
