@@ -34,9 +34,10 @@ public static class TrainCommand
         var power = new Option<double>("--power") { Description = "Power of the inv policy.", DefaultValueFactory = _ => defaults.Solver.Power };
         var stepSize = new Option<int>("--step-size") { Description = "Iterations per step of the step policy.", DefaultValueFactory = _ => defaults.Solver.StepSize };
         var seed = new Option<int>("--seed") { Description = "Seed of the initial weights and the batch order.", DefaultValueFactory = _ => defaults.Seed };
-        var threads = new Option<int>("--threads") { Description = "LibTorch threads [default: all cores].", DefaultValueFactory = _ => TrainingOptions.DefaultThreads };
+        // No DefaultValueFactory where the description names the default in words: the help would show it twice.
+        var threads = new Option<int?>("--threads") { Description = "LibTorch threads [default: all cores]." };
         var device = new Option<string>("--device") { Description = "auto, cpu, cuda or cuda:N.", DefaultValueFactory = _ => "auto" };
-        var dataset = new Option<string>("--dataset") { Description = "Folder with the four MNIST IDX files [default: the embedded 8,000/2,000 subset].", DefaultValueFactory = _ => MnistData.EmbeddedPath };
+        var dataset = new Option<string?>("--dataset") { Description = "Folder with the four MNIST IDX files [default: the embedded 8,000/2,000 subset]." };
         var checkpoint = new Option<string?>("--checkpoint") { Description = "Write the trial's state to this file at every test interval (and on Ctrl+C)." };
         var resume = new Option<string?>("--resume") { Description = "Continue from a checkpoint written by --checkpoint." };
         var json = new Option<bool>("--json") { Description = "One JSON object per line instead of readable lines." };
@@ -56,9 +57,9 @@ public static class TrainCommand
                 parsed.GetValue(testInterval),
                 parsed.GetValue(seed),
                 new SolverSpec(Policy: parsed.GetValue(policy), Gamma: parsed.GetValue(gamma), Power: parsed.GetValue(power), StepSize: parsed.GetValue(stepSize)),
-                new DatasetSpec(parsed.GetValue(dataset)!));
+                new DatasetSpec(parsed.GetValue(dataset) ?? MnistData.EmbeddedPath));
             var options = new TrainingOptions(
-                parsed.GetValue(threads),
+                parsed.GetValue(threads) ?? TrainingOptions.DefaultThreads,
                 parsed.GetValue(device)!,
                 parsed.GetValue(checkpoint),
                 parsed.GetValue(resume),

@@ -135,14 +135,24 @@ public static partial class DashboardServer
         return app;
     }
 
-    /// <summary>Listens with Kestrel on <paramref name="bind"/> (an IP address or "localhost") and <paramref name="port"/> (0: a free one).</summary>
-    public static Action<WebApplicationBuilder> UseKestrel(string bind, int port) => builder =>
-        builder.WebHost.UseKestrel(kestrel =>
+    /// <summary>
+    /// Listens with Kestrel on <paramref name="bind"/> (an IP address or "localhost") and <paramref name="port"/> (0: a free one).
+    /// "localhost" is the IPv4 and IPv6 loopback on a fixed port, and the IPv4 loopback with port 0 (Kestrel
+    /// cannot pick one free port on both). Anything else is refused here, before a server is built.
+    /// </summary>
+    public static Action<WebApplicationBuilder> UseKestrel(string bind, int port)
+    {
+        bool localhost = string.Equals(bind, "localhost", StringComparison.OrdinalIgnoreCase);
+        IPAddress? address = localhost ? null
+            : IPAddress.TryParse(bind, out var parsed) ? parsed
+            : throw new Protocol.InvalidInputException($"--bind {bind}: not an IP address (or localhost)");
+        return builder => builder.WebHost.UseKestrel(kestrel =>
         {
-            if (string.Equals(bind, "localhost", StringComparison.OrdinalIgnoreCase)) kestrel.ListenLocalhost(port);
-            else if (IPAddress.TryParse(bind, out var address)) kestrel.Listen(address, port);
-            else throw new Protocol.InvalidInputException($"--bind {bind}: not an IP address (or localhost)");
+            if (address is not null) kestrel.Listen(address, port);
+            else if (port == 0) kestrel.Listen(IPAddress.Loopback, 0);
+            else kestrel.ListenLocalhost(port);
         });
+    }
 
     /// <summary>The addresses a started application listens on (the real port when 0 was asked for).</summary>
     public static IReadOnlyList<string> Addresses(WebApplication app) =>

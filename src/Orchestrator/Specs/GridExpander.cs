@@ -6,8 +6,26 @@ using Sweep.Protocol.Training;
 
 namespace Sweep.Orchestrator.Specs;
 
-/// <summary>A trial before merging: its proposed name, what it computes, and the spec key it came from (for errors).</summary>
-internal sealed record TrialCandidate(string Name, TrialSpec Spec, string Path);
+/// <summary>
+/// A trial before merging: its proposed name, what it computes, the spec key it came from (for
+/// errors), and whether the user named it (a case) rather than the grid.
+/// </summary>
+internal sealed record TrialCandidate(string Name, TrialSpec Spec, string Path, bool Named = false);
+
+/// <summary>A named case that has the settings of an earlier named case, and so is that trial.</summary>
+internal sealed record MergedCase(TrialCandidate Kept, TrialCandidate Merged);
+
+/// <summary>
+/// The trials of a sweep after identical ones are merged; <see cref="Aliases"/> maps the name of
+/// every merged candidate to the trial it became (so that a fault aimed at it finds it), and
+/// <see cref="MergedCases"/> lists the named cases merged into other named cases (to warn about).
+/// </summary>
+internal sealed record MergedTrials(IReadOnlyList<TrialDefinition> Trials, IReadOnlyDictionary<string, string> Aliases, IReadOnlyList<MergedCase> MergedCases)
+{
+    /// <summary>The trial a fault or filter aimed at <paramref name="name"/> means: the trial of that name, else the one it was merged into.</summary>
+    public string? Resolve(string name, IReadOnlySet<string> names) =>
+        names.Contains(name) ? name : Aliases.GetValueOrDefault(name);
+}
 
 /// <summary>The batch/learning-rate coupling lr = reference-lr × (batch / reference-batch-size)^k.</summary>
 internal sealed record LrCoupling(int ReferenceBatchSize, double ReferenceLr)
@@ -65,20 +83,33 @@ internal static class GridExpander
     /// <summary>
     /// Keeps the first of every set of identical trials (same id, so a case wins over a grid cell) and
     /// makes names unique by appending -2, -3, …; hash sets keep it linear in the number of trials.
+    /// The names of the candidates merged away become aliases of the trial they are.
     /// </summary>
-    public static IReadOnlyList<TrialDefinition> Merge(IEnumerable<TrialCandidate> candidates)
+    public static MergedTrials Merge(IEnumerable<TrialCandidate> candidates)
     {
         var trials = new List<TrialDefinition>();
-        var ids = new HashSet<string>(StringComparer.Ordinal);
+        var indexById = new Dictionary<string, int>(StringComparer.Ordinal);
         var names = new HashSet<string>(StringComparer.Ordinal);
         var nextSuffix = new Dictionary<string, int>(StringComparer.Ordinal);
+        // Only named cases are remembered (cases come before grid cells, so only a case can keep a case's place).
+        var keptCases = new Dictionary<int, TrialCandidate>();
+        var aliases = new Dictionary<string, string>(StringComparer.Ordinal);
+        var mergedCases = new List<MergedCase>();
         foreach (var candidate in candidates)
         {
             string id = TrialId(candidate.Spec);
-            if (!ids.Add(id)) continue;
+            if (indexById.TryGetValue(id, out int kept))
+            {
+                string keptName = trials[kept].Name;
+                if (candidate.Name != keptName) aliases.TryAdd(candidate.Name, keptName);
+                if (candidate.Named && keptCases.TryGetValue(kept, out var keptCase)) mergedCases.Add(new MergedCase(keptCase, candidate));
+                continue;
+            }
+            indexById[id] = trials.Count;
+            if (candidate.Named) keptCases[trials.Count] = candidate;
             trials.Add(new TrialDefinition(id, UniqueName(candidate.Name, names, nextSuffix), candidate.Spec));
         }
-        return trials;
+        return new MergedTrials(trials, aliases, mergedCases);
     }
 
     /// <summary>

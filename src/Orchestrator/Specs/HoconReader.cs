@@ -1,6 +1,5 @@
 using System.Globalization;
 using System.Text.RegularExpressions;
-using Akka.Configuration;
 using Akka.Configuration.Hocon;
 using Sweep.Protocol;
 
@@ -28,7 +27,8 @@ internal sealed record SpecOverride(string Raw, string Key, string Value, HoconO
     /// <summary>The line appended to the spec text: later lines win in HOCON, so later flags win over the file and earlier flags.</summary>
     public string AsHoconLine => $"{Key} = {Value}";
 
-    public static SpecOverride Parse(string raw, Func<string, bool> isKnownKey)
+    /// <summary>Reads one flag; <paramref name="unknownKey"/> says what is wrong with a key path the spec does not have (null: it has it).</summary>
+    public static SpecOverride Parse(string raw, Func<string, string?> unknownKey)
     {
         int equals = raw.IndexOf('=');
         if (equals < 0) throw Fail(raw, "expected KEY=VALUE, e.g. sweep.max-iter=300");
@@ -36,7 +36,7 @@ internal sealed record SpecOverride(string Raw, string Key, string Value, HoconO
         string value = raw[(equals + 1)..].Trim();
         if (key.Length == 0) throw Fail(raw, "the key before '=' is empty");
         if (!KeyPath.IsMatch(key)) throw Fail(raw, $"'{key}' is not a key path like sweep.max-iter");
-        if (!isKnownKey(key)) throw Fail(raw, $"{key}: unknown key");
+        if (unknownKey(key) is { } unknown) throw Fail(raw, $"{key}: {unknown}");
         if (value.Length == 0) throw Fail(raw, $"{key}: the value after '=' is empty");
         if (value.Contains("${", StringComparison.Ordinal)) throw Fail(raw, $"{key}: substitutions are not supported in --set values");
 
@@ -82,8 +82,11 @@ internal sealed class SpecSource(string fileName, IReadOnlyList<SpecOverride> ov
     /// <summary>The last flag that wrote <paramref name="path"/>, or null when the file did.</summary>
     public SpecOverride? OverrideOf(string path) => overrides.LastOrDefault(o => o.Covers(path));
 
+    /// <summary>The flag that wrote <paramref name="path"/>, or the file.</summary>
+    public string Label(string path) => OverrideOf(path)?.Label ?? fileName;
+
     public InvalidInputException Error(string path, string problem) =>
-        new(OneLine($"{OverrideOf(path)?.Label ?? fileName}: {path}: {problem}"));
+        new(OneLine($"{Label(path)}: {path}: {problem}"));
 
     public InvalidInputException FileError(string problem) => new(OneLine($"{fileName}: {problem}"));
 
@@ -91,115 +94,79 @@ internal sealed class SpecSource(string fileName, IReadOnlyList<SpecOverride> ov
     public static string OneLine(string text) => Regex.Replace(text, @"\s+", " ").Trim();
 }
 
-/// <summary>Parses spec text with Akka's HOCON parser, after checking what that parser gets wrong.</summary>
+/// <summary>Where include statements are read from: the including file's folder, and the files included on the way there.</summary>
+internal sealed record IncludeSite(string Directory, IReadOnlyList<string> Chain)
+{
+    /// <summary>Includes inside includes; deeper than this is a mistake, not a spec.</summary>
+    public const int MaxDepth = 16;
+
+    /// <summary>Includes in the text of <paramref name="file"/>, included from here.</summary>
+    public IncludeSite Into(string file) => new(Path.GetDirectoryName(file)!, [.. Chain, file]);
+}
+
+/// <summary>
+/// Parses spec text with Akka's HOCON parser, after <see cref="HoconText"/> has checked it and put
+/// it in the form that parser reads correctly; include statements are read here.
+/// </summary>
 internal static class HoconDocument
 {
-    private const int MaxNesting = 64;
-
-    /// <summary>Characters that cannot start a list element. Akka's parser loops forever on them inside a list instead of failing.</summary>
-    private const string NotInList = "=:$`^?!@*&\\";
-
     private static readonly Regex AkkaPosition = new(@"^(?<what>.*?) at position (?<position>\d+):", RegexOptions.Singleline | RegexOptions.CultureInvariant);
 
-    /// <summary>The root object of <paramref name="text"/>; syntax errors become <paramref name="fail"/>(message).</summary>
-    public static HoconObject ParseText(string text, Func<string, InvalidInputException> fail)
+    /// <summary>
+    /// The root object of <paramref name="text"/>; syntax errors become <paramref name="fail"/>(message).
+    /// <c>include "file"</c> reads a file relative to <paramref name="includes"/> (null: includes are refused).
+    /// </summary>
+    public static HoconObject ParseText(string text, Func<string, InvalidInputException> fail, IncludeSite? includes = null) =>
+        HoconNodes.AsObject(ParseRoot(text, fail, includes).Value) ?? new HoconObject();
+
+    private static HoconRoot ParseRoot(string text, Func<string, InvalidInputException> fail, IncludeSite? includes)
     {
-        if (StructureProblem(text) is { } problem) throw fail(problem);
-        Config config;
+        if (HoconText.Normalise(text, out var normalised) is { } problem) throw fail(problem);
         try
         {
-            config = ConfigurationFactory.ParseString(text, include => throw new NotSupportedException($"include \"{include}\" is not supported in sweep specs"));
+            return Parser.Parse(normalised, name => Include(name, includes));
+        }
+        catch (Exception e) when (e is IncludeException or InvalidInputException)
+        {
+            // A problem in an included file, already described with the file.
+            throw fail(e.Message);
         }
         catch (Exception e)
         {
             // The parser throws FormatException, ConfigurationException, and worse (NullReferenceException) on bad input: all are the user's syntax error.
             throw fail(Describe(e, text));
         }
-        return config.Root is { } root ? HoconNodes.AsObject(root) ?? new HoconObject() : new HoconObject();
     }
 
     /// <summary>
-    /// Unbalanced or mismatched brackets, unterminated strings and stray characters inside lists:
-    /// Akka's parser silently accepts some of these (dropping text) and hangs on others.
+    /// The root of an included file. Its substitutions are resolved within that file (and are not
+    /// handed back, so that Akka's parser does not re-resolve them under a wrong path).
     /// </summary>
-    internal static string? StructureProblem(string text)
+    private static HoconRoot Include(string name, IncludeSite? site)
     {
-        var open = new Stack<int>();
-        for (int i = 0; i < text.Length; i++)
+        string label = $"include \"{name}\"";
+        if (site is null) throw new IncludeException($"{label}: includes are not supported in --set values (put it in the spec file)");
+        if (name.Length == 0) throw new IncludeException($"{label}: the file name is empty");
+        string path = Path.GetFullPath(name, site.Directory);
+        // Without an extension HOCON looks for name.conf (and .json, .properties); a spec's includes are HOCON files.
+        if (!File.Exists(path) && Path.GetExtension(path).Length == 0 && File.Exists(path + ".conf")) path += ".conf";
+        // HOCON ignores a missing include; a spec refuses it, so that a typo never silently drops settings.
+        if (!File.Exists(path)) throw new IncludeException($"{label}: file not found: {path}");
+        if (site.Chain.Contains(path, StringComparer.Ordinal))
+            throw new IncludeException($"{label}: an include cycle ({string.Join(" -> ", site.Chain.Append(path).Select(Path.GetFileName))})");
+        if (site.Chain.Count >= IncludeSite.MaxDepth) throw new IncludeException($"{label}: includes nested more than {IncludeSite.MaxDepth} deep");
+        string text;
+        try
         {
-            char c = text[i];
-            char next = i + 1 < text.Length ? text[i + 1] : '\0';
-            bool inList = open.Count > 0 && text[open.Peek()] == '[';
-            switch (c)
-            {
-                case '#':
-                case '/' when next == '/':
-                    i = EndOfLine(text, i) - 1;
-                    break;
-                case '"' when string.CompareOrdinal(text, i, "\"\"\"", 0, 3) == 0:
-                    int close = text.IndexOf("\"\"\"", i + 3, StringComparison.Ordinal);
-                    if (close < 0) return $"{Position(text, i)}: unterminated \"\"\" string";
-                    i = close + 2;
-                    break;
-                case '"':
-                    if (EndOfQuoted(text, i) is not { } quote) return $"{Position(text, i)}: unterminated string";
-                    i = quote;
-                    break;
-                case '$' when next == '{':
-                    int end = text.IndexOfAny(['}', '\n'], i);
-                    if (end < 0 || text[end] != '}') return $"{Position(text, i)}: unterminated substitution ${{...}}";
-                    i = end;
-                    break;
-                case '{' or '[':
-                    if (open.Count == MaxNesting) return $"{Position(text, i)}: nested more than {MaxNesting} levels deep";
-                    open.Push(i);
-                    break;
-                case '}' or ']':
-                    if (open.Count == 0) return $"{Position(text, i)}: '{c}' closes nothing";
-                    int opener = open.Pop();
-                    char expected = text[opener] == '{' ? '}' : ']';
-                    if (c != expected) return $"{Position(text, i)}: '{c}' where '{expected}' was expected to close the '{text[opener]}' at {Position(text, opener)}";
-                    break;
-                default:
-                    if (inList && NotInList.Contains(c)) return $"{Position(text, i)}: unexpected '{c}' inside the list opened at {Position(text, open.Peek())}";
-                    break;
-            }
+            text = File.ReadAllText(path);
         }
-        return open.Count > 0 ? $"{Position(text, open.Peek())}: '{text[open.Peek()]}' is never closed" : null;
-    }
-
-    private static int EndOfLine(string text, int from)
-    {
-        int end = text.IndexOf('\n', from);
-        return end < 0 ? text.Length : end;
-    }
-
-    /// <summary>The index of the closing quote, or null when the string runs to the end of its line.</summary>
-    private static int? EndOfQuoted(string text, int start)
-    {
-        for (int j = start + 1; j < text.Length; j++)
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
-            switch (text[j])
-            {
-                case '\\': j++; break;
-                case '"': return j;
-                case '\n': return null;
-            }
+            throw new IncludeException($"{label}: cannot read {path}: {e.Message}");
         }
-        return null;
-    }
-
-    private static string Position(string text, int index)
-    {
-        index = Math.Clamp(index, 0, text.Length);
-        int line = 1, lineStart = 0;
-        for (int i = 0; i < index; i++)
-        {
-            if (text[i] != '\n') continue;
-            line++;
-            lineStart = i + 1;
-        }
-        return $"line {line}, column {index - lineStart + 1}";
+        var root = ParseRoot(text, problem => new InvalidInputException($"{label}: {path}: {problem}"), site.Into(path));
+        if (HoconNodes.AsObject(root.Value) is null) throw new IncludeException($"{label}: {path} does not hold an object");
+        return new HoconRoot(root.Value);
     }
 
     /// <summary>Akka reports "at position N" followed by the line and a caret; a line and column read better on one line.</summary>
@@ -207,10 +174,13 @@ internal static class HoconDocument
     {
         var match = AkkaPosition.Match(e.Message);
         if (match.Success && int.TryParse(match.Groups["position"].Value, NumberStyles.None, CultureInfo.InvariantCulture, out int position))
-            return $"{match.Groups["what"].Value} at {Position(text, position)}";
+            return $"{match.Groups["what"].Value} at {HoconText.Position(text, position)}";
         return e is NullReferenceException ? "the HOCON parser could not read this text" : e.Message;
     }
 }
+
+/// <summary>A problem with an include statement or the file it includes, thrown through Akka's parser and reported with the including file.</summary>
+internal sealed class IncludeException(string message) : Exception(message);
 
 /// <summary>What a HOCON value holds once whitespace and substitutions are looked through.</summary>
 internal enum HoconShape { Nothing, Null, Text, List, Object, Mixed }
@@ -289,13 +259,24 @@ internal sealed class SpecValue(string path, HoconValue value, SpecSource source
     public int Int(Rule rule)
     {
         var text = Shape == HoconShape.Text ? RawText() : throw Expected("a whole number");
-        if (!int.TryParse(text, NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out int number))
-        {
-            bool tooLarge = double.TryParse(text, NumberStyles.Float, CultureInfo.InvariantCulture, out double d) && d == Math.Floor(d);
-            throw Expected(tooLarge ? $"a whole number up to {int.MaxValue}" : "a whole number");
-        }
-        return Check(number, rule);
+        return WholeNumber(text) is { } number ? Check(number, rule) : throw Expected(NumberPattern.IsMatch(text) && IsLarge(text) ? $"a whole number up to {int.MaxValue}" : "a whole number");
     }
+
+    /// <summary>
+    /// A whole number as a spec or a --set flag may write it: <c>300</c>, or any number whose value is
+    /// whole, such as <c>1e3</c>, <c>2.0E2</c> or <c>300.0</c>; null for anything else (<c>1e-3</c>,
+    /// <c>16.5</c>, text) and for numbers outside the range of an int.
+    /// </summary>
+    internal static int? WholeNumber(string text)
+    {
+        if (int.TryParse(text, NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out int plain)) return plain;
+        if (!NumberPattern.IsMatch(text) || !decimal.TryParse(text, NumberStyles.Float, CultureInfo.InvariantCulture, out decimal value)) return null;
+        return value == decimal.Truncate(value) && value is >= int.MinValue and <= int.MaxValue ? (int)value : null;
+    }
+
+    /// <summary>Whether a number's magnitude is at least 1 (so that a whole number refused for its size is told so).</summary>
+    private static bool IsLarge(string text) =>
+        double.TryParse(text, NumberStyles.Float, CultureInfo.InvariantCulture, out double d) && Math.Abs(d) >= 1 && (!double.IsFinite(d) || d == Math.Floor(d));
 
     public double Number(Rule rule)
     {
@@ -344,6 +325,9 @@ internal sealed class SpecValue(string path, HoconValue value, SpecSource source
     }
 
     public InvalidInputException Error(string problem) => source.Error(path, problem);
+
+    /// <summary>A number as JSON and HOCON write it (a leading '+' allowed): digits, an optional fraction, an optional exponent.</summary>
+    private static readonly Regex NumberPattern = new(@"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$", RegexOptions.CultureInvariant);
 
     private static readonly Regex Duration = new(
         @"^(?<amount>[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?)\s*(?<unit>ns|nanos?|nanoseconds?|us|micros?|microseconds?|ms|millis?|milliseconds?|s|seconds?|m|minutes?|h|hours?|d|days?)?$",
@@ -414,8 +398,7 @@ internal sealed class SpecObject(string path, HoconObject hocon, SpecSource sour
         foreach (var key in hocon.Items.Keys)
         {
             if (known.Contains(key)) continue;
-            var closest = known.Select(k => (Key: k, Distance: EditDistance(k, key))).Where(k => k.Distance <= 2).OrderBy(k => k.Distance).FirstOrDefault();
-            string suggestion = closest.Key is null ? hint ?? "" : $" (did you mean {closest.Key}?)";
+            string suggestion = KeySuggestion.Closest(known, key) is { } closest ? $" (did you mean {closest}?)" : hint ?? "";
             throw source.Error(Child(key), "unknown key" + suggestion);
         }
     }
@@ -454,6 +437,15 @@ internal sealed class SpecObject(string path, HoconObject hocon, SpecSource sour
     public SpecObject? Object(string key) => Get(key)?.Object();
 
     public InvalidInputException Error(string problem) => source.Error(path, problem);
+
+}
+
+/// <summary>The "did you mean" of unknown keys, in spec files and --set flags alike.</summary>
+internal static class KeySuggestion
+{
+    /// <summary>The known key closest to <paramref name="key"/>, when it is at most two edits away; null otherwise.</summary>
+    public static string? Closest(IEnumerable<string> known, string key) =>
+        known.Select(k => (Key: k, Distance: EditDistance(k, key))).Where(k => k.Distance <= 2).OrderBy(k => k.Distance).FirstOrDefault().Key;
 
     private static int EditDistance(string a, string b)
     {

@@ -47,15 +47,45 @@ public static class SweepSpecLoader
             ["sweep.synthetic"] = Synthetic,
         };
 
-        public static bool IsKnown(string keyPath)
+        public static bool IsKnown(string keyPath) => UnknownKey(keyPath) is null;
+
+        /// <summary>
+        /// What is wrong with a --set key path the spec does not have, with the closest key path that
+        /// it has (the same suggestion as for unknown keys in a spec file); null when it has it.
+        /// </summary>
+        public static string? UnknownKey(string keyPath)
         {
+            var segments = keyPath.Split('.');
             string parent = "";
-            foreach (var segment in keyPath.Split('.'))
+            foreach (var segment in segments)
             {
-                if (!ByObject.TryGetValue(parent, out var keys) || !keys.Contains(segment)) return false;
+                if (!ByObject.TryGetValue(parent, out var keys))
+                    return $"unknown key ({parent} holds a value, not keys: set it whole, --set {parent}=VALUE)";
+                if (!keys.Contains(segment)) return "unknown key" + (Closest(segments) is { } closest ? $" (did you mean {closest}?)" : "");
                 parent = parent.Length == 0 ? segment : $"{parent}.{segment}";
             }
-            return true;
+            return null;
+        }
+
+        /// <summary>
+        /// The known key path closest to <paramref name="segments"/>: each unknown segment replaced by
+        /// the closest key of its object, as far as that leads (sweep.solvr.gama: sweep.solver.gamma).
+        /// </summary>
+        private static string? Closest(string[] segments)
+        {
+            string parent = "";
+            for (int i = 0; i < segments.Length; i++)
+            {
+                if (!ByObject.TryGetValue(parent, out var keys)) return null;
+                if (!keys.Contains(segments[i]))
+                {
+                    if (KeySuggestion.Closest(keys, segments[i]) is not { } key) return null;
+                    string[] corrected = [.. segments[..i], key, .. segments[(i + 1)..]];
+                    return IsKnown(string.Join('.', corrected)) ? string.Join('.', corrected) : Closest(corrected) ?? string.Join('.', corrected[..(i + 1)]);
+                }
+                parent = parent.Length == 0 ? segments[i] : $"{parent}.{segments[i]}";
+            }
+            return null;
         }
     }
 
@@ -76,8 +106,11 @@ public static class SweepSpecLoader
         ["exception"] = FaultKind.Exception, ["nan"] = FaultKind.Nan, ["crash"] = FaultKind.Crash, ["out-of-memory"] = FaultKind.OutOfMemory,
     };
 
-    /// <summary>Reads the spec file at <paramref name="path"/>; <paramref name="overrides"/> are the raw KEY=VALUE texts of repeated --set flags.</summary>
-    public static SweepDefinition Load(string path, IReadOnlyList<string> overrides)
+    /// <summary>
+    /// Reads the spec file at <paramref name="path"/>; <paramref name="overrides"/> are the raw KEY=VALUE texts of repeated --set flags.
+    /// Warnings (named cases merged into one trial) go to <paramref name="warnings"/>, standard error by default, one line each.
+    /// </summary>
+    public static SweepDefinition Load(string path, IReadOnlyList<string> overrides, TextWriter? warnings = null)
     {
         if (!File.Exists(path)) throw new InvalidInputException($"{path}: spec file not found");
         string text;
@@ -89,33 +122,36 @@ public static class SweepSpecLoader
         {
             throw new InvalidInputException(SpecSource.OneLine($"{path}: cannot read the spec file: {e.Message}"));
         }
-        return Parse(text, path, Path.GetDirectoryName(Path.GetFullPath(path))!, overrides);
+        return Parse(text, path, Path.GetDirectoryName(Path.GetFullPath(path))!, overrides, warnings);
     }
 
     /// <summary>
-    /// Reads spec text as if from <paramref name="sourceName"/>; relative dataset paths in the text are
-    /// resolved against <paramref name="baseDirectory"/> (those given by a --set flag against the current directory).
+    /// Reads spec text as if from <paramref name="sourceName"/>; relative dataset paths and includes in the text are
+    /// resolved against <paramref name="baseDirectory"/> (dataset paths given by a --set flag against the current directory).
+    /// Warnings go to <paramref name="warnings"/>, standard error by default.
     /// </summary>
-    public static SweepDefinition Parse(string hoconText, string sourceName, string baseDirectory, IReadOnlyList<string> overrides)
+    public static SweepDefinition Parse(string hoconText, string sourceName, string baseDirectory, IReadOnlyList<string> overrides, TextWriter? warnings = null)
     {
-        var flags = overrides.Select(raw => SpecOverride.Parse(raw, Keys.IsKnown)).ToList();
+        var flags = overrides.Select(raw => SpecOverride.Parse(raw, Keys.UnknownKey)).ToList();
         var source = new SpecSource(sourceName, flags);
         // The file alone first, so that its syntax errors point into the file; then with the flags
         // appended, since later lines win in HOCON: the file, then each flag in order.
-        if (HoconDocument.StructureProblem(hoconText) is { } problem) throw source.FileError(problem);
-        string merged = string.Join('\n', flags.Select(f => f.AsHoconLine).Prepend(hoconText)) + '\n';
-        var root = new SpecObject("", HoconDocument.ParseText(merged, source.FileError), source);
+        if (HoconText.Normalise(hoconText, out var fileText) is { } problem) throw source.FileError(problem);
+        string merged = string.Join('\n', flags.Select(f => f.AsHoconLine).Prepend(fileText)) + '\n';
+        string specPath = Path.GetFullPath(sourceName, baseDirectory);
+        var includes = new IncludeSite(baseDirectory, File.Exists(specPath) ? [specPath] : []);
+        var root = new SpecObject("", HoconDocument.ParseText(merged, source.FileError, includes), source);
 
         root.RejectUnknownKeys(Keys.Root, " (a spec holds one root object, sweep)");
         var sweep = root.Required("sweep", "a spec is one root object named sweep { ... }").Object();
         string record = string.Concat(overrides.Select(o => $" --set {o}").Prepend(sourceName));
-        return ReadSweep(sweep, source, baseDirectory, record);
+        return ReadSweep(sweep, source, baseDirectory, record, warnings ?? Console.Error);
     }
 
     /// <summary>The id every trial with this spec gets: the same cell always gets the same id, whatever the sweep.</summary>
     public static string TrialId(TrialSpec spec) => GridExpander.TrialId(spec);
 
-    private static SweepDefinition ReadSweep(SpecObject sweep, SpecSource source, string baseDirectory, string record)
+    private static SweepDefinition ReadSweep(SpecObject sweep, SpecSource source, string baseDirectory, string record, TextWriter warnings)
     {
         sweep.RejectUnknownKeys(Keys.Sweep);
         string name = sweep.RequiredName("name");
@@ -142,9 +178,16 @@ public static class SweepSpecLoader
             throw sweep.Error($"expands to {count} trials, more than max-trials = {maxTrials} (raise sweep.max-trials to allow it)");
 
         IEnumerable<TrialCandidate> cells = grid is null ? [] : GridExpander.Cells(grid, defaults);
-        var trials = GridExpander.Merge(cases.Concat(cells).Select(candidate => Validated(candidate, source)));
-        var synthetic = ReadSynthetic(sweep.Object("synthetic"), trials);
-        return new SweepDefinition(name, record, model, trials, divergence, retry, onOutOfMemory, scaling.Exponent, synthetic);
+        var merged = GridExpander.Merge(cases.Concat(cells).Select(candidate => Validated(candidate, source)));
+        foreach (var (kept, same) in merged.MergedCases)
+        {
+            warnings.WriteLine(SpecSource.OneLine(
+                $"sweep: warning: {source.Label(same.Path)}: {same.Path}: case \"{same.Name}\" has the same settings as case \"{kept.Name}\" ({kept.Path}): " +
+                $"they are one trial, run once as \"{kept.Name}\" (faults aimed at \"{same.Name}\" apply to it)"));
+        }
+        warnings.Flush();
+        var synthetic = ReadSynthetic(sweep.Object("synthetic"), merged);
+        return new SweepDefinition(name, record, model, merged.Trials, divergence, retry, onOutOfMemory, scaling.Exponent, synthetic);
     }
 
     /// <summary>The spec's own checks (positive sizes and rates) also catch what the key-level checks cannot, such as a coupled rate that overflows.</summary>
@@ -239,7 +282,7 @@ public static class SweepSpecLoader
                 entry.Required("base-lr").Number(Rule.Positive),
                 entry.Int("max-iter", maxIter, Rule.Positive),
                 entry.Int("seed", seed, Rule.NonNegative));
-            cases.Add(new TrialCandidate(name, spec, entry.Path));
+            cases.Add(new TrialCandidate(name, spec, entry.Path, Named: true));
         }
         return cases;
     }
@@ -263,7 +306,7 @@ public static class SweepSpecLoader
         return new GridSpec(grid.Path, batchSizes, Numbers(baseLrs, Rule.Positive), null, seeds, maxIters);
     }
 
-    private static SyntheticSpec ReadSynthetic(SpecObject? synthetic, IReadOnlyList<TrialDefinition> trials)
+    private static SyntheticSpec ReadSynthetic(SpecObject? synthetic, MergedTrials trials)
     {
         var defaults = new SyntheticSpec();
         if (synthetic is null) return defaults;
@@ -273,19 +316,19 @@ public static class SweepSpecLoader
         var faults = new List<SyntheticFault>();
         if (synthetic.Get("faults") is { } list)
         {
-            var names = trials.Select(t => t.Name).ToHashSet(StringComparer.Ordinal);
+            var names = trials.Trials.Select(t => t.Name).ToHashSet(StringComparer.Ordinal);
             foreach (var item in list.List(allowSingle: false))
-                faults.Add(ReadFault(item.Object(), names));
+                faults.Add(ReadFault(item.Object(), trials, names));
         }
         return new SyntheticSpec(iterationMs, divergentLr, faults);
     }
 
-    private static SyntheticFault ReadFault(SpecObject fault, HashSet<string> trialNames)
+    private static SyntheticFault ReadFault(SpecObject fault, MergedTrials trials, HashSet<string> trialNames)
     {
         fault.RejectUnknownKeys(Keys.Fault);
         var trial = fault.Required("trial");
-        string name = trial.Text();
-        if (!trialNames.Contains(name)) throw trial.Error($"no trial named \"{name}\" in the expanded sweep");
+        // A name merged into another trial (same settings) means that trial.
+        string name = trials.Resolve(trial.Text(), trialNames) ?? throw trial.Error($"no trial named \"{trial.Text()}\" in the expanded sweep");
         int atIteration = fault.Required("at-iteration").Int(Rule.NonNegative);
         var kind = fault.Required("kind").Choice(FaultKinds);
         var attempts = fault.Get("attempts") is { } a ? Ints(a, Rule.Positive) : [1];

@@ -32,9 +32,25 @@ public sealed class SweepSpecErrorTests
         { "number out of range", Synthetic(Grid, "max-iter = 3000000000"), "spec.conf: sweep.max-iter: expected a whole number up to 2147483647, got 3000000000" },
         { "mismatched bracket", Synthetic("grid { batch-size = [16, 32 }"), "spec.conf: line 4, column 31: '}' where ']' was expected" },
         { "stray character in a list", Synthetic("grid { batch-size = [16, = 32] }"), "spec.conf: line 4, column 28: unexpected '=' inside the list" },
-        { "parser error", Synthetic("name = x, , seed = 1", Grid), "spec.conf: Unknown token at line 4" },
+        { "two commas between fields", Synthetic("name = x, , seed = 1", Grid), "spec.conf: line 4, column 13: ',' with no field before it" },
+        // The "Commas" section of the HOCON specification: these are invalid, in lists and objects alike.
+        { "two trailing commas in a list", Synthetic("grid { batch-size = [1,2,3,,], base-lr = [0.01] }"), "spec.conf: line 4, column 30: ',' with no value before it" },
+        { "an initial comma in a list", Synthetic("grid { batch-size = [,1,2,3], base-lr = [0.01] }"), "spec.conf: line 4, column 24: ',' with no value before it" },
+        { "two commas in a row in a list", Synthetic("grid { batch-size = [1,,2,3], base-lr = [0.01] }"), "spec.conf: line 4, column 26: ',' with no value before it" },
+        { "two commas on two lines in a list", Synthetic("grid { batch-size = [1,\n,2], base-lr = [0.01] }"), "spec.conf: line 5, column 1: ',' with no value before it" },
+        { "two trailing commas in an object", Synthetic("grid { batch-size = [1], base-lr = [0.01],, }"), "spec.conf: line 4, column 45: ',' with no field before it" },
+        { "an initial comma in an object", Synthetic("grid { , batch-size = [1], base-lr = [0.01] }"), "spec.conf: line 4, column 10: ',' with no field before it" },
+        { "two fields on one line without a comma", Synthetic("max-iter = 10 seed = 2", Grid), "spec.conf: line 4, column 22: unexpected '=' in the value of max-iter (fields on one line need a ',' between them" },
+        { "a key without a value", Synthetic("max-iter", Grid), "spec.conf: line 5, column 3: the key max-iter has no value" },
+        { "a key without a value before a comma", Synthetic("grid { batch-size = [8], base-lr, seed = 1 }"), "spec.conf: line 4, column 35: the key base-lr has no value" },
+        { "a list without '='", Synthetic("grid { batch-size [8], base-lr = [0.1] }"), "spec.conf: line 4, column 21: the list after the key batch-size needs '=' or ':' before it" },
+        { "an object without a key", Synthetic("grid { { batch-size = [8] } }"), "spec.conf: line 4, column 10: '{' where a key was expected" },
+        { "text after the root braces", "{ sweep { name = x } }\nsweep.seed = 2", "spec.conf: line 2, column 1: text after the '}' at line 1, column 22 that closes the whole spec" },
+        { "a list at the root", "[ { sweep = 1 } ]", "spec.conf: line 1, column 1: a spec is an object" },
+        { "append", Synthetic("grid { batch-size = [8], base-lr += 0.1 }"), "spec.conf: line 4, column 36: '+=' is not supported in sweep specs" },
+        { "optional substitution", Synthetic(Grid, "max-iter = ${?MAX_ITER}"), "spec.conf: line 5, column 14: optional substitutions ${?...} are not supported" },
         { "unterminated string", Synthetic("name = \"bad", Grid), "spec.conf: line 4, column 10: unterminated string" },
-        { "include", "include \"other.conf\"\n" + Synthetic(Grid), "spec.conf: include \"other.conf\" is not supported" },
+        { "include of a missing file", "include \"no-such-file-for-sweep-specs.conf\"\n" + Synthetic(Grid), $"spec.conf: include \"no-such-file-for-sweep-specs.conf\": file not found: {Path.Combine(Path.GetTempPath(), "no-such-file-for-sweep-specs.conf")}" },
         { "empty file", "", "spec.conf: sweep: missing (a spec is one root object named sweep" },
         { "no sweep root", "experiment { name = x }", "spec.conf: experiment: unknown key (a spec holds one root object, sweep)" },
         { "second root key", Synthetic(Grid) + "akka { loglevel = DEBUG }", "spec.conf: akka: unknown key" },
@@ -101,8 +117,14 @@ public sealed class SweepSpecErrorTests
         { "empty key", ["=300"], "--set =300: the key before '=' is empty" },
         { "not a key path", ["sweep max-iter=300"], "--set sweep max-iter=300: 'sweep max-iter' is not a key path" },
         { "unknown key", ["sweep.foo=1"], "--set sweep.foo=1: sweep.foo: unknown key" },
-        { "unknown nested key", ["sweep.solver.gama=0.1"], "--set sweep.solver.gama=0.1: sweep.solver.gama: unknown key" },
-        { "key inside a list", ["sweep.cases.name=x"], "--set sweep.cases.name=x: sweep.cases.name: unknown key" },
+        { "a typo", ["sweep.max-iters=10"], "--set sweep.max-iters=10: sweep.max-iters: unknown key (did you mean sweep.max-iter?)" },
+        { "a typo in a nested key", ["sweep.solver.gama=0.1"], "--set sweep.solver.gama=0.1: sweep.solver.gama: unknown key (did you mean sweep.solver.gamma?)" },
+        { "a typo in the root", ["swep.max-iter=10"], "--set swep.max-iter=10: swep.max-iter: unknown key (did you mean sweep.max-iter?)" },
+        { "a typo in an object's name", ["sweep.solvr.gamma=0.1"], "--set sweep.solvr.gamma=0.1: sweep.solvr.gamma: unknown key (did you mean sweep.solver.gamma?)" },
+        { "a typo in the object and the key", ["sweep.solvr.gama=0.1"], "--set sweep.solvr.gama=0.1: sweep.solvr.gama: unknown key (did you mean sweep.solver.gamma?)" },
+        { "a typo in an object before an unknown key", ["sweep.solvr.foo=0.1"], "--set sweep.solvr.foo=0.1: sweep.solvr.foo: unknown key (did you mean sweep.solver?)" },
+        { "no key close enough", ["sweep.learning-rate=0.1"], "--set sweep.learning-rate=0.1: sweep.learning-rate: unknown key" },
+        { "key inside a list", ["sweep.cases.name=x"], "--set sweep.cases.name=x: sweep.cases.name: unknown key (sweep.cases holds a value, not keys: set it whole, --set sweep.cases=VALUE)" },
         { "empty value", ["sweep.name="], "--set sweep.name=: sweep.name: the value after '=' is empty" },
         { "syntax error", ["sweep.grid.batch-size=[16, 32"], "--set sweep.grid.batch-size=[16, 32: line 1, column 25: '[' is never closed" },
         { "a second key smuggled in", ["sweep.max-iter=3\nsweep.foo=1"], "--set sweep.max-iter=3 sweep.foo=1: sweep.max-iter: the value must be a single HOCON value" },
@@ -121,6 +143,36 @@ public sealed class SweepSpecErrorTests
         var error = Refused(Synthetic(Grid), overrides);
 
         Assert.True(error.Message.StartsWith(message, StringComparison.Ordinal), $"{label}: expected '{message}…', got '{error.Message}'");
+    }
+
+    [Theory]
+    [InlineData("max-iters = 10", "sweep.max-iters=10", "max-iter", "sweep.max-iter")]
+    [InlineData("solver { gama = 0.001 }", "sweep.solver.gama=0.001", "gamma", "sweep.solver.gamma")]
+    [InlineData("retry { max-atempts = 2 }", "sweep.retry.max-atempts=2", "max-attempts", "sweep.retry.max-attempts")]
+    public void A_typo_gets_the_same_suggestion_in_the_spec_and_in_a_set_flag_and_the_suggested_flag_works(string inSpec, string flag, string key, string keyPath)
+    {
+        var fromSpec = Refused(Synthetic(Grid, inSpec));
+        var fromFlag = Refused(Synthetic(Grid), flag);
+
+        Assert.EndsWith($": unknown key (did you mean {key}?)", fromSpec.Message);
+        Assert.EndsWith($": unknown key (did you mean {keyPath}?)", fromFlag.Message);
+        var corrected = keyPath + flag[flag.IndexOf('=')..];
+        Assert.NotNull(SweepSpecLoader.Parse(Synthetic(Grid), "spec.conf", Path.GetTempPath(), [corrected]));
+    }
+
+    [Theory]
+    [InlineData("1e-3", "expected a whole number, got 1e-3")]
+    [InlineData("2.55E1", "expected a whole number, got 2.55E1")]
+    [InlineData("16.5", "expected a whole number, got 16.5")]
+    [InlineData("1e10", "expected a whole number up to 2147483647, got 1e10")]
+    [InlineData("1e400", "expected a whole number up to 2147483647, got 1e400")]
+    public void A_number_that_is_not_a_whole_int_is_refused_with_the_same_words_in_the_spec_and_in_a_set_flag(string written, string problem)
+    {
+        var fromSpec = Refused(Synthetic(Grid, $"max-iter = {written}"));
+        var fromFlag = Refused(Synthetic(Grid), $"sweep.max-iter={written}");
+
+        Assert.Equal($"spec.conf: sweep.max-iter: {problem}", fromSpec.Message);
+        Assert.Equal($"--set sweep.max-iter={written}: sweep.max-iter: {problem}", fromFlag.Message);
     }
 
     [Fact]

@@ -183,6 +183,62 @@ public sealed class SweepSpecLoaderTests : IDisposable
     }
 
     [Fact]
+    public void Named_cases_with_the_same_settings_are_one_trial_that_faults_aimed_at_either_find_with_a_warning_naming_both()
+    {
+        var warnings = new StringWriter();
+        var sweep = SweepSpecLoader.Parse("""
+            sweep {
+              name = twins, model = synthetic
+              cases = [
+                { name = first, batch-size = 32, base-lr = 0.01 }
+                { name = other, batch-size = 64, base-lr = 0.01 }
+                { name = second, batch-size = 32, base-lr = 0.01, max-iter = 1000 }
+              ]
+              synthetic { faults = [ { trial = second, at-iteration = 5, kind = exception }, { trial = first, at-iteration = 7, kind = nan } ] }
+            }
+            """, "spec.conf", Path.GetTempPath(), [], warnings);
+
+        Assert.Equal(["first", "other"], sweep.Trials.Select(t => t.Name));
+        Assert.Equal([("first", 5, FaultKind.Exception), ("first", 7, FaultKind.Nan)], sweep.Synthetic.FaultList.Select(f => (f.Trial, f.AtIteration, f.Kind)));
+        var warning = Assert.Single(warnings.ToString().Split('\n', StringSplitOptions.RemoveEmptyEntries));
+        Assert.Equal(
+            "sweep: warning: spec.conf: sweep.cases[2]: case \"second\" has the same settings as case \"first\" (sweep.cases[0]): " +
+            "they are one trial, run once as \"first\" (faults aimed at \"second\" apply to it)", warning.TrimEnd('\r'));
+    }
+
+    [Fact]
+    public void A_fault_aimed_at_a_grid_cell_merged_into_another_finds_that_trial_without_a_warning()
+    {
+        var warnings = new StringWriter();
+        var sweep = SweepSpecLoader.Load(Preset("scaling-rules.conf"), ["sweep.synthetic.faults=[ { trial = b64-k0, at-iteration = 3, kind = nan } ]"], warnings);
+
+        Assert.DoesNotContain(sweep.Trials, t => t.Name == "b64-k0");
+        Assert.Equal("b64-k1", Assert.Single(sweep.Synthetic.FaultList).Trial);
+        Assert.Equal("", warnings.ToString());
+    }
+
+    [Theory]
+    [InlineData("1e3", 1000)]
+    [InlineData("1E3", 1000)]
+    [InlineData("2.0E2", 200)]
+    [InlineData("3.5e2", 350)]
+    [InlineData("1e+3", 1000)]
+    [InlineData("300.0", 300)]
+    public void Whole_numbers_in_exponent_form_are_accepted_in_the_spec_and_in_set_flags_alike(string written, int value)
+    {
+        var inSpec = Parse($"sweep {{ name = e, model = synthetic, max-iter = {written}, grid {{ batch-size = [{written}], base-lr = [1e-3] }} }}");
+        var inFlags = Parse("sweep { name = e, model = synthetic, grid { batch-size = [8], base-lr = [1e-3] } }", $"sweep.max-iter={written}", $"sweep.grid.batch-size=[{written}]");
+
+        foreach (var sweep in new[] { inSpec, inFlags })
+        {
+            var trial = Assert.Single(sweep.Trials);
+            Assert.Equal((value, value, 0.001), (trial.Spec.BatchSize, trial.Spec.MaxIter, trial.Spec.BaseLr));
+            Assert.Equal($"b{value}-lr0.001", trial.Name);
+        }
+        Assert.Equal(inSpec.Trials[0].Id, inFlags.Trials[0].Id);
+    }
+
+    [Fact]
     public void Grid_names_show_seed_and_max_iter_only_when_those_lists_vary()
     {
         var sweep = Parse("""
