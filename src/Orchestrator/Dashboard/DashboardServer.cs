@@ -89,7 +89,10 @@ public static partial class DashboardServer
             foreach (var id in await SweepJournal.ListAsync(system))
             {
                 if (await SweepJournal.ReadAsync(system, id) is { } s)
-                    list.Add(new { sweepId = s.SweepId, name = s.Definition.Name, state = s.Phase.ToString(), trials = s.Trials.Count, finished = s.FinishedCount, startedAt = s.StartedAt });
+                {
+                    var owner = await SweepLiveness.ReadAsync(journal, s.SweepId, s.Phase == SweepPhase.Running);
+                    list.Add(new { sweepId = s.SweepId, name = s.Definition.Name, state = s.Phase.ToString(), ownerGone = owner?.OwnerGone ?? false, owner = owner?.Summary, trials = s.Trials.Count, finished = s.FinishedCount, startedAt = s.StartedAt });
+                }
             }
             return Results.Json(list, Json);
         });
@@ -97,7 +100,7 @@ public static partial class DashboardServer
         app.MapGet("/api/sweeps/{id}", async (string id) =>
             !IsValidId(id) || await SweepJournal.ReadAsync(system, id) is not { } state
                 ? UnknownSweep(id)
-                : Results.Text(SweepReport.ToJson(state), "application/json; charset=utf-8"));
+                : Results.Text(SweepReport.ToJson(state, await SweepLiveness.ReadAsync(journal, id, state.Phase == SweepPhase.Running)), "application/json; charset=utf-8"));
 
         app.MapGet("/api/sweeps/{id}/events", async (string id, HttpContext context) =>
         {

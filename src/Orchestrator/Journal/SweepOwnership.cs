@@ -214,8 +214,16 @@ public static class SweepOwnership
     /// <summary>The sweep's owner as the journal records it, or null when it was never claimed (also for sweeps recorded before ownership existed).</summary>
     public static async Task<SweepOwner?> ReadAsync(JournalSettings journal, string sweepId)
     {
-        await using var connection = await OpenAsync(journal);
-        return await ReadAsync(connection, journal, sweepId, null, forUpdate: false);
+        await using var connection = await OpenAsync(journal, createTable: false);
+        try
+        {
+            return await ReadAsync(connection, journal, sweepId, null, forUpdate: false);
+        }
+        catch (DbException e) when (e is Microsoft.Data.Sqlite.SqliteException { SqliteErrorCode: 1 } || e is Npgsql.PostgresException { SqlState: "42P01" })
+        {
+            // No claim was ever made in this journal (written before ownership claims existed): nobody owns anything.
+            return null;
+        }
     }
 
     /// <summary>
@@ -281,7 +289,7 @@ public static class SweepOwnership
     /// <summary>The journal's clock: PostgreSQL's transaction time, or SQLite's UTC text with milliseconds.</summary>
     private static string Now(JournalSettings journal) => journal.IsPostgres ? "now()" : "strftime('%Y-%m-%d %H:%M:%f', 'now')";
 
-    private static async Task<DbConnection> OpenAsync(JournalSettings journal)
+    private static async Task<DbConnection> OpenAsync(JournalSettings journal, bool createTable = true)
     {
         DbConnection connection = journal.IsPostgres
             ? new Npgsql.NpgsqlConnection(journal.ConnectionString)
@@ -289,6 +297,7 @@ public static class SweepOwnership
         try
         {
             await connection.OpenAsync();
+            if (!createTable) return connection;
             await using var create = connection.CreateCommand();
             create.CommandText = journal.IsPostgres
                 ? $"CREATE TABLE IF NOT EXISTS {Table} (sweep_id TEXT PRIMARY KEY, token TEXT NOT NULL, host TEXT NOT NULL, pid INTEGER NOT NULL, process_start TEXT NOT NULL, address TEXT NULL, since TIMESTAMPTZ NOT NULL, renewed_at TIMESTAMPTZ NOT NULL, released INTEGER NOT NULL)"
