@@ -142,8 +142,9 @@ public sealed class SweepSystem : IAsyncDisposable
     /// <param name="logName">Write this process's log to DATA-DIR/logs/NAME.json (null: console only).</param>
     public static async Task<SweepSystem> StartAsync(JournalSettings journal, ClusterOptions? cluster = null, string? logName = null)
     {
-        var logging = SweepLogging.Configure(journal, logName, SweepAkkaConfiguration.AkkaConfig);
         Directory.CreateDirectory(journal.DataDirectory);
+        await EnsureReachableAsync(journal);
+        var logging = SweepLogging.Configure(journal, logName, SweepAkkaConfiguration.AkkaConfig);
         if (!journal.IsPostgres) UseWriteAheadLog(journal);
         var builder = Host.CreateEmptyApplicationBuilder(new HostApplicationBuilderSettings());
         builder.Services.AddAkka(ClusterOptions.SystemName, akka =>
@@ -155,6 +156,27 @@ public sealed class SweepSystem : IAsyncDisposable
         var host = builder.Build();
         await host.StartAsync();
         return new SweepSystem(host);
+    }
+
+    /// <summary>
+    /// Opens the journal's database once before Akka does: a server that cannot be reached, or a
+    /// file that cannot be opened, is one line naming the journal and what to do
+    /// (<see cref="JournalUnavailableException"/>, exit code 1), not Akka's stack traces.
+    /// </summary>
+    private static async Task EnsureReachableAsync(JournalSettings journal)
+    {
+        try
+        {
+            await using global::System.Data.Common.DbConnection connection = journal.IsPostgres
+                ? new Npgsql.NpgsqlConnection(journal.ConnectionString)
+                : new Microsoft.Data.Sqlite.SqliteConnection(journal.ConnectionString);
+            await connection.OpenAsync();
+        }
+        catch (Exception e) when (e is global::System.Data.Common.DbException or IOException or UnauthorizedAccessException or TimeoutException)
+        {
+            var fault = JournalFaults.Describe(e);
+            throw new JournalUnavailableException($"journal {journal.Description}: {fault.Cause}; nothing was changed, {fault.Advice} and try again");
+        }
     }
 
     /// <summary>
