@@ -19,6 +19,11 @@ public sealed class ProgressViewTests
         ],
         new DivergencePolicy(), new RetryPolicy(), OutOfMemoryPolicy.Fail, -1, new SyntheticSpec()), At));
 
+    private static SweepState Named(params string[] names) => SweepState.Start(new SweepStarted("s", new SweepDefinition(
+        "view", "test", ModelKind.Synthetic,
+        names.Select((name, i) => new TrialDefinition(((char)('a' + i)).ToString(), name, new TrialSpec(32, 64, 0.01, 1000, 100, 1, new SolverSpec(), new DatasetSpec("x")))).ToArray(),
+        new DivergencePolicy(), new RetryPolicy(), OutOfMemoryPolicy.Fail, -1, new SyntheticSpec()), At));
+
     private static TrialProgress Progress(string trial, int iteration, double accuracy, double seconds) =>
         new(trial, 1, new TrialMetrics(iteration, 0.5, 0.9, 0.4, accuracy, 0.01, seconds, 1000), At);
 
@@ -61,5 +66,24 @@ public sealed class ProgressViewTests
         Assert.Contains("\u001b[", text); // erased and redrawn, not appended
         Assert.Contains("beta: completed", text);
         Assert.Contains("1/2 trials finished, 1 running", text);
+    }
+
+    [Fact]
+    public void Off_a_terminal_hostile_names_and_reasons_stay_one_line_per_event()
+    {
+        var output = new StringWriter();
+        var view = new ProgressView(Named("new\nline", "<b>\u001b[2J</b>"), output, live: false);
+        view.Apply(new TrialStarted("a", 1, "w\n1", "node", 0, At));
+        view.Apply(new TrialFailed("b", 1, "boom\nat line 2", false, false, At));
+        view.Apply(new TrialDiverged("a", 1, 150, "loss is NaN\tagain", At));
+
+        var lines = output.ToString().Split(Environment.NewLine, StringSplitOptions.RemoveEmptyEntries).Select(l => l[9..]).ToList();
+        Assert.Equal(
+        [
+            "new\\nline: started attempt 1 on w\\n1",
+            "<b>\\u001B[2J</b>: attempt 1 failed: boom\\nat line 2",
+            "new\\nline: DIVERGED at iteration 150: loss is NaN\\tagain",
+        ], lines);
+        Assert.DoesNotContain('\u001b', output.ToString());
     }
 }

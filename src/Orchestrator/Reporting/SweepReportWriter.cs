@@ -15,8 +15,13 @@ public sealed record ReportOutput(string Directory, string ReportFile, string Tr
 /// </summary>
 public static class SweepReportWriter
 {
+    /// <summary>The report's markdown file.</summary>
     public const string ReportFileName = "report.md";
+
+    /// <summary>The CSV with a row per trial.</summary>
     public const string TrialsFileName = "trials.csv";
+
+    /// <summary>The CSV with a row per trial and test point.</summary>
     public const string MetricsFileName = "metrics.csv";
 
     /// <summary>Reads sweep <paramref name="sweepId"/> from <paramref name="journal"/> and analyses it; an unknown sweep is bad input.</summary>
@@ -49,14 +54,14 @@ public static class SweepReportWriter
         return new ReportOutput(directory, report, trials, metrics, figures, Findings(analysis));
     }
 
-    /// <summary>What was written and the findings, as `sweep report` prints them.</summary>
+    /// <summary>What was written and the findings, as `sweep report` prints them (names through <see cref="SafeText.Line"/>).</summary>
     public static void Print(ReportOutput output, string sweepId, TextWriter writer)
     {
-        writer.WriteLine($"report for sweep {sweepId}: {output.ReportFile}");
+        writer.WriteLine($"report for sweep {SafeText.Line(sweepId)}: {output.ReportFile}");
         writer.WriteLine($"  with {TrialsFileName}, {MetricsFileName} and {output.Figures.Count} figures in {output.Directory}");
         if (!ReportFigures.HasFont) writer.WriteLine("  note: no font found under /usr/share/fonts, so the figures have no text (apt-get install fonts-dejavu-core)");
         writer.WriteLine("findings:");
-        foreach (var finding in output.Findings) writer.WriteLine($"  - {finding}");
+        foreach (var finding in output.Findings) writer.WriteLine($"  - {SafeText.Line(finding)}");
     }
 
     /// <summary>The short list of findings: time to target and the best trial, the time fit, memory, divergence, coupling, max-iter, and the paper's claims.</summary>

@@ -1,6 +1,7 @@
 using System.Globalization;
 using System.Text;
 using Sweep.Orchestrator.Coordination;
+using Sweep.Orchestrator.Reporting;
 using Sweep.Protocol.Events;
 
 namespace Sweep.Orchestrator.Running;
@@ -9,7 +10,8 @@ namespace Sweep.Orchestrator.Running;
 /// Shows a sweep's progress as its events arrive, for `sweep run` and `sweep watch` alike. On a
 /// terminal: a line per finished or failed trial, under a live block with a row per running trial
 /// (iteration of max-iter, last test accuracy, seconds per 100 iterations, ETA) and the overall
-/// count, redrawn in place. Elsewhere (CI, files, pipes): a plain line per event.
+/// count, redrawn in place. Elsewhere (CI, files, pipes): a plain line per event. Names, reasons and
+/// errors are shown through <see cref="SafeText.Line"/>, so every line and row stays one line.
 /// </summary>
 public sealed class ProgressView
 {
@@ -63,7 +65,7 @@ public sealed class ProgressView
     public void Note(string text)
     {
         Erase();
-        Write($"{DateTime.Now:HH:mm:ss} {text}");
+        Write($"{DateTime.Now:HH:mm:ss} {SafeText.Line(text)}");
         if (live) Draw();
     }
 
@@ -72,22 +74,22 @@ public sealed class ProgressView
 
     private string? Describe(ISweepEvent e)
     {
-        string Name(string trialId) => state.Contains(trialId) ? state[trialId].Definition.Name : trialId;
+        string Name(string trialId) => SafeText.Line(state.Contains(trialId) ? state[trialId].Definition.Name : trialId);
         string? text = e switch
         {
-            TrialStarted s => $"{Name(s.TrialId)}: started attempt {s.Attempt} on {s.WorkerId}" + (s.FromIteration > 0 ? $", from the checkpoint at iteration {s.FromIteration}" : ""),
+            TrialStarted s => $"{Name(s.TrialId)}: started attempt {s.Attempt} on {SafeText.Line(s.WorkerId)}" + (s.FromIteration > 0 ? $", from the checkpoint at iteration {s.FromIteration}" : ""),
             TrialProgress p => string.Create(CultureInfo.InvariantCulture,
                 $"{Name(p.TrialId)}: iter {p.Metrics.Iteration}/{state[p.TrialId].Definition.Spec.MaxIter}  train loss {p.Metrics.TrainLoss:F4}  test acc {p.Metrics.TestAccuracy:F4}  {p.Metrics.Seconds:F2} s"),
             TrialRestartedFromScratch r => $"{Name(r.TrialId)}: its checkpoint is not on this worker's node: starting from scratch",
             TrialCompleted c => $"{Name(c.TrialId)}: completed",
-            TrialDiverged d => $"{Name(d.TrialId)}: DIVERGED at iteration {d.Iteration}: {d.Reason}",
-            TrialFailed f => $"{Name(f.TrialId)}: " + (f.Final ? "FAILED: " : $"attempt {f.Attempt} failed: ") + f.Error,
-            TrialRequeued r => $"{Name(r.TrialId)}: re-queued: {r.Reason}",
-            SlotChecked { Health.Healthy: false } c => $"slot {c.Slot.WorkerId} takes no trials: {c.Health.Summary}",
-            SlotChecked c => $"slot {c.Slot.WorkerId} ready: {c.Health.Summary}",
-            SweepInterrupted { Reason: { } reason } => $"sweep {state.SweepId} halted: {reason}",
-            SweepInterrupted => $"sweep {state.SweepId} interrupted",
-            SweepCompleted => $"sweep {state.SweepId} completed",
+            TrialDiverged d => $"{Name(d.TrialId)}: DIVERGED at iteration {d.Iteration}: {SafeText.Line(d.Reason)}",
+            TrialFailed f => $"{Name(f.TrialId)}: " + (f.Final ? "FAILED: " : $"attempt {f.Attempt} failed: ") + SafeText.Line(f.Error),
+            TrialRequeued r => $"{Name(r.TrialId)}: re-queued: {SafeText.Line(r.Reason)}",
+            SlotChecked { Health.Healthy: false } c => $"slot {SafeText.Line(c.Slot.WorkerId)} takes no trials: {SafeText.Line(c.Health.Summary)}",
+            SlotChecked c => $"slot {SafeText.Line(c.Slot.WorkerId)} ready: {SafeText.Line(c.Health.Summary)}",
+            SweepInterrupted { Reason: { } reason } => $"sweep {SafeText.Line(state.SweepId)} halted: {SafeText.Line(reason)}",
+            SweepInterrupted => $"sweep {SafeText.Line(state.SweepId)} interrupted",
+            SweepCompleted => $"sweep {SafeText.Line(state.SweepId)} completed",
             _ => null,
         };
         return text is null ? null : $"{DateTime.Now:HH:mm:ss} {text}";
@@ -102,7 +104,7 @@ public sealed class ProgressView
             var perHundred = t.SecondsPer100Iterations;
             var eta = perHundred is { } s ? TimeSpan.FromSeconds(s * Math.Max(0, t.Definition.Spec.MaxIter - t.Iteration) / 100) : (TimeSpan?)null;
             block.AppendLine(string.Create(CultureInfo.InvariantCulture,
-                $"  {t.Definition.Name,-24} {t.Iteration,6}/{t.Definition.Spec.MaxIter,-6}  test acc {(t.FinalTestAccuracy is { } a ? a.ToString("F4", CultureInfo.InvariantCulture) : "-"),-6}  {(perHundred is { } p ? p.ToString("F2", CultureInfo.InvariantCulture) : "-"),6} s/100 it  ETA {(eta is { } e ? e.ToString(@"hh\:mm\:ss", CultureInfo.InvariantCulture) : "-")}"));
+                $"  {SafeText.Line(t.Definition.Name),-24} {t.Iteration,6}/{t.Definition.Spec.MaxIter,-6}  test acc {(t.FinalTestAccuracy is { } a ? a.ToString("F4", CultureInfo.InvariantCulture) : "-"),-6}  {(perHundred is { } p ? p.ToString("F2", CultureInfo.InvariantCulture) : "-"),6} s/100 it  ETA {(eta is { } e ? e.ToString(@"hh\:mm\:ss", CultureInfo.InvariantCulture) : "-")}"));
             lines++;
         }
         block.AppendLine($"  {state.FinishedCount}/{state.Trials.Count} trials finished, {state.Running.Count()} running");
