@@ -86,6 +86,7 @@ public static class ReportMarkdown
         Line(md, "## Findings");
         Line(md);
         TimeFindings(md, a);
+        BestFindings(md, a);
         FitFindings(md, a);
         MemoryFindings(md, a);
         DivergenceFindings(md, a);
@@ -103,13 +104,40 @@ public static class ReportMarkdown
         Line(md, $"Iterations and cumulative wall-clock seconds (the `seconds` of every test point up to and including the first at or above {target}).");
         Line(md);
         foreach (var t in a.Trials)
-            Line(md, $"- {Md(t.Name)}: {(t.TimeToTarget is { } time ? $"{time.Iterations} iterations, {F(time.Seconds, "0.00")} s" : "not reached")}");
+        {
+            string time = t.TimeToTarget is { } reached ? $"{reached.Iterations} iterations, {F(reached.Seconds, "0.00")} s" : "not reached";
+            Line(md, $"- {Md(t.Name)}: {time}{(t.CanBeBest ? "" : $" ({Md(t.WhyNotEligible)}: not eligible as best)")}");
+        }
+        Line(md);
+    }
+
+    /// <summary>The best trial by each criterion, completed trials only, and the trials that could not be best.</summary>
+    private static void BestFindings(StringBuilder md, SweepAnalysis a)
+    {
+        string target = F(a.TargetAccuracy);
+        Line(md, "### Best trial");
+        Line(md);
+        Line(md, "Only completed trials can be best, by any criterion: a trial that diverged, failed or has not finished is listed apart, whatever its numbers.");
         Line(md);
         Line(md, a.BestByTimeToTarget is { TimeToTarget: { } best } winner
             ? $"Best trial by time to {target}: **{Md(winner.Name)}** ({best.Iterations} iterations, {F(best.Seconds, "0.00")} s)."
-            : $"No trial reached test accuracy {target}.");
+            : a.Trials.Any(t => t.TimeToTarget is not null)
+                ? $"No completed trial reached test accuracy {target}."
+                : $"No trial reached test accuracy {target}.");
         Line(md);
+        Line(md, a.BestByFinalAccuracy is { FinalTestAccuracy: { } final } top
+            ? $"Best trial by final test accuracy: **{Md(top.Name)}** ({F(final, "0.0000")})."
+            : "No completed trial has a final test accuracy.");
+        Line(md);
+        if (a.NotEligibleList(NotEligibleListed) is { } others)
+        {
+            Line(md, $"Not eligible: {Md(others)}.");
+            Line(md);
+        }
     }
+
+    /// <summary>How many trials that cannot be best report.md names before it says how many more.</summary>
+    private const int NotEligibleListed = 50;
 
     private static void FitFindings(StringBuilder md, SweepAnalysis a)
     {
@@ -179,13 +207,13 @@ public static class ReportMarkdown
         Line(md, "|---|---:|---:|---:|---:|---:|---:|");
         foreach (var c in a.Couplings)
         {
-            Line(md, $"| {Md(c.Trial)}{(c.Diverged ? " (diverged)" : "")} | {c.BatchSize} | {G(c.Ratio)} | {G(c.BaseLr)} | {F(c.Exponent, "0.##")} | " +
+            Line(md, $"| {Md(c.Trial)}{(c.State == TrialState.Completed ? "" : $" ({c.State.ToString().ToLowerInvariant()})")} | {c.BatchSize} | {G(c.Ratio)} | {G(c.BaseLr)} | {F(c.Exponent, "0.##")} | " +
                      $"{F(c.PerIterationMad, "0.0000")} ({c.PerIterationPoints}) | {F(c.PerEpochMad, "0.0000")} ({c.PerEpochPoints}) |");
         }
         Line(md);
         if (a.CouplingByExponent.Count > 0)
         {
-            Line(md, "By exponent (trials that did not diverge):");
+            Line(md, "By exponent (completed trials only):");
             Line(md);
             foreach (var s in a.CouplingByExponent)
                 Line(md, $"- k = {F(s.Exponent, "0.##")} ({Md(string.Join(", ", s.Trials))}): per iteration {F(s.MeanPerIterationMad, "0.0000")}, per epoch {F(s.MeanPerEpochMad, "0.0000")}");

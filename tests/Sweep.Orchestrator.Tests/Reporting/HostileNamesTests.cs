@@ -91,6 +91,7 @@ public sealed class HostileNamesTests : IDisposable
         Assert.Contains("- pipe\\|name: 200 iterations, 1.10 s\n", md);
         Assert.Contains("- new\\\\nline: 200 iterations, 1.10 s\n", md);
         Assert.Contains("- \\+3 diverged at iteration 150: loss is NaN\\\\n\\| \\<b\\>x\\</b\\>\n", md);
+        Assert.Contains("\nNot eligible: \\+3 (diverged at 150).\n", md);
     }
 
     [Fact]

@@ -1,4 +1,5 @@
 using System.Globalization;
+using System.Text.Json;
 using System.Text.RegularExpressions;
 using Sweep.Orchestrator.Reporting;
 
@@ -21,6 +22,58 @@ public sealed class ReportEndToEndTests : IDisposable
     }
 
     private string DataDir => Path.Combine(temp, "data");
+
+    [Fact]
+    public void A_trial_that_reached_the_target_and_then_diverged_is_never_best_and_shows_where_it_stopped()
+    {
+        // The user's spec: blows-up reaches 0.9661 at iteration 10, then its loss turns NaN at 20.
+        var spec = Path.Combine(temp, "best.conf");
+        File.WriteAllText(spec, """
+            sweep {
+              name = best
+              model = synthetic
+              max-iter = 200
+              test-interval = 10
+              cases = [ { name = stable, batch-size = 64, base-lr = 0.05 }, { name = blows-up, batch-size = 64, base-lr = 0.5 } ]
+            }
+            """);
+        var (exit, stdout, stderr) = SweepProcess.Run("run", spec, "--sweep-id", "best", "--data-dir", DataDir, "--workers", "2");
+        Assert.True(exit == 0, stdout + stderr);
+        var lines = stdout.Split('\n').Select(l => l.TrimEnd('\r')).ToList();
+
+        // The final table: the diverged trial at the iteration it reached, 20 of 200.
+        Assert.Equal(["blows-up", "64", "0.5", "Diverged", "1", "20/200", "0.9723", "0.9723"], Row(lines, "blows-up")[..8]);
+        Assert.Equal("diverged at 20: loss is NaN", Row(lines, "blows-up")[^1]);
+        Assert.Equal(["stable", "64", "0.05", "Completed", "1", "200/200", "0.9736", "0.9736"], Row(lines, "stable")[..8]);
+
+        // The findings: the fastest to 0.95 is the completed trial, though blows-up got there first (10 iterations against 60).
+        Assert.Contains(lines, l => l.StartsWith("  - 2 of 2 trials reach test accuracy 0.95; fastest: stable (60 iterations, ", StringComparison.Ordinal));
+        Assert.Contains("  - highest final test accuracy: stable (0.9736)", lines);
+        Assert.Contains("  - not eligible as best (only completed trials are): blows-up (diverged at 20)", lines);
+        Assert.DoesNotContain(lines, l => l.Contains("fastest: blows-up", StringComparison.Ordinal));
+
+        // report.md says the same, and lists blows-up apart.
+        var md = File.ReadAllText(Path.Combine(DataDir, "best", "report", "report.md"));
+        Assert.Matches(@"\nBest trial by time to 0\.95: \*\*stable\*\* \(60 iterations, \d+\.\d\d s\)\.\n", md);
+        Assert.Contains("\nBest trial by final test accuracy: **stable** (0.9736).\n", md);
+        Assert.Contains("\nNot eligible: blows-up (diverged at 20).\n", md);
+        Assert.Matches(@"\n- blows-up: 10 iterations, \d+\.\d\d s \(diverged at 20: not eligible as best\)\n", md);
+        Assert.Contains("\n- 2 of 2 trials reach test accuracy 0.95; fastest: stable (60 iterations, ", md);
+        Assert.DoesNotContain("**blows-up**", md);
+        var mdRow = md.Split('\n').Single(l => l.StartsWith("| blows-up |", StringComparison.Ordinal));
+        Assert.Equal("20/200", SafeTextTests.MarkdownCells(mdRow)[6]);
+
+        // trials.csv and `sweep status` (table and JSON) agree: iteration 20.
+        var csv = ReportFiles.CsvRecords(Path.Combine(DataDir, "best", "report", "trials.csv")).Single(t => t["name"] == "blows-up");
+        Assert.Equal(("Diverged", "20", "20"), (csv["state"], csv["iteration"], csv["divergedAtIteration"]));
+        var (statusExit, table, _) = SweepProcess.Run("status", "best", "--data-dir", DataDir);
+        Assert.Equal(0, statusExit);
+        Assert.Equal("20/200", Row(table.Split('\n').ToList(), "blows-up")[5]);
+        var (jsonExit, json, _) = SweepProcess.Run("status", "best", "--data-dir", DataDir, "--json");
+        Assert.Equal(0, jsonExit);
+        var trial = JsonDocument.Parse(json).RootElement.GetProperty("trials").EnumerateArray().Single(t => t.GetProperty("name").GetString() == "blows-up");
+        Assert.Equal((20, 20), (trial.GetProperty("iteration").GetInt32(), trial.GetProperty("divergedAtIteration").GetInt32()));
+    }
 
     [Fact]
     public void Printable_hostile_names_from_a_spec_stay_text_in_the_table_the_report_and_the_csvs() =>
@@ -75,6 +128,7 @@ public sealed class ReportEndToEndTests : IDisposable
         Assert.All(rows, r => Assert.Equal(16, SafeTextTests.MarkdownCells(r).Count));
         Assert.Empty(Regex.Matches(md, @"(?<!\\)[<>]"));
         Assert.Contains($"Sweep {id} (\\<i\\>{id}\\</i\\> \\| =x) from ", md);
+        Assert.Contains($"\nNot eligible: {SafeText.Markdown(names[^1])} (diverged at ", md);
 
         // The CSVs: formulas neutralised, everything else read back exactly.
         var expected = names.Select(n => "=+-@".Contains(n[0]) ? "'" + n : n).ToList();
@@ -95,6 +149,10 @@ public sealed class ReportEndToEndTests : IDisposable
     /// <summary>The trial names of the progress lines "HH:mm:ss NAME&lt;marker&gt;…".</summary>
     private static IEnumerable<string> NamesBefore(List<string> lines, string marker) =>
         lines.Where(l => Regex.IsMatch(l, @"^\d\d:\d\d:\d\d ") && l.Contains(marker, StringComparison.Ordinal)).Select(l => l[9..l.IndexOf(marker, StringComparison.Ordinal)]);
+
+    /// <summary>The cells of a status-table row (columns are separated by two spaces or more).</summary>
+    private static string[] Row(List<string> lines, string trial) =>
+        Regex.Split(lines.Single(l => l.StartsWith(trial + "  ", StringComparison.Ordinal)), " {2,}");
 
     /// <summary>A HOCON quoted string.</summary>
     private static string Hocon(string text) =>
