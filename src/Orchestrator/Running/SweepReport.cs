@@ -21,6 +21,8 @@ public static class SweepReport
         Converters = { new JsonStringEnumConverter() },
     };
 
+    /// <summary>One trial as `sweep status --json` shows it (and trials.csv, and the dashboard).</summary>
+    /// <param name="Iteration">The iteration the trial reached (<see cref="IterationReached"/>).</param>
     public sealed record TrialStatus(
         string Id,
         string Name,
@@ -55,6 +57,15 @@ public static class SweepReport
         IReadOnlyList<SlotStatus> Slots,
         string? InterruptReason);
 
+    /// <summary>
+    /// The iteration a trial reached: where its last attempt stands, and for a diverged trial at least the
+    /// iteration it diverged at (a state folded before divergences set the iteration, such as an older
+    /// snapshot, would otherwise show 0 or its last test point).
+    /// </summary>
+    public static int IterationReached(TrialRecord trial) =>
+        trial.State == TrialState.Diverged && trial.DivergedAtIteration is { } diverged ? Math.Max(trial.Iteration, diverged) : trial.Iteration;
+
+    /// <summary>A sweep's state in the shape of `sweep status --json`.</summary>
     public static SweepStatus Status(SweepState state) => new(
         state.SweepId,
         state.Definition.Name,
@@ -71,7 +82,7 @@ public static class SweepReport
             t.Definition.Spec.MaxIter,
             t.State,
             t.Attempts,
-            t.Iteration,
+            IterationReached(t),
             t.IsFinished ? t.FinalTestAccuracy : null,
             t.BestTestAccuracy,
             t.SecondsPer100Iterations,
@@ -86,6 +97,7 @@ public static class SweepReport
             .ToList(),
         state.InterruptReason);
 
+    /// <summary>`sweep status --json`: names and reasons exactly as they are (JSON escapes what it must).</summary>
     public static string ToJson(SweepState state) => JsonSerializer.Serialize(Status(state), Json);
 
     /// <summary>
@@ -101,12 +113,11 @@ public static class SweepReport
             rows.Add(
             [
                 SafeText.Line(t.Definition.Name),
-    /// <summary>`sweep status --json`: names and reasons exactly as they are (JSON escapes what it must).</summary>
                 t.Definition.Spec.BatchSize.ToString(CultureInfo.InvariantCulture),
                 t.Definition.Spec.BaseLr.ToString("G6", CultureInfo.InvariantCulture),
                 t.State.ToString(),
                 t.Attempts.ToString(CultureInfo.InvariantCulture),
-                $"{t.Iteration}/{t.Definition.Spec.MaxIter}",
+                $"{IterationReached(t)}/{t.Definition.Spec.MaxIter}",
                 Format(t.FinalTestAccuracy, "F4"),
                 Format(t.BestTestAccuracy, "F4"),
                 Format(t.SecondsPer100Iterations, "F2"),

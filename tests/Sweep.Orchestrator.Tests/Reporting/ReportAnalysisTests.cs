@@ -109,6 +109,33 @@ public sealed class ReportAnalysisTests
     }
 
     [Fact]
+    public void A_diverged_trial_shows_the_iteration_it_reached_even_from_a_state_folded_before_divergence_set_it()
+    {
+        // As a snapshot written before divergences set the iteration holds it: diverged at 20, iteration still 0.
+        var log = new ReportEvents("old", ReportEvents.Trial("stable", 64, 0.05, 200), ReportEvents.Trial("blows-up", 64, 0.5, 200));
+        var folded = log.Fold().ToSnapshot();
+        var old = folded with
+        {
+            Trials =
+            [
+                folded.Trials[0],
+                folded.Trials[1] with { State = TrialState.Diverged, Attempts = 1, Iteration = 0, DivergedAtIteration = 20, DivergenceReason = "loss is NaN" },
+            ],
+        };
+        var state = Sweep.Orchestrator.Coordination.SweepState.FromSnapshot(old);
+        var row = Running.SweepReport.Table(state).Split(Environment.NewLine)[2];
+        Assert.Equal("blows-up  64     0.5      Diverged  1         20/200  -         -     -         -         diverged at 20: loss is NaN", row);
+        Assert.Equal(20, Running.SweepReport.Status(state).Trials[1].Iteration);
+        var a = SweepAnalysis.Compute(state, log.Events);
+        Assert.Equal("20", ReportFiles.ParseCsv(ReportCsv.Trials(a))[2][8]);
+        Assert.Equal("stable (queued), blows-up (diverged at 20)", a.NotEligibleList(10));
+
+        // A trial that is not diverged keeps its own iteration, whatever an old divergence field says.
+        var requeued = folded.Trials[1] with { State = TrialState.Queued, Iteration = 0, DivergedAtIteration = 20 };
+        Assert.Equal(0, Running.SweepReport.IterationReached(requeued));
+    }
+
+    [Fact]
     public void Seconds_per_iteration_exactly_linear_in_batch_size_fit_with_r_squared_one()
     {
         var fit = Small().SecondsPerIterationFit!;
