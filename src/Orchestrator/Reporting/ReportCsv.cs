@@ -4,18 +4,21 @@ using System.Text;
 namespace Sweep.Orchestrator.Reporting;
 
 /// <summary>
-/// The report's tables as CSV (RFC 4180: comma-separated, CRLF line ends, a header row, fields with a
-/// comma, quote or line break in double quotes with quotes doubled), numbers in the invariant culture
-/// with round-trip precision, missing values empty.
+/// The report's tables as CSV (RFC 4180: comma-separated, CRLF line ends, a header row), numbers in the
+/// invariant culture with round-trip precision, missing values empty, and every text field (ids, names,
+/// states, reasons, errors, times) through <see cref="SafeText.CsvText"/>: in double quotes, and with a
+/// single quote in front when a spreadsheet would take it for a formula.
 /// </summary>
 public static class ReportCsv
 {
+    /// <summary>The columns of trials.csv: the fields of `sweep status --json`.</summary>
     public static readonly IReadOnlyList<string> TrialColumns =
     [
         "id", "name", "batchSize", "testBatchSize", "baseLr", "maxIter", "state", "attempts", "iteration", "finalTestAccuracy",
         "bestTestAccuracy", "secondsPer100Iterations", "peakMemoryBytes", "divergedAtIteration", "divergenceReason", "error", "finishedAt",
     ];
 
+    /// <summary>The columns of metrics.csv: the trial, then the fields of a test point.</summary>
     public static readonly IReadOnlyList<string> MetricColumns =
         ["trial", "iteration", "trainLoss", "trainAccuracy", "testLoss", "testAccuracy", "learningRate", "seconds", "peakMemoryBytes"];
 
@@ -29,10 +32,10 @@ public static class ReportCsv
             var s = trial.Status;
             Row(csv,
             [
-                s.Id, s.Name, Number(s.BatchSize), Number(s.TestBatchSize), Number(s.BaseLr), Number(s.MaxIter), s.State.ToString(),
+                Text(s.Id), Text(s.Name), Number(s.BatchSize), Number(s.TestBatchSize), Number(s.BaseLr), Number(s.MaxIter), Text(s.State.ToString()),
                 Number(s.Attempts), Number(s.Iteration), Number(s.FinalTestAccuracy), Number(s.BestTestAccuracy),
-                Number(s.SecondsPer100Iterations), Number(s.PeakMemoryBytes), Number(s.DivergedAtIteration), s.DivergenceReason ?? "",
-                s.Error ?? "", s.FinishedAt?.ToString("O", CultureInfo.InvariantCulture) ?? "",
+                Number(s.SecondsPer100Iterations), Number(s.PeakMemoryBytes), Number(s.DivergedAtIteration), Text(s.DivergenceReason),
+                Text(s.Error), s.FinishedAt is { } at ? Text(at.ToString("O", CultureInfo.InvariantCulture)) : "",
             ]);
         }
         return csv.ToString();
@@ -49,7 +52,7 @@ public static class ReportCsv
             {
                 Row(csv,
                 [
-                    trial.Name, Number(p.Iteration), Number(p.TrainLoss), Number(p.TrainAccuracy), Number(p.TestLoss), Number(p.TestAccuracy),
+                    Text(trial.Name), Number(p.Iteration), Number(p.TrainLoss), Number(p.TrainAccuracy), Number(p.TestLoss), Number(p.TestAccuracy),
                     Number(p.LearningRate), Number(p.Seconds), Number(p.PeakMemoryBytes),
                 ]);
             }
@@ -57,11 +60,11 @@ public static class ReportCsv
         return csv.ToString();
     }
 
-    /// <summary>A field as RFC 4180 wants it: quoted when it holds a comma, a quote or a line break.</summary>
-    public static string Field(string value) =>
-        value.AsSpan().IndexOfAny(",\"\r\n") >= 0 ? "\"" + value.Replace("\"", "\"\"", StringComparison.Ordinal) + "\"" : value;
+    /// <summary>A row of fields already encoded (<see cref="Text"/>, <see cref="Number(double?)"/>, or the fixed column names).</summary>
+    private static void Row(StringBuilder csv, IEnumerable<string> fields) => csv.Append(string.Join(',', fields)).Append("\r\n");
 
-    private static void Row(StringBuilder csv, IEnumerable<string> fields) => csv.Append(string.Join(',', fields.Select(Field))).Append("\r\n");
+    /// <summary>A text field; a missing one (null) is empty, like a missing number.</summary>
+    private static string Text(string? value) => value is null ? "" : SafeText.CsvText(value);
 
     private static string Number(double? value) => value is { } v ? v.ToString("R", CultureInfo.InvariantCulture) : "";
 

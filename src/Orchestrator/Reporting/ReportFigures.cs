@@ -92,7 +92,7 @@ public static class ReportFigures
 
     /// <summary>How a trial is named in a legend: its name, batch and rate, and whether it diverged.</summary>
     public static string Label(TrialAnalysis trial) =>
-        $"{trial.Name} (b{trial.BatchSize}, lr {trial.BaseLr.ToString("G4", CultureInfo.InvariantCulture)}){(trial.Diverged ? ", diverged" : "")}";
+        $"{SafeText.Line(trial.Name)} (b{trial.BatchSize}, lr {trial.BaseLr.ToString("G4", CultureInfo.InvariantCulture)}){(trial.Diverged ? ", diverged" : "")}";
 
     private static ReportFigure Lines(
         string directory, string fileName, string title, string description, string xLabel, string yLabel,
@@ -133,7 +133,7 @@ public static class ReportFigures
         {
             if (value(trial) is not { } v || !double.IsFinite(v)) continue;
             bars.Add(new Bar { Position = bars.Count, Value = v, FillColor = batchColor[trial.BatchSize], Label = format(v) });
-            ticks.Add(new Tick(ticks.Count, trial.Name));
+            ticks.Add(new Tick(ticks.Count, SafeText.Line(trial.Name)));
         }
         if (bars.Count == 0)
         {

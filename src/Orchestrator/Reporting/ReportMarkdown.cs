@@ -5,24 +5,30 @@ using static Sweep.Orchestrator.Reporting.PaperClaimChecks;
 
 namespace Sweep.Orchestrator.Reporting;
 
-/// <summary>report.md: the summary, the trials table, the figures, the findings with their numbers and, for the paper preset, the verdict on each claim.</summary>
+/// <summary>
+/// report.md: the summary, the trials table, the figures, the findings with their numbers and, for the
+/// paper preset, the verdict on each claim. Every text that comes from outside (sweep and trial names,
+/// the spec's path, reasons, errors, slot verdicts) goes through <see cref="SafeText.Markdown"/>, so
+/// that it renders as the text it is and tables stay tables.
+/// </summary>
 public static class ReportMarkdown
 {
+    /// <summary>The whole of report.md for <paramref name="a"/>, with links to <paramref name="figures"/>.</summary>
     public static string Write(SweepAnalysis a, IReadOnlyList<ReportFigure> figures)
     {
         var md = new StringBuilder();
         string target = F(a.TargetAccuracy);
-        string reference = a.Reference?.Name ?? "-";
-        Line(md, $"# Sweep report: {a.SweepId}");
+        string reference = a.Reference is { } r ? Md(r.Name) : "-";
+        Line(md, $"# Sweep report: {Md(a.SweepId)}");
         Line(md);
-        Line(md, $"Sweep `{a.SweepId}` ({a.Name}) from `{a.Source}`: {a.Phase.ToString().ToLowerInvariant()}, started {a.StartedAt:yyyy-MM-dd HH:mm:ss zzz}{(a.FinishedAt is { } end ? $", finished {end:yyyy-MM-dd HH:mm:ss zzz}" : "")}; {a.Trials.Count} trials. " +
+        Line(md, $"Sweep {Md(a.SweepId)} ({Md(a.Name)}) from {Md(a.Source)}: {a.Phase.ToString().ToLowerInvariant()}, started {a.StartedAt:yyyy-MM-dd HH:mm:ss zzz}{(a.FinishedAt is { } end ? $", finished {end:yyyy-MM-dd HH:mm:ss zzz}" : "")}; {a.Trials.Count} trials. " +
                  $"Target test accuracy {target}. Reference trial: {reference} ({a.ReferenceRule}).");
         if (a.Phase != SweepPhase.Completed) Line(md, "The sweep has not finished: unfinished trials' curves are partial.");
         Line(md);
 
         Line(md, "## Summary");
         Line(md);
-        foreach (var finding in SweepReportWriter.Findings(a)) Line(md, $"- {Cell(finding)}");
+        foreach (var finding in SweepReportWriter.Findings(a)) Line(md, $"- {Md(finding)}");
         Line(md);
 
         Line(md, "## Trials");
@@ -41,7 +47,7 @@ public static class ReportMarkdown
             };
             Line(md, "| " + string.Join(" | ", new[]
             {
-                t.Name, s.BatchSize.ToString(CultureInfo.InvariantCulture), s.TestBatchSize.ToString(CultureInfo.InvariantCulture), G(s.BaseLr),
+                Md(t.Name), s.BatchSize.ToString(CultureInfo.InvariantCulture), s.TestBatchSize.ToString(CultureInfo.InvariantCulture), G(s.BaseLr),
                 t.State.ToString(), s.Attempts.ToString(CultureInfo.InvariantCulture), $"{s.Iteration}/{s.MaxIter}",
                 F(t.FinalTestAccuracy, "0.0000"), F(s.BestTestAccuracy, "0.0000"), F(s.SecondsPer100Iterations, "0.00"),
                 s.PeakMemoryBytes > 0 ? F(s.PeakMemoryBytes / 1048576.0, "0") : "-",
@@ -49,8 +55,8 @@ public static class ReportMarkdown
                 t.TimeToTarget?.Iterations.ToString(CultureInfo.InvariantCulture) ?? "not reached",
                 t.TimeToTarget is { } time ? F(time.Seconds, "0.00") : "not reached",
                 t.RecommendedMaxIter?.ToString(CultureInfo.InvariantCulture) ?? "-",
-                note,
-            }.Select(Cell)) + " |");
+                Md(note),
+            }) + " |");
         }
         Line(md);
         Line(md, "Data: [trials.csv](trials.csv) (one row per trial), [metrics.csv](metrics.csv) (one row per trial and test point).");
@@ -61,7 +67,7 @@ public static class ReportMarkdown
             Line(md, "Worker slots (each checked its device's arithmetic against float64 before it took a trial; an unhealthy slot took none):");
             Line(md);
             foreach (var slot in a.Slots)
-                Line(md, $"- {Cell(slot.Slot.WorkerId)}: {(slot.Health.Healthy ? "healthy" : "**unhealthy**")}: {Cell(slot.Health.Summary)}");
+                Line(md, $"- {Md(slot.Slot.WorkerId)}: {(slot.Health.Healthy ? "healthy" : "**unhealthy**")}: {Md(slot.Health.Summary)}");
             Line(md);
         }
 
@@ -80,6 +86,7 @@ public static class ReportMarkdown
         Line(md, "## Findings");
         Line(md);
         TimeFindings(md, a);
+        BestFindings(md, a);
         FitFindings(md, a);
         MemoryFindings(md, a);
         DivergenceFindings(md, a);
@@ -97,13 +104,40 @@ public static class ReportMarkdown
         Line(md, $"Iterations and cumulative wall-clock seconds (the `seconds` of every test point up to and including the first at or above {target}).");
         Line(md);
         foreach (var t in a.Trials)
-            Line(md, $"- {t.Name}: {(t.TimeToTarget is { } time ? $"{time.Iterations} iterations, {F(time.Seconds, "0.00")} s" : "not reached")}");
-        Line(md);
-        Line(md, a.BestByTimeToTarget is { TimeToTarget: { } best } winner
-            ? $"Best trial by time to {target}: **{winner.Name}** ({best.Iterations} iterations, {F(best.Seconds, "0.00")} s)."
-            : $"No trial reached test accuracy {target}.");
+        {
+            string time = t.TimeToTarget is { } reached ? $"{reached.Iterations} iterations, {F(reached.Seconds, "0.00")} s" : "not reached";
+            Line(md, $"- {Md(t.Name)}: {time}{(t.CanBeBest ? "" : $" ({Md(t.WhyNotEligible)}: not eligible as best)")}");
+        }
         Line(md);
     }
+
+    /// <summary>The best trial by each criterion, completed trials only, and the trials that could not be best.</summary>
+    private static void BestFindings(StringBuilder md, SweepAnalysis a)
+    {
+        string target = F(a.TargetAccuracy);
+        Line(md, "### Best trial");
+        Line(md);
+        Line(md, "Only completed trials can be best, by any criterion: a trial that diverged, failed or has not finished is listed apart, whatever its numbers.");
+        Line(md);
+        Line(md, a.BestByTimeToTarget is { TimeToTarget: { } best } winner
+            ? $"Best trial by time to {target}: **{Md(winner.Name)}** ({best.Iterations} iterations, {F(best.Seconds, "0.00")} s)."
+            : a.Trials.Any(t => t.TimeToTarget is not null)
+                ? $"No completed trial reached test accuracy {target}."
+                : $"No trial reached test accuracy {target}.");
+        Line(md);
+        Line(md, a.BestByFinalAccuracy is { FinalTestAccuracy: { } final } top
+            ? $"Best trial by final test accuracy: **{Md(top.Name)}** ({F(final, "0.0000")})."
+            : "No completed trial has a final test accuracy.");
+        Line(md);
+        if (a.NotEligibleList(NotEligibleListed) is { } others)
+        {
+            Line(md, $"Not eligible: {Md(others)}.");
+            Line(md);
+        }
+    }
+
+    /// <summary>How many trials that cannot be best report.md names before it says how many more.</summary>
+    private const int NotEligibleListed = 50;
 
     private static void FitFindings(StringBuilder md, SweepAnalysis a)
     {
@@ -117,7 +151,7 @@ public static class ReportMarkdown
             Line(md, "| trial | batch | seconds per iteration | fitted |");
             Line(md, "|---|---:|---:|---:|");
             foreach (var t in completed)
-                Line(md, $"| {Cell(t.Name)} | {t.BatchSize} | {G(t.SecondsPerIteration!.Value)} | {G(fit.At(t.BatchSize))} |");
+                Line(md, $"| {Md(t.Name)} | {t.BatchSize} | {G(t.SecondsPerIteration!.Value)} | {G(fit.At(t.BatchSize))} |");
         }
         else
         {
@@ -128,7 +162,7 @@ public static class ReportMarkdown
 
     private static void MemoryFindings(StringBuilder md, SweepAnalysis a)
     {
-        Line(md, $"### Peak memory against the reference ({a.Reference?.Name ?? "none"})");
+        Line(md, $"### Peak memory against the reference ({(a.Reference is { } r ? Md(r.Name) : "none")})");
         Line(md);
         Line(md, "Peak memory is the process's peak resident memory on the CPU (the runtime, data and model included, shared by trials that ran side by side in one process), device memory on CUDA.");
         Line(md);
@@ -139,7 +173,7 @@ public static class ReportMarkdown
         else
         {
             foreach (var t in a.Trials.Where(t => t.MemoryPercentOfReference is not null))
-                Line(md, $"- {t.Name} (batch {t.BatchSize}): {MiB(t.Record.PeakMemoryBytes)}, {F(t.MemoryPercentOfReference, "0.0")}% of {a.Reference.Name}");
+                Line(md, $"- {Md(t.Name)} (batch {t.BatchSize}): {MiB(t.Record.PeakMemoryBytes)}, {F(t.MemoryPercentOfReference, "0.0")}% of {Md(a.Reference.Name)}");
         }
         Line(md);
     }
@@ -149,7 +183,7 @@ public static class ReportMarkdown
         Line(md, "### Divergence");
         Line(md);
         if (a.Divergences.Count == 0) Line(md, "No trial diverged.");
-        foreach (var d in a.Divergences) Line(md, $"- {d.Trial} diverged at iteration {d.Iteration}: {d.Reason}");
+        foreach (var d in a.Divergences) Line(md, $"- {Md(d.Trial)} diverged at iteration {d.Iteration}: {Md(d.Reason)}");
         Line(md);
     }
 
@@ -164,27 +198,28 @@ public static class ReportMarkdown
             return;
         }
         var r = a.Reference;
-        Line(md, $"Each trial with another batch size than {r.Name} (batch {r.BatchSize}, lr {G(r.BaseLr)}) has the ratio r = batch / {r.BatchSize}; its learning rate implies " +
-                 $"the exponent k in lr = {G(r.BaseLr)} × r^k. How closely it tracks {r.Name}: the mean absolute difference of test accuracy " +
-                 $"per iteration (the same iteration numbers) and per epoch (its iteration i against {r.Name}'s iteration i × r, interpolated, where both have seen as many images); iteration 0 is left out.");
+        string name = Md(r.Name);
+        Line(md, $"Each trial with another batch size than {name} (batch {r.BatchSize}, lr {G(r.BaseLr)}) has the ratio r = batch / {r.BatchSize}; its learning rate implies " +
+                 $"the exponent k in lr = {G(r.BaseLr)} × r^k. How closely it tracks {name}: the mean absolute difference of test accuracy " +
+                 $"per iteration (the same iteration numbers) and per epoch (its iteration i against {name}'s iteration i × r, interpolated, where both have seen as many images); iteration 0 is left out.");
         Line(md);
         Line(md, "| trial | batch | r | base lr | k | per iteration: mean abs. diff (points) | per epoch: mean abs. diff (points) |");
         Line(md, "|---|---:|---:|---:|---:|---:|---:|");
         foreach (var c in a.Couplings)
         {
-            Line(md, $"| {Cell(c.Trial)}{(c.Diverged ? " (diverged)" : "")} | {c.BatchSize} | {G(c.Ratio)} | {G(c.BaseLr)} | {F(c.Exponent, "0.##")} | " +
+            Line(md, $"| {Md(c.Trial)}{(c.State == TrialState.Completed ? "" : $" ({c.State.ToString().ToLowerInvariant()})")} | {c.BatchSize} | {G(c.Ratio)} | {G(c.BaseLr)} | {F(c.Exponent, "0.##")} | " +
                      $"{F(c.PerIterationMad, "0.0000")} ({c.PerIterationPoints}) | {F(c.PerEpochMad, "0.0000")} ({c.PerEpochPoints}) |");
         }
         Line(md);
         if (a.CouplingByExponent.Count > 0)
         {
-            Line(md, "By exponent (trials that did not diverge):");
+            Line(md, "By exponent (completed trials only):");
             Line(md);
             foreach (var s in a.CouplingByExponent)
-                Line(md, $"- k = {F(s.Exponent, "0.##")} ({string.Join(", ", s.Trials)}): per iteration {F(s.MeanPerIterationMad, "0.0000")}, per epoch {F(s.MeanPerEpochMad, "0.0000")}");
+                Line(md, $"- k = {F(s.Exponent, "0.##")} ({Md(string.Join(", ", s.Trials))}): per iteration {F(s.MeanPerIterationMad, "0.0000")}, per epoch {F(s.MeanPerEpochMad, "0.0000")}");
             Line(md);
         }
-        Line(md, $"Closest coupling: {CouplingVerdict(a)}. The paper claims k = −1 tracks per iteration (CASE6 against CASE1); the linear scaling rule, k = 1, is a per-epoch rule, which is why the per-epoch comparison scales iterations by r.");
+        Line(md, $"Closest coupling: {Md(CouplingVerdict(a))}. The paper claims k = −1 tracks per iteration (CASE6 against CASE1); the linear scaling rule, k = 1, is a per-epoch rule, which is why the per-epoch comparison scales iterations by r.");
         Line(md);
     }
 
@@ -209,8 +244,8 @@ public static class ReportMarkdown
         foreach (var t in a.Trials)
         {
             Line(md, t.RecommendedMaxIter is { } it
-                ? $"- {t.Name}: {it} (plateau {F(t.PlateauAccuracy, "0.0000")}{(t.SecondsPerIteration is { } s ? $", about {F(it * s, "0.0")} s at {G(s)} s per iteration" : "")})"
-                : $"- {t.Name}: - ({t.State.ToString().ToLowerInvariant()})");
+                ? $"- {Md(t.Name)}: {it} (plateau {F(t.PlateauAccuracy, "0.0000")}{(t.SecondsPerIteration is { } s ? $", about {F(it * s, "0.0")} s at {G(s)} s per iteration" : "")})"
+                : $"- {Md(t.Name)}: - ({t.State.ToString().ToLowerInvariant()})");
         }
         Line(md);
     }
@@ -227,10 +262,11 @@ public static class ReportMarkdown
         Line(md, "| # | claim | verdict | rule | numbers |");
         Line(md, "|---:|---|---|---|---|");
         foreach (var claim in a.PaperClaims)
-            Line(md, $"| {claim.Number} | {Cell(claim.Claim)} | **{Verdict(claim.Verdict)}** | {Cell(claim.Rule)} | {Cell(claim.Evidence)} |");
+            Line(md, $"| {claim.Number} | {Md(claim.Claim)} | **{Verdict(claim.Verdict)}** | {Md(claim.Rule)} | {Md(claim.Evidence)} |");
         Line(md);
     }
 
+    /// <summary>A verdict as report.md and the findings say it.</summary>
     public static string Verdict(ClaimVerdict verdict) => verdict switch
     {
         ClaimVerdict.Reproduced => "reproduced",
@@ -238,7 +274,7 @@ public static class ReportMarkdown
         _ => "not checkable here",
     };
 
-    private static string Cell(string text) => text.Replace("|", "\\|", StringComparison.Ordinal).Replace("\r", " ", StringComparison.Ordinal).Replace("\n", " ", StringComparison.Ordinal);
+    private static string Md(string? text) => SafeText.Markdown(text);
 
     private static void Line(StringBuilder md, string text = "") => md.Append(text).Append('\n');
 }

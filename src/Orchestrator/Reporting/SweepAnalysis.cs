@@ -14,26 +14,35 @@ public sealed record DivergenceFinding(string Trial, int? Iteration, string? Rea
 /// (the trial's iteration i against the reference's i × r, where both have seen as many images).
 /// Iteration 0 is left out: there no rate has acted yet.
 /// </summary>
+/// <param name="State">The trial's state: only a completed trial counts towards the best exponent.</param>
 public sealed record CouplingFinding(
     string Trial,
     int BatchSize,
     double BaseLr,
     double Ratio,
     double Exponent,
-    bool Diverged,
+    TrialState State,
     double? PerIterationMad,
     int PerIterationPoints,
     double? PerEpochMad,
-    int PerEpochPoints);
+    int PerEpochPoints)
+{
+    /// <summary>Whether the trial diverged.</summary>
+    public bool Diverged => State == TrialState.Diverged;
+}
 
-/// <summary>The trials with one coupling exponent k, and how closely they track the reference on average.</summary>
+/// <summary>The completed trials with one coupling exponent k, and how closely they track the reference on average.</summary>
 public sealed record CouplingSummary(double Exponent, IReadOnlyList<string> Trials, double? MeanPerIterationMad, double? MeanPerEpochMad);
 
 /// <summary>
 /// Everything `sweep report` computes from a sweep's events: per-trial curves and times, the reference
 /// trial, the time-per-iteration fit, divergences, the batch/learning-rate coupling, the recommended
 /// max-iter, the best trial, and for the paper preset the verdict on each of the paper's claims.
+/// Only completed trials can be best, by any criterion (<see cref="TrialAnalysis.CanBeBest"/>): a trial
+/// that diverged, failed or has not finished is listed apart (<see cref="NotEligible"/>), whatever its numbers.
 /// </summary>
+/// <param name="BestByTimeToTarget">The completed trial that reached the target test accuracy in the fewest wall-clock seconds (then iterations).</param>
+/// <param name="BestByFinalAccuracy">The completed trial with the highest final test accuracy (the first in spec order on a tie).</param>
 public sealed record SweepAnalysis(
     string SweepId,
     string Name,
@@ -53,15 +62,33 @@ public sealed record SweepAnalysis(
     CouplingSummary? BestPerIteration,
     CouplingSummary? BestPerEpoch,
     TrialAnalysis? BestByTimeToTarget,
+    TrialAnalysis? BestByFinalAccuracy,
     IReadOnlyList<PaperClaim> PaperClaims,
     IReadOnlyList<SlotRecord> Slots)
 {
+    /// <summary>The target test accuracy of `sweep report` unless --target-accuracy says otherwise.</summary>
     public const double DefaultTargetAccuracy = 0.95;
 
     /// <summary>The names of the paper's nine cases; a sweep with all of them is the paper preset.</summary>
     public static readonly IReadOnlyList<string> PaperCases = Enumerable.Range(1, 9).Select(i => $"CASE{i}").ToList();
 
+    /// <summary>The trial named <paramref name="name"/>, or null.</summary>
     public TrialAnalysis? this[string name] => Trials.FirstOrDefault(t => t.Name == name);
+
+    /// <summary>The trials that cannot be named best by any criterion (they diverged, failed or have not finished), in spec order.</summary>
+    public IReadOnlyList<TrialAnalysis> NotEligible => Trials.Where(t => !t.CanBeBest).ToList();
+
+    /// <summary>
+    /// The trials that cannot be best, each with why, such as "blows-up (diverged at 20)", at most
+    /// <paramref name="max"/> of them and then how many more; null when every trial can be.
+    /// </summary>
+    public string? NotEligibleList(int max)
+    {
+        var others = NotEligible;
+        if (others.Count == 0) return null;
+        var listed = string.Join(", ", others.Take(max).Select(t => $"{t.Name} ({t.WhyNotEligible})"));
+        return others.Count > max ? $"{listed} and {others.Count - max} more" : listed;
+    }
 
     /// <summary>Analyses a sweep from its folded state and its events in persisted order.</summary>
     public static SweepAnalysis Compute(SweepState state, IReadOnlyList<ISweepEvent> events, double targetAccuracy = DefaultTargetAccuracy)
@@ -96,7 +123,7 @@ public sealed record SweepAnalysis(
 
         var couplings = reference is null ? [] : FindCouplings(trials, reference);
         var byExponent = couplings
-            .Where(c => !c.Diverged && (c.PerIterationMad is not null || c.PerEpochMad is not null))
+            .Where(c => c.State == TrialState.Completed && (c.PerIterationMad is not null || c.PerEpochMad is not null))
             .GroupBy(c => Math.Round(c.Exponent, 3) + 0.0)
             .OrderBy(g => g.Key)
             .Select(g => new CouplingSummary(
@@ -108,10 +135,15 @@ public sealed record SweepAnalysis(
         var bestPerIteration = byExponent.Where(s => s.MeanPerIterationMad is not null).OrderBy(s => s.MeanPerIterationMad).FirstOrDefault();
         var bestPerEpoch = byExponent.Where(s => s.MeanPerEpochMad is not null).OrderBy(s => s.MeanPerEpochMad).FirstOrDefault();
 
+        // Only a completed trial can be best: one that reached the target and then diverged is no recommendation.
         var best = trials
-            .Where(t => t.TimeToTarget is not null)
+            .Where(t => t.CanBeBest && t.TimeToTarget is not null)
             .OrderBy(t => t.TimeToTarget!.Seconds)
             .ThenBy(t => t.TimeToTarget!.Iterations)
+            .FirstOrDefault();
+        var bestFinal = trials
+            .Where(t => t.CanBeBest && t.FinalTestAccuracy is not null)
+            .OrderByDescending(t => t.FinalTestAccuracy!.Value)
             .FirstOrDefault();
 
         var analysis = new SweepAnalysis(
@@ -133,6 +165,7 @@ public sealed record SweepAnalysis(
             bestPerIteration,
             bestPerEpoch,
             best,
+            bestFinal,
             [],
             state.Slots.Values.OrderBy(s => s.Slot.WorkerId, StringComparer.Ordinal).ToList());
         return paper ? analysis with { PaperClaims = PaperClaimChecks.Evaluate(analysis) } : analysis;
@@ -184,7 +217,7 @@ public sealed record SweepAnalysis(
                 trial.BaseLr,
                 ratio,
                 exponent,
-                trial.Diverged,
+                trial.State,
                 perIteration.Count > 0 ? perIteration.Average() : null,
                 perIteration.Count,
                 perEpoch.Count > 0 ? perEpoch.Average() : null,

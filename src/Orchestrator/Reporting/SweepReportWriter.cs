@@ -15,9 +15,17 @@ public sealed record ReportOutput(string Directory, string ReportFile, string Tr
 /// </summary>
 public static class SweepReportWriter
 {
+    /// <summary>The report's markdown file.</summary>
     public const string ReportFileName = "report.md";
+
+    /// <summary>The CSV with a row per trial.</summary>
     public const string TrialsFileName = "trials.csv";
+
+    /// <summary>The CSV with a row per trial and test point.</summary>
     public const string MetricsFileName = "metrics.csv";
+
+    /// <summary>How many trials that cannot be best a finding names before it says how many more.</summary>
+    public const int NotEligibleListed = 10;
 
     /// <summary>Reads sweep <paramref name="sweepId"/> from <paramref name="journal"/> and analyses it; an unknown sweep is bad input.</summary>
     public static async Task<SweepAnalysis> AnalyseAsync(JournalSettings journal, string sweepId, double targetAccuracy = SweepAnalysis.DefaultTargetAccuracy)
@@ -49,17 +57,21 @@ public static class SweepReportWriter
         return new ReportOutput(directory, report, trials, metrics, figures, Findings(analysis));
     }
 
-    /// <summary>What was written and the findings, as `sweep report` prints them.</summary>
+    /// <summary>What was written and the findings, as `sweep report` prints them (names through <see cref="SafeText.Line"/>).</summary>
     public static void Print(ReportOutput output, string sweepId, TextWriter writer)
     {
-        writer.WriteLine($"report for sweep {sweepId}: {output.ReportFile}");
+        writer.WriteLine($"report for sweep {SafeText.Line(sweepId)}: {output.ReportFile}");
         writer.WriteLine($"  with {TrialsFileName}, {MetricsFileName} and {output.Figures.Count} figures in {output.Directory}");
         if (!ReportFigures.HasFont) writer.WriteLine("  note: no font found under /usr/share/fonts, so the figures have no text (apt-get install fonts-dejavu-core)");
         writer.WriteLine("findings:");
-        foreach (var finding in output.Findings) writer.WriteLine($"  - {finding}");
+        foreach (var finding in output.Findings) writer.WriteLine($"  - {SafeText.Line(finding)}");
     }
 
-    /// <summary>The short list of findings: time to target and the best trial, the time fit, memory, divergence, coupling, max-iter, and the paper's claims.</summary>
+    /// <summary>
+    /// The short list of findings: time to target and the best trials (completed ones only, the others
+    /// named apart), the time fit, memory, divergence, coupling, max-iter, and the paper's claims. Plain
+    /// text with names as they are: each output escapes them its own way.
+    /// </summary>
     public static IReadOnlyList<string> Findings(SweepAnalysis a)
     {
         var findings = new List<string>();
@@ -67,7 +79,13 @@ public static class SweepReportWriter
         int reached = a.Trials.Count(t => t.TimeToTarget is not null);
         findings.Add(a.BestByTimeToTarget is { TimeToTarget: { } best } winner
             ? $"{reached} of {a.Trials.Count} trials reach test accuracy {target}; fastest: {winner.Name} ({best.Iterations} iterations, {F(best.Seconds, "0.00")} s)"
-            : $"no trial reaches test accuracy {target}");
+            : reached > 0
+                ? $"{reached} of {a.Trials.Count} trials reach test accuracy {target}, none of them completed: no fastest trial"
+                : $"no trial reaches test accuracy {target}");
+        if (a.BestByFinalAccuracy is { FinalTestAccuracy: { } final } top)
+            findings.Add($"highest final test accuracy: {top.Name} ({F(final, "0.0000")})");
+        if (a.NotEligibleList(NotEligibleListed) is { } others)
+            findings.Add($"not eligible as best (only completed trials are): {others}");
 
         findings.Add(a.SecondsPerIterationFit is { } fit
             ? $"seconds per iteration = {G(fit.Slope)} x batch + {G(fit.Intercept)} (R² = {F(fit.RSquared, "0.000")}, {fit.Count} completed trials)"

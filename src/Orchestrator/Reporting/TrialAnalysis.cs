@@ -48,6 +48,23 @@ public sealed record TrialAnalysis(
 
     public bool Diverged => Record.State == TrialState.Diverged;
 
+    /// <summary>
+    /// Whether the trial can be named best by any criterion (time to target, final accuracy, coupling):
+    /// only when it completed. A trial that reached the target and then diverged, failed, or has not
+    /// finished yet is no recommendation, whatever its numbers.
+    /// </summary>
+    public bool CanBeBest => Record.State == TrialState.Completed;
+
+    /// <summary>Why the trial cannot be best ("diverged at 20", "failed", "running, at iteration 40", "queued"); null when it can.</summary>
+    public string? WhyNotEligible => Record.State switch
+    {
+        TrialState.Completed => null,
+        TrialState.Diverged => $"diverged at {Record.DivergedAtIteration ?? Status.Iteration}",
+        TrialState.Failed => "failed",
+        TrialState.Running => $"running, at iteration {Status.Iteration}",
+        _ => Record.State.ToString().ToLowerInvariant(),
+    };
+
     /// <summary>Test points whose test accuracy is a number.</summary>
     public IEnumerable<TrialMetrics> TestPoints => Points.Where(p => double.IsFinite(p.TestAccuracy));
 

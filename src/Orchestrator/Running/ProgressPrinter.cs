@@ -20,6 +20,24 @@ public sealed class ProgressPrinter : ReceiveActor, IWithTimers
 
     private sealed record Resubscribe;
 
+    /// <summary>
+    /// Asks the printer to remove its live block for good before the asker writes lines of its own to
+    /// the same terminal (the redraw would otherwise move the cursor over them); answered with
+    /// <see cref="ViewFinished"/>. Later events are shown as plain lines.
+    /// </summary>
+    public sealed record FinishView
+    {
+        /// <summary>The one instance.</summary>
+        public static readonly FinishView Instance = new();
+    }
+
+    /// <summary>The answer to <see cref="FinishView"/>: the block is gone.</summary>
+    public sealed record ViewFinished
+    {
+        /// <summary>The one instance.</summary>
+        public static readonly ViewFinished Instance = new();
+    }
+
     public ProgressPrinter(IActorRef coordinator, SweepSnapshot initial, TextWriter output, TaskCompletionSource<SweepSnapshot> finished)
     {
         this.coordinator = coordinator;
@@ -44,6 +62,11 @@ public sealed class ProgressPrinter : ReceiveActor, IWithTimers
             Timers.StartPeriodicTimer(ResubscribeTimer, new Resubscribe(), TimeSpan.FromSeconds(2));
         });
         Receive<Resubscribe>(_ => coordinator.Tell(new SubscribeToSweep()));
+        Receive<FinishView>(_ =>
+        {
+            view.Finish();
+            Sender.Tell(ViewFinished.Instance);
+        });
         Receive<SweepFinished>(done =>
         {
             view.Finish();
@@ -60,8 +83,17 @@ public sealed class ProgressPrinter : ReceiveActor, IWithTimers
         coordinator.Tell(new SubscribeToSweep());
     }
 
+    /// <summary>Set by Akka.NET.</summary>
     public ITimerScheduler Timers { get; set; } = null!;
 
+    /// <summary>Gives stderr back (see <see cref="ProgressView"/>), leaving the screen as it is: whoever stopped the printer may have written under the block.</summary>
+    protected override void PostStop()
+    {
+        view.Dispose();
+        base.PostStop();
+    }
+
+    /// <summary>The printer's props: it subscribes to <paramref name="coordinator"/> at once and completes <paramref name="finished"/> when the sweep ends or halts.</summary>
     public static Props Props(IActorRef coordinator, SweepSnapshot initial, TextWriter output, TaskCompletionSource<SweepSnapshot> finished) =>
         Akka.Actor.Props.Create(() => new ProgressPrinter(coordinator, initial, output, finished));
 

@@ -3,6 +3,7 @@ using System.Text;
 using System.Text.Json;
 using System.Text.Json.Serialization;
 using Sweep.Orchestrator.Coordination;
+using Sweep.Orchestrator.Reporting;
 using Sweep.Protocol.Events;
 
 namespace Sweep.Orchestrator.Running;
@@ -20,6 +21,8 @@ public static class SweepReport
         Converters = { new JsonStringEnumConverter() },
     };
 
+    /// <summary>One trial as `sweep status --json` shows it (and trials.csv, and the dashboard).</summary>
+    /// <param name="Iteration">The iteration the trial reached (<see cref="IterationReached"/>).</param>
     public sealed record TrialStatus(
         string Id,
         string Name,
@@ -58,6 +61,15 @@ public static class SweepReport
         bool OwnerGone = false,
         string? Owner = null);
 
+    /// <summary>
+    /// The iteration a trial reached: where its last attempt stands, and for a diverged trial at least the
+    /// iteration it diverged at (a state folded before divergences set the iteration, such as an older
+    /// snapshot, would otherwise show 0 or its last test point).
+    /// </summary>
+    public static int IterationReached(TrialRecord trial) =>
+        trial.State == TrialState.Diverged && trial.DivergedAtIteration is { } diverged ? Math.Max(trial.Iteration, diverged) : trial.Iteration;
+
+    /// <summary>A sweep's state in the shape of `sweep status --json`.</summary>
     public static SweepStatus Status(SweepState state, Journal.SweepLiveness? owner = null) => new(
         state.SweepId,
         state.Definition.Name,
@@ -74,7 +86,7 @@ public static class SweepReport
             t.Definition.Spec.MaxIter,
             t.State,
             t.Attempts,
-            t.Iteration,
+            IterationReached(t),
             t.IsFinished ? t.FinalTestAccuracy : null,
             t.BestTestAccuracy,
             t.SecondsPer100Iterations,
@@ -91,10 +103,14 @@ public static class SweepReport
         owner?.OwnerGone ?? false,
         owner?.Summary);
 
-    /// <summary>The status as JSON (<see cref="SweepStatus"/>, camelCase); <paramref name="owner"/> adds ownerGone and owner for a running sweep.</summary>
+    /// <summary>`sweep status --json`: names and reasons exactly as they are (JSON escapes what it must); <paramref name="owner"/> adds ownerGone and owner for a running sweep.</summary>
     public static string ToJson(SweepState state, Journal.SweepLiveness? owner = null) => JsonSerializer.Serialize(Status(state, owner), Json);
 
-    /// <summary>One line per trial, aligned, with the counts per state underneath.</summary>
+    /// <summary>
+    /// One line per trial, aligned, with a line per slot and the counts per state underneath. Names,
+    /// reasons, errors and verdicts go through <see cref="SafeText.Line"/>: a line break, tab or escape
+    /// sequence in a name shows as an escape and never breaks a row.
+    /// </summary>
     public static string Table(SweepState state)
     {
         var rows = new List<string[]> { new[] { "trial", "batch", "base lr", "state", "attempts", "iter", "test acc", "best", "s/100 it", "peak MiB", "note" } };
@@ -102,23 +118,23 @@ public static class SweepReport
         {
             rows.Add(
             [
-                t.Definition.Name,
+                SafeText.Line(t.Definition.Name),
                 t.Definition.Spec.BatchSize.ToString(CultureInfo.InvariantCulture),
                 t.Definition.Spec.BaseLr.ToString("G6", CultureInfo.InvariantCulture),
                 t.State.ToString(),
                 t.Attempts.ToString(CultureInfo.InvariantCulture),
-                $"{t.Iteration}/{t.Definition.Spec.MaxIter}",
+                $"{IterationReached(t)}/{t.Definition.Spec.MaxIter}",
                 Format(t.FinalTestAccuracy, "F4"),
                 Format(t.BestTestAccuracy, "F4"),
                 Format(t.SecondsPer100Iterations, "F2"),
                 t.PeakMemoryBytes > 0 ? (t.PeakMemoryBytes / 1048576.0).ToString("F0", CultureInfo.InvariantCulture) : "-",
-                t.State switch
+                SafeText.Line(t.State switch
                 {
                     TrialState.Diverged => $"diverged at {t.DivergedAtIteration}: {t.DivergenceReason}",
                     TrialState.Failed => t.Error ?? "",
                     _ when t.Error is not null => $"last error: {t.Error}",
                     _ => "",
-                },
+                }),
             ]);
         }
         var widths = Enumerable.Range(0, rows[0].Length).Select(c => rows.Max(r => r[c].Length)).ToArray();
@@ -126,10 +142,10 @@ public static class SweepReport
         foreach (var row in rows)
             text.AppendLine(string.Join("  ", row.Select((cell, c) => c == row.Length - 1 ? cell : cell.PadRight(widths[c]))).TrimEnd());
         foreach (var slot in state.Slots.Values.OrderBy(s => s.Slot.WorkerId, StringComparer.Ordinal))
-            text.AppendLine(CultureInfo.InvariantCulture, $"slot {slot.Slot.WorkerId}: {(slot.Health.Healthy ? "healthy" : "UNHEALTHY, takes no trials")}: {slot.Health.Summary}");
+            text.AppendLine(CultureInfo.InvariantCulture, $"slot {SafeText.Line(slot.Slot.WorkerId)}: {(slot.Health.Healthy ? "healthy" : "UNHEALTHY, takes no trials")}: {SafeText.Line(slot.Health.Summary)}");
         var counts = state.Trials.GroupBy(t => t.State).OrderBy(g => g.Key).Select(g => $"{g.Count()} {g.Key.ToString().ToLowerInvariant()}");
-        text.Append(CultureInfo.InvariantCulture, $"sweep {state.SweepId} ({state.Definition.Name}): {state.Phase.ToString().ToLowerInvariant()}; {string.Join(", ", counts)}");
-        if (state.Phase == SweepPhase.Interrupted && state.InterruptReason is { } reason) text.Append(CultureInfo.InvariantCulture, $"; halted: {reason}");
+        text.Append(CultureInfo.InvariantCulture, $"sweep {SafeText.Line(state.SweepId)} ({SafeText.Line(state.Definition.Name)}): {state.Phase.ToString().ToLowerInvariant()}; {string.Join(", ", counts)}");
+        if (state.Phase == SweepPhase.Interrupted && state.InterruptReason is { } reason) text.Append(CultureInfo.InvariantCulture, $"; halted: {SafeText.Line(reason)}");
         return text.ToString();
     }
 

@@ -33,6 +33,108 @@ public sealed class ReportAnalysisTests
         static TimeToTarget? Round(TimeToTarget? t) => t is null ? null : t with { Seconds = Math.Round(t.Seconds, 9) };
     }
 
+    /// <summary>
+    /// The user's case by hand: blows-up reaches 0.96 at iteration 100 (0.84 s) and diverges at 150; stable
+    /// reaches 0.97 at 200 (1.58 s) and completes; late is still running at 100 with 0.99; gone failed at 0.98.
+    /// </summary>
+    private static ReportEvents DivergedAfterTarget()
+    {
+        var log = new ReportEvents("eligible",
+            ReportEvents.Trial("stable", 64, 0.05, 200), ReportEvents.Trial("blows-up", 64, 0.5, 200),
+            ReportEvents.Trial("late", 32, 0.05, 200), ReportEvents.Trial("gone", 32, 0.1, 200), ReportEvents.Trial("waiting", 16, 0.05, 200));
+        log.Completed("stable", [0.1, 0.9, 0.97], 0.74, 72 * ReportEvents.MiB);
+        log.Start("blows-up").Points("blows-up", [0.1, 0.96], 0.74, 72 * ReportEvents.MiB).Diverge("blows-up", 150, "loss is NaN");
+        log.Start("late").Points("late", [0.1, 0.99], 0.1, 56 * ReportEvents.MiB);
+        log.Start("gone").Points("gone", [0.1, 0.98], 0.1, 56 * ReportEvents.MiB).Fail("gone", "boom", final: true);
+        return log;
+    }
+
+    [Fact]
+    public void Only_a_completed_trial_can_be_best_by_time_to_target_or_final_accuracy()
+    {
+        var log = DivergedAfterTarget();
+        var a = SweepAnalysis.Compute(log.Fold(), log.Events);
+        // Every other trial was faster to 0.95 or ends higher, and none of them can be best.
+        Assert.Equal(new TimeToTarget(100, 0.84), a["blows-up"]!.TimeToTarget! with { Seconds = Math.Round(a["blows-up"]!.TimeToTarget!.Seconds, 9) });
+        Assert.Equal(new TimeToTarget(200, 1.58), a["stable"]!.TimeToTarget! with { Seconds = Math.Round(a["stable"]!.TimeToTarget!.Seconds, 9) });
+        Assert.Equal("stable", a.BestByTimeToTarget!.Name);
+        Assert.Equal("stable", a.BestByFinalAccuracy!.Name);
+        Assert.Equal(0.97, a.BestByFinalAccuracy.FinalTestAccuracy);
+        Assert.Equal(["blows-up", "late", "gone", "waiting"], a.NotEligible.Select(t => t.Name));
+        Assert.Equal("blows-up (diverged at 150), late (running, at iteration 100), gone (failed), waiting (queued)", a.NotEligibleList(10));
+        Assert.Equal("blows-up (diverged at 150), late (running, at iteration 100) and 2 more", a.NotEligibleList(2));
+
+        var findings = SweepReportWriter.Findings(a);
+        Assert.Equal("4 of 5 trials reach test accuracy 0.95; fastest: stable (200 iterations, 1.58 s)", findings[0]);
+        Assert.Equal("highest final test accuracy: stable (0.9700)", findings[1]);
+        Assert.Equal("not eligible as best (only completed trials are): blows-up (diverged at 150), late (running, at iteration 100), gone (failed), waiting (queued)", findings[2]);
+
+        var md = ReportMarkdown.Write(a, []);
+        Assert.Contains("\nBest trial by time to 0.95: **stable** (200 iterations, 1.58 s).\n", md);
+        Assert.Contains("\nBest trial by final test accuracy: **stable** (0.9700).\n", md);
+        Assert.Contains("\nNot eligible: blows-up (diverged at 150), late (running, at iteration 100), gone (failed), waiting (queued).\n", md);
+        Assert.Contains("\n- blows-up: 100 iterations, 0.84 s (diverged at 150: not eligible as best)\n", md);
+        Assert.Contains("\n- stable: 200 iterations, 1.58 s\n", md);
+        Assert.DoesNotContain("**blows-up**", md);
+    }
+
+    [Fact]
+    public void When_only_trials_that_cannot_be_best_reach_the_target_there_is_no_best_by_time()
+    {
+        var log = new ReportEvents("none", ReportEvents.Trial("slow", 64, 0.01, 200), ReportEvents.Trial("blows-up", 64, 0.5, 200));
+        log.Completed("slow", [0.1, 0.5, 0.6], 0.74, 72 * ReportEvents.MiB);
+        log.Start("blows-up").Points("blows-up", [0.1, 0.96], 0.74, 72 * ReportEvents.MiB).Diverge("blows-up", 150, "loss is NaN").Finish();
+        var a = SweepAnalysis.Compute(log.Fold(), log.Events);
+        Assert.Null(a.BestByTimeToTarget);
+        Assert.Equal("slow", a.BestByFinalAccuracy!.Name);
+        Assert.Equal("1 of 2 trials reach test accuracy 0.95, none of them completed: no fastest trial", SweepReportWriter.Findings(a)[0]);
+        Assert.Contains("\nNo completed trial reached test accuracy 0.95.\n", ReportMarkdown.Write(a, []));
+    }
+
+    [Fact]
+    public void The_best_coupling_exponent_counts_completed_trials_only()
+    {
+        // b32 tracks b64 perfectly per iteration so far, but it is still running: no exponent group may rest on it.
+        var log = new ReportEvents("coupling", ReportEvents.Trial("b64", 64, 0.01, 200), ReportEvents.Trial("b32", 32, 0.02, 200), ReportEvents.Trial("b128", 128, 0.01, 200));
+        log.Completed("b64", [0.1, 0.8, 0.9], 0.74, 72 * ReportEvents.MiB);
+        log.Start("b32").Points("b32", [0.1, 0.8, 0.9], 0.42, 56 * ReportEvents.MiB);
+        log.Completed("b128", [0.1, 0.7, 0.85], 1.38, 104 * ReportEvents.MiB);
+        var a = SweepAnalysis.Compute(log.Fold(), log.Events);
+        Assert.Equal(0.0, a.Couplings.Single(c => c.Trial == "b32").PerIterationMad!.Value, Tolerance);
+        var only = Assert.Single(a.CouplingByExponent);
+        Assert.Equal(["b128"], only.Trials);
+        Assert.Equal(0.075, only.MeanPerIterationMad!.Value, Tolerance); // |0.7-0.8| and |0.85-0.9|
+        Assert.Equal(0.0, a.BestPerIteration!.Exponent);
+        Assert.Contains("\n| b32 (running) | 32 | 0.5 | 0.02 | -1 | 0.0000 (2) |", ReportMarkdown.Write(a, []));
+    }
+
+    [Fact]
+    public void A_diverged_trial_shows_the_iteration_it_reached_even_from_a_state_folded_before_divergence_set_it()
+    {
+        // As a snapshot written before divergences set the iteration holds it: diverged at 20, iteration still 0.
+        var log = new ReportEvents("old", ReportEvents.Trial("stable", 64, 0.05, 200), ReportEvents.Trial("blows-up", 64, 0.5, 200));
+        var folded = log.Fold().ToSnapshot();
+        var old = folded with
+        {
+            Trials =
+            [
+                folded.Trials[0],
+                folded.Trials[1] with { State = TrialState.Diverged, Attempts = 1, Iteration = 0, DivergedAtIteration = 20, DivergenceReason = "loss is NaN" },
+            ],
+        };
+        var state = Sweep.Orchestrator.Coordination.SweepState.FromSnapshot(old);
+        var row = Running.SweepReport.Table(state).Split(Environment.NewLine)[2];
+        Assert.Equal("blows-up  64     0.5      Diverged  1         20/200  -         -     -         -         diverged at 20: loss is NaN", row);
+        Assert.Equal(20, Running.SweepReport.Status(state).Trials[1].Iteration);
+        var a = SweepAnalysis.Compute(state, log.Events);
+        Assert.Equal("20", ReportFiles.ParseCsv(ReportCsv.Trials(a))[2][8]);
+        Assert.Equal("stable (queued), blows-up (diverged at 20)", a.NotEligibleList(10));
+
+        // A trial that is not diverged keeps its own iteration, whatever an old divergence field says.
+        var requeued = folded.Trials[1] with { State = TrialState.Queued, Iteration = 0, DivergedAtIteration = 20 };
+        Assert.Equal(0, Running.SweepReport.IterationReached(requeued));
+    }
+
     [Fact]
     public void Seconds_per_iteration_exactly_linear_in_batch_size_fit_with_r_squared_one()
     {

@@ -53,7 +53,8 @@ public sealed class ReportEvents
 
     public ReportEvents Diverge(string name, int iteration, string reason, int attempt = 1) => Add(new TrialDiverged(Id(name), attempt, iteration, reason, Next()));
 
-    public ReportEvents Fail(string name, string error, int attempt = 1) => Add(new TrialFailed(Id(name), attempt, error, false, false, Next()));
+    /// <summary>An attempt fails; <paramref name="final"/>: for good, no attempt follows.</summary>
+    public ReportEvents Fail(string name, string error, int attempt = 1, bool final = false) => Add(new TrialFailed(Id(name), attempt, error, false, final, Next()));
 
     public ReportEvents Checkpoint(string name, int iteration, int attempt = 1) => Add(new TrialCheckpointed(Id(name), attempt, iteration, $"/tmp/{name}.ckpt", Next()));
 
