@@ -236,7 +236,7 @@ public static partial class SweepCommands
                     {
                         var liveness = await SweepLiveness.ReadAsync(journal, s.SweepId, s.Phase == SweepPhase.Running);
                         var phase = liveness is { OwnerGone: true } ? "interrupted (no process owns it)" : s.Phase.ToString().ToLowerInvariant();
-                        output.WriteLine($"{s.SweepId}  {s.Definition.Name}  {phase}  {s.FinishedCount}/{s.Trials.Count} finished  started {s.StartedAt.LocalDateTime:yyyy-MM-dd HH:mm:ss}");
+                        output.WriteLine($"{s.SweepId}  {Reporting.SafeText.Line(s.Definition.Name)}  {phase}  {s.FinishedCount}/{s.Trials.Count} finished  started {s.StartedAt.LocalDateTime:yyyy-MM-dd HH:mm:ss}");
                     }
                 }
                 return SweepCommandLine.ExitOk;

@@ -89,7 +89,8 @@ public static partial class SweepLogs
             var level = root.TryGetProperty("@l", out var l) ? l.GetString() ?? "Information" : "Information";
             var message = Render(root.TryGetProperty("@mt", out var mt) ? mt.GetString() ?? "" : "", root);
             var exception = root.TryGetProperty("@x", out var x) ? " " + (x.GetString() ?? "").Split('\n')[0] : "";
-            return new LogLine(at, level, trial, message + exception);
+            // One line per entry, whatever a trial name holds (a line break, an escape sequence).
+            return new LogLine(at, level, trial, Reporting.SafeText.Line(message) + exception);
         }
         catch (Exception e) when (e is JsonException or KeyNotFoundException or FormatException or InvalidOperationException)
         {

@@ -199,7 +199,7 @@ public static class SweepRun
         var accepted = (SweepAccepted)answer;
         var snapshot = await AnswerOrJournalFailure(coordinator.Ask<SweepSnapshot>(new GetSweepState(), AskTimeout), journalFailed.Task, journal, sweepId);
         var layout = layoutFor(snapshot);
-        output.WriteLine($"sweep {sweepId} ({snapshot.Definition.Name}): {accepted.Remaining} of {accepted.Trials} trial(s) to run on {layout.Workers} local worker(s) x {layout.Threads} thread(s); journal {journal.Description}"
+        output.WriteLine($"sweep {sweepId} ({Reporting.SafeText.Line(snapshot.Definition.Name)}): {accepted.Remaining} of {accepted.Trials} trial(s) to run on {layout.Workers} local worker(s) x {layout.Threads} thread(s); journal {journal.Description}"
                          + (cluster is null ? "" : $"; cluster node {Akka.Cluster.Cluster.Get(system).SelfAddress}"));
         if (dashboard is not null)
         {
@@ -207,7 +207,7 @@ public static class SweepRun
         }
 
         var finished = new TaskCompletionSource<SweepSnapshot>(TaskCreationOptions.RunContinuationsAsynchronously);
-        system.ActorOf(ProgressPrinter.Props(coordinator, snapshot, output, finished), "progress");
+        var progress = system.ActorOf(ProgressPrinter.Props(coordinator, snapshot, output, finished), "progress");
         var slots = WorkerSlots.Start(system, coordinator, snapshot.Definition.Model, layout);
         if (cluster is null && layout.Workers > 0) coordinator.Tell(new ExpectLocalSlots(layout.Workers));
 
@@ -217,6 +217,7 @@ public static class SweepRun
         {
             // Nothing more can be recorded: the slots stop their trials (the journal's last checkpoint of each is what a resume uses), then the process ends.
             var failure = journalFailed.Task.Result;
+            await FinishViewAsync(progress);
             output.WriteLine();
             output.WriteLine($"the journal failed: stopping the running trials…");
             output.Flush();
@@ -233,6 +234,7 @@ public static class SweepRun
         }
         if (ended == system.WhenTerminated)
         {
+            await FinishViewAsync(progress);
             output.WriteLine("this node was removed from the cluster (downed); the sweep goes on without it: 'sweep resume' or --join to come back");
             return 1;
         }
@@ -253,12 +255,26 @@ public static class SweepRun
             return final.HasFailures ? 1 : 0;
         }
 
+        await FinishViewAsync(progress);
         output.WriteLine("interrupted: stopping running trials with a checkpoint…");
         var stopped = await AnswerOrJournalFailure(coordinator.Ask<SweepStopped>(new StopSweep(), StopTimeout), journalFailed.Task, journal, sweepId);
         var state = SweepState.FromSnapshot(stopped.Snapshot);
         output.WriteLine($"sweep {sweepId}: {state.FinishedCount} of {state.Trials.Count} trial(s) finished; everything is in {journal.Description}");
         output.WriteLine($"continue with: sweep resume {sweepId} {journal.CommandLine}");
         return 130;
+    }
+
+    /// <summary>Takes the live view's block off the terminal before plain lines follow (a printer that has stopped already has done so).</summary>
+    private static async Task FinishViewAsync(IActorRef progress)
+    {
+        try
+        {
+            await progress.Ask<ProgressPrinter.ViewFinished>(ProgressPrinter.FinishView.Instance, TimeSpan.FromSeconds(5));
+        }
+        catch (Exception e) when (e is AskTimeoutException or TaskCanceledException)
+        {
+            // The printer stopped (its coordinator is gone): nothing is drawn any more.
+        }
     }
 
     /// <summary>"journal ./sweep-data/journal.db: disk full (…); nothing was lost, free space and run: sweep resume ID --data-dir …".</summary>

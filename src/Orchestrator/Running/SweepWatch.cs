@@ -55,7 +55,7 @@ public static class SweepWatch
             if (seen == known)
             {
                 var state = view.State;
-                output.WriteLine($"watching sweep {sweepId} ({state.Definition.Name}) in {journal.Description}: {state.FinishedCount}/{state.Trials.Count} finished, {state.Phase.ToString().ToLowerInvariant()}");
+                output.WriteLine($"watching sweep {sweepId} ({Reporting.SafeText.Line(state.Definition.Name)}) in {journal.Description}: {state.FinishedCount}/{state.Trials.Count} finished, {state.Phase.ToString().ToLowerInvariant()}");
                 output.Flush();
                 ended = state.Phase is SweepPhase.Completed or SweepPhase.Interrupted;
             }
