@@ -265,13 +265,59 @@ public sealed class SyntheticRunnerTests : IDisposable
         File.WriteAllText(checkpoint, text[..(text.Length / 2)]);
         var missing = temp.File("missing.ckpt");
 
-        var damaged = Assert.Throws<InvalidInputException>(() => Run(Trial(Case()), Options(resume: checkpoint)));
+        var damaged = Assert.Throws<CheckpointUnreadableException>(() => Run(Trial(Case()), Options(resume: checkpoint)));
         var notFound = Assert.Throws<InvalidInputException>(() => Run(Trial(Case()), Options(resume: missing)));
 
-        Assert.Contains(checkpoint, damaged.Message);
-        Assert.Contains("damaged", damaged.Message);
+        Assert.Equal(checkpoint, damaged.Path);
+        Assert.StartsWith("damaged checkpoint (JsonException: ", damaged.Cause);
+        Assert.Equal($"{checkpoint}: {damaged.Cause}", damaged.Message);
         Assert.Contains(missing, notFound.Message);
         Assert.Contains("not found", notFound.Message);
+    }
+
+    [Theory]
+    [InlineData("")]
+    [InlineData("{}")]
+    [InlineData("{\"format\":\"sweep-synthetic-checkpoint/9\",\"fingerprint\":\"f\",\"iteration\":40,\"interval\":{\"lossSum\":0,\"correct\":0,\"seen\":0,\"steps\":0,\"seconds\":0}}")]
+    public void An_empty_incomplete_or_foreign_format_file_is_unreadable_not_another_trials(string content)
+    {
+        var checkpoint = temp.File("odd.ckpt");
+        File.WriteAllText(checkpoint, content);
+
+        var error = Assert.Throws<CheckpointUnreadableException>(() => Run(Trial(Case()), Options(resume: checkpoint)));
+
+        Assert.Equal(checkpoint, error.Path);
+    }
+
+    [Fact]
+    public void Versioned_checkpoints_go_to_one_file_per_iteration_and_each_resumes_exactly()
+    {
+        var spec = Case(maxIter: 120, testInterval: 40);
+        var basePath = temp.File("trial.ckpt");
+        var observer = new Recorder();
+
+        var uninterrupted = Run(Trial(spec), Options(basePath) with { VersionedCheckpoints = true }, observer);
+        var fromForty = Run(Trial(spec), Options(resume: temp.File("trial.it000000040.ckpt")));
+        var fromEighty = Run(Trial(spec), Options(resume: temp.File("trial.it000000080.ckpt")));
+
+        Assert.Equal(new[] { (40, temp.File("trial.it000000040.ckpt")), (80, temp.File("trial.it000000080.ckpt")) }, observer.Saved);
+        Assert.Equal(new[] { "trial.it000000040.ckpt", "trial.it000000080.ckpt" }, Directory.GetFiles(temp.Path).Select(Path.GetFileName).Order());
+        Assert.Equal(Computed(uninterrupted.Metrics.Where(m => m.Iteration > 40)), Computed(fromForty.Metrics));
+        Assert.Equal(Computed(uninterrupted.Metrics.Where(m => m.Iteration > 80)), Computed(fromEighty.Metrics));
+    }
+
+    [Fact]
+    public void A_versioned_checkpoint_on_cancel_is_named_by_the_iteration_it_stopped_at()
+    {
+        var spec = Case(maxIter: 100, testInterval: 50);
+        using var cancel = new CancellationTokenSource();
+        var observer = new Recorder { OnReported = m => { if (m.Iteration == 50) cancel.Cancel(); } };
+
+        var cancelled = Run(Trial(spec), Options(temp.File("trial.ckpt"), checkpointOnCancel: true) with { VersionedCheckpoints = true }, observer, cancel.Token);
+
+        Assert.Equal((TrialOutcome.Cancelled, 50), (cancelled.Outcome, cancelled.Iteration));
+        Assert.Equal(temp.File("trial.it000000050.ckpt"), cancelled.CheckpointPath);
+        Assert.False(File.Exists(temp.File("trial.ckpt")));
     }
 
     [Fact]
@@ -310,6 +356,7 @@ public sealed class SyntheticRunnerTests : IDisposable
         public Action<int, string>? OnCheckpointed { get; init; }
         public List<TrialMetrics> Metrics { get; } = [];
         public List<int> Checkpoints { get; } = [];
+        public List<(int, string)> Saved { get; } = [];
 
         public void OnMetrics(TrialMetrics metrics)
         {
@@ -320,6 +367,7 @@ public sealed class SyntheticRunnerTests : IDisposable
         public void OnCheckpoint(int iteration, string path)
         {
             Checkpoints.Add(iteration);
+            Saved.Add((iteration, path));
             OnCheckpointed?.Invoke(iteration, path);
         }
     }

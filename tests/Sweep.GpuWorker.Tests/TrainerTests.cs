@@ -138,9 +138,27 @@ public sealed class TrainerTests : IDisposable
         var bytes = File.ReadAllBytes(checkpoint);
         File.WriteAllBytes(checkpoint, bytes[..(bytes.Length / 2)]);
 
-        var error = Assert.Throws<InvalidInputException>(() => Trainer.Run(Case(64, 0.01, 20, testInterval: 10), Embedded.Value, Options(resume: checkpoint)));
-        Assert.Contains(checkpoint, error.Message);
-        Assert.Contains("damaged", error.Message);
+        // Its own type (a sweep starts such an attempt again from scratch), still bad input to `sweep train`.
+        var error = Assert.Throws<CheckpointUnreadableException>(() => Trainer.Run(Case(64, 0.01, 20, testInterval: 10), Embedded.Value, Options(resume: checkpoint)));
+        Assert.IsAssignableFrom<InvalidInputException>(error);
+        Assert.Equal(checkpoint, error.Path);
+        Assert.StartsWith("damaged checkpoint (tensor ", error.Cause);
+        Assert.Equal($"{checkpoint}: {error.Cause}", error.Message);
+    }
+
+    [Fact]
+    public void Versioned_checkpoints_go_to_one_file_per_iteration_and_each_resumes_exactly()
+    {
+        var spec = Case(64, 0.01, 60, testInterval: 20);
+        var basePath = temp.File("trial.ckpt");
+        var observer = new Recorder();
+
+        var uninterrupted = Trainer.Run(spec, Embedded.Value, Options(basePath) with { VersionedCheckpoints = true }, observer);
+        var resumed = Trainer.Run(spec, Embedded.Value, Options(resume: temp.File("trial.it000000020.ckpt")));
+
+        Assert.Equal(new[] { (20, temp.File("trial.it000000020.ckpt")), (40, temp.File("trial.it000000040.ckpt")) }, observer.Saved);
+        Assert.Equal(new[] { "trial.it000000020.ckpt", "trial.it000000040.ckpt" }, Directory.GetFiles(temp.Path).Select(Path.GetFileName).Order());
+        Assert.Equal(Computed(uninterrupted.Metrics.Where(m => m.Iteration > 20)), Computed(resumed.Metrics));
     }
 
     [Fact]
@@ -176,12 +194,14 @@ public sealed class TrainerTests : IDisposable
         public Action<TrialMetrics>? OnReported { get; init; }
         public Action<int, string>? OnCheckpointed { get; init; }
         public List<int> Checkpoints { get; } = [];
+        public List<(int, string)> Saved { get; } = [];
 
         public void OnMetrics(TrialMetrics metrics) => OnReported?.Invoke(metrics);
 
         public void OnCheckpoint(int iteration, string path)
         {
             Checkpoints.Add(iteration);
+            Saved.Add((iteration, path));
             OnCheckpointed?.Invoke(iteration, path);
         }
     }

@@ -1,5 +1,7 @@
 using Akka.Actor;
 using Akka.TestKit;
+using Sweep.GpuWorker.Synthetic;
+using Sweep.GpuWorker.Training;
 using Sweep.GpuWorker.Workers;
 using Sweep.Protocol.Messages;
 using Sweep.Protocol.Specs;
@@ -30,8 +32,8 @@ public sealed class TrialWorkerTests : Akka.TestKit.Xunit2.TestKit, IDisposable
         Dispose();
     }
 
-    private RunTrial Run(string name = "t1", double lr = 0.01, int attempt = 1, DivergencePolicy? divergence = null, double iterationMs = 1, params SyntheticFault[] faults) =>
-        new("sweep", new TrialDefinition("id-" + name, name, new TrialSpec(32, 64, lr, 100, 50, 1, new SolverSpec(), new DatasetSpec("unused"))),
+    private RunTrial Run(string name = "t1", double lr = 0.01, int attempt = 1, DivergencePolicy? divergence = null, double iterationMs = 1, int maxIter = 100, params SyntheticFault[] faults) =>
+        new("sweep", new TrialDefinition("id-" + name, name, new TrialSpec(32, 64, lr, maxIter, 50, 1, new SolverSpec(), new DatasetSpec("unused"))),
             attempt, ModelKind.Synthetic, new SyntheticSpec(iterationMs, 0.08, faults), divergence ?? new DivergencePolicy(), temp.File(name + ".ckpt"), null);
 
     [Fact]
@@ -183,11 +185,161 @@ public sealed class TrialWorkerTests : Akka.TestKit.Xunit2.TestKit, IDisposable
         var ended = coordinator.FishForMessage<TrialEnded>(_ => true, Wait);
         Assert.Equal(TrialEndKind.Stopped, ended.Kind);
         Assert.InRange(ended.Iteration, 0, 99);
-        Assert.Equal(run.CheckpointPath, ended.CheckpointPath);
-        Assert.True(File.Exists(run.CheckpointPath));
+        Assert.Equal(CheckpointFiles.Versioned(run.CheckpointPath, ended.Iteration), ended.CheckpointPath);
+        Assert.True(File.Exists(ended.CheckpointPath));
 
-        worker.Tell(run with { Attempt = 2, ResumeFrom = run.CheckpointPath }, coordinator.Ref);
+        worker.Tell(run with { Attempt = 2, ResumeFrom = ended.CheckpointPath }, coordinator.Ref);
         var resumed = coordinator.FishForMessage<TrialEnded>(_ => true, Wait);
         Assert.Equal((TrialEndKind.Completed, 2), (resumed.Kind, resumed.Attempt));
+    }
+
+    [Fact]
+    public void Each_checkpoint_gets_its_own_file_and_only_an_acknowledgement_of_a_newer_one_deletes_the_older()
+    {
+        var run = Run(maxIter: 200);
+        var (_, saved, _) = RunToEnd(run);
+
+        Assert.Equal(new[] { (50, At(run, 50)), (100, At(run, 100)), (150, At(run, 150)) }, saved.Select(s => (s.Iteration, s.Path)));
+        Assert.All(saved, s => Assert.True(File.Exists(s.Path), s.Path)); // nothing is acknowledged yet: nothing goes
+
+        worker.Tell(new TrialCheckpointRecorded(run.Trial.Id, run.Attempt + 1, 200), coordinator.Ref); // another attempt's: ignored
+        worker.Tell(new TrialCheckpointRecorded(run.Trial.Id, run.Attempt, 100), coordinator.Ref);
+        AwaitAssert(() => Assert.False(File.Exists(At(run, 50))), Wait);
+        Assert.True(File.Exists(At(run, 100)) && File.Exists(At(run, 150)));
+
+        worker.Tell(new TrialCheckpointRecorded(run.Trial.Id, run.Attempt, 150), coordinator.Ref);
+        AwaitAssert(() => Assert.False(File.Exists(At(run, 100))), Wait);
+        Assert.Equal([At(run, 150)], CheckpointFiles.VersionedIn(run.CheckpointPath, temp.Path));
+    }
+
+    [Fact]
+    public void An_attempt_resumes_from_exactly_the_journalled_checkpoint_and_first_deletes_the_trials_other_versioned_files()
+    {
+        var run = Run(maxIter: 200);
+        var (first, _, _) = RunToEnd(run);
+        // What a journal that recorded only the checkpoint at 100 leaves: files at 50 (older), 150
+        // (written, never journalled), a newer one at 175 and an unfinished write; the journal names 100.
+        File.Copy(At(run, 150), temp.File("t1.it000000175.ckpt"));
+        File.WriteAllText(temp.File("t1.it000000175.ckpt.partial"), "{");
+        File.WriteAllText(temp.File("t1.ckpt"), "an older sweep's file");
+        File.WriteAllText(temp.File("other.it000000100.ckpt"), "another trial's file");
+        var journalled = At(run, 100);
+
+        var (resumed, saved, missing) = RunToEnd(run with { Attempt = 2, ResumeFrom = journalled });
+
+        Assert.Empty(missing);
+        Assert.Equal(new[] { 150, 200 }, resumed.Select(m => m.Iteration));
+        Assert.Equal(Computed(first.Where(m => m.Iteration > 100)), Computed(resumed));
+        Assert.Equal(new[] { (150, At(run, 150)) }, saved.Select(s => (s.Iteration, s.Path)));
+        Assert.Equal(["other.it000000100.ckpt", "t1.ckpt", "t1.it000000100.ckpt", "t1.it000000150.ckpt"], Directory.GetFiles(temp.Path).Select(Path.GetFileName).Order(StringComparer.Ordinal));
+
+        // Once the journal holds the attempt's checkpoint at 150, the one it resumed from is superseded too.
+        worker.Tell(new TrialCheckpointRecorded(run.Trial.Id, 2, 150), coordinator.Ref);
+        AwaitAssert(() => Assert.False(File.Exists(journalled)), Wait);
+        Assert.True(File.Exists(At(run, 150)));
+    }
+
+    [Fact]
+    public void An_attempt_from_scratch_first_deletes_all_the_trials_versioned_files()
+    {
+        var run = Run();
+        string[] stale = ["t1.it000000075.ckpt", "t1.it000000125.ckpt.partial"];
+        string[] kept = ["t1.ckpt", "other.it000000075.ckpt"];
+        foreach (var name in stale.Concat(kept)) File.WriteAllText(temp.File(name), name);
+
+        var (metrics, saved, _) = RunToEnd(run);
+
+        Assert.Equal(new[] { 0, 50, 100 }, metrics.Select(m => m.Iteration));
+        Assert.Equal([At(run, 50)], saved.Select(s => s.Path));
+        Assert.Equal(kept.Append("t1.it000000050.ckpt").Order(StringComparer.Ordinal), Directory.GetFiles(temp.Path).Select(Path.GetFileName).Order(StringComparer.Ordinal));
+    }
+
+    [Fact]
+    public void A_legacy_unversioned_checkpoint_named_by_an_old_journal_still_resumes_exactly()
+    {
+        var run = Run(maxIter: 200);
+        var reference = new SyntheticRunner().Run(run, new TrainingOptions(1), new Observer(), CancellationToken.None);
+        // A sweep before versioned files: one file at the base path, overwritten at every checkpoint; copied here at 100.
+        var legacy = run.CheckpointPath;
+        new SyntheticRunner().Run(run, new TrainingOptions(1, CheckpointPath: temp.File("writing.ckpt")), new Observer((iteration, path) =>
+        {
+            if (iteration == 100) File.Copy(path, legacy);
+        }), CancellationToken.None);
+        File.Delete(temp.File("writing.ckpt"));
+
+        var (resumed, saved, missing) = RunToEnd(run with { Attempt = 2, ResumeFrom = legacy });
+
+        Assert.Empty(missing);
+        Assert.Equal(Computed(reference.Metrics.Where(m => m.Iteration > 100)), Computed(resumed));
+        Assert.Equal(new[] { (150, At(run, 150)) }, saved.Select(s => (s.Iteration, s.Path)));
+        Assert.True(File.Exists(legacy));
+    }
+
+    [Fact]
+    public void A_damaged_checkpoint_is_reported_with_why_and_the_same_attempt_runs_from_scratch_with_the_uninterrupted_metrics()
+    {
+        var run = Run(maxIter: 200);
+        var (first, _, _) = RunToEnd(run);
+        var journalled = At(run, 100);
+        var bytes = File.ReadAllBytes(journalled);
+        File.WriteAllBytes(journalled, bytes[..(bytes.Length / 2)]); // an interrupted copy
+
+        var (again, saved, missing) = RunToEnd(run with { Attempt = 2, ResumeFrom = journalled });
+
+        var report = Assert.Single(missing);
+        Assert.Equal((run.Trial.Id, 2, journalled), (report.TrialId, report.Attempt, report.Path));
+        Assert.StartsWith("damaged checkpoint (JsonException: ", report.Reason);
+        Assert.Equal(Computed(first), Computed(again));
+        Assert.Equal(new[] { 50, 100, 150 }, saved.Select(s => s.Iteration));
+        // The damaged file went with the failed start; the checkpoint at 100 is whole again and resumes exactly.
+        Assert.Equal(Computed(first.Where(m => m.Iteration > 100)), Computed(new SyntheticRunner().Run(run, new TrainingOptions(1, ResumeFrom: journalled), new Observer(), CancellationToken.None).Metrics));
+    }
+
+    /// <summary>The versioned checkpoint file of <paramref name="run"/>'s trial at <paramref name="iteration"/>.</summary>
+    private static string At(RunTrial run, int iteration) => CheckpointFiles.Versioned(run.CheckpointPath, iteration);
+
+    /// <summary>Runs one attempt to its end; what the coordinator heard of it, in order.</summary>
+    private (List<TrialMetrics> Metrics, List<TrialCheckpointSaved> Saved, List<TrialCheckpointMissing> Missing) RunToEnd(RunTrial run) =>
+        TrialWorkerTesting.RunToEnd(worker, coordinator, run, Wait);
+
+    private static IEnumerable<(int, double, double, double, double, double, long)> Computed(IEnumerable<TrialMetrics> metrics) =>
+        metrics.Select(m => (m.Iteration, m.TrainLoss, m.TrainAccuracy, m.TestLoss, m.TestAccuracy, m.LearningRate, m.PeakMemoryBytes));
+
+    private sealed class Observer(Action<int, string>? onCheckpoint = null) : ITrainingObserver
+    {
+        public void OnMetrics(TrialMetrics metrics)
+        {
+        }
+
+        public void OnCheckpoint(int iteration, string path) => onCheckpoint?.Invoke(iteration, path);
+    }
+}
+
+/// <summary>Drives a worker through one attempt with a probe as its coordinator.</summary>
+internal static class TrialWorkerTesting
+{
+    /// <summary>Sends <paramref name="run"/> and collects what the coordinator hears until the attempt ends; it must end completed.</summary>
+    public static (List<TrialMetrics> Metrics, List<TrialCheckpointSaved> Saved, List<TrialCheckpointMissing> Missing) RunToEnd(IActorRef worker, TestProbe coordinator, RunTrial run, TimeSpan wait)
+    {
+        worker.Tell(run, coordinator.Ref);
+        var (metrics, saved, missing) = (new List<TrialMetrics>(), new List<TrialCheckpointSaved>(), new List<TrialCheckpointMissing>());
+        while (true)
+        {
+            switch (coordinator.ExpectMsg<object>(wait))
+            {
+                case TrialProgressed p when p.Attempt == run.Attempt:
+                    metrics.Add(p.Metrics);
+                    break;
+                case TrialCheckpointSaved c when c.Attempt == run.Attempt:
+                    saved.Add(c);
+                    break;
+                case TrialCheckpointMissing m:
+                    missing.Add(m);
+                    break;
+                case TrialEnded e when e.Attempt == run.Attempt:
+                    Assert.Equal(TrialEndKind.Completed, e.Kind);
+                    return (metrics, saved, missing);
+            }
+        }
     }
 }

@@ -1,7 +1,9 @@
 using System.Text.Json;
 using Sweep.Orchestrator.Hosting;
 using Sweep.Orchestrator.Journal;
+using Sweep.Orchestrator.Reporting;
 using Sweep.Protocol.Events;
+using Sweep.Protocol.Training;
 
 namespace Sweep.Orchestrator.Tests;
 
@@ -194,6 +196,121 @@ public sealed class SweepRunEndToEndTests : IDisposable
         var crashed = status.GetProperty("trials").EnumerateArray().Single(t => t.GetProperty("name").GetString() == "b64-lr0.02");
         Assert.Equal(("Completed", 2), (crashed.GetProperty("state").GetString(), crashed.GetProperty("attempts").GetInt32()));
         Assert.Equal(1, (await Events("crashed")).OfType<TrialCompleted>().Count(e => e.TrialId == crashed.GetProperty("id").GetString()));
+    }
+
+    /// <summary>One synthetic trial, 400 iterations of 20 ms, tested and checkpointed every 50.</summary>
+    private string WriteOneTrialSpec()
+    {
+        var path = Path.Combine(temp, "one.conf");
+        File.WriteAllText(path, """
+            sweep {
+              name = one
+              model = synthetic
+              max-iter = 400
+              test-interval = 50
+              cases = [ { name = only, batch-size = 32, base-lr = 0.01 } ]
+              synthetic { iteration-ms = 20 }
+            }
+            """);
+        return path;
+    }
+
+    /// <summary>The trial of <paramref name="sweepId"/> run without interruption: its curve, and the checkpoint files it left.</summary>
+    private async Task<(string TrialId, IReadOnlyList<TrialMetrics> Curve, string[] Files)> Uninterrupted(string spec, string sweepId)
+    {
+        var (exit, stdout, stderr) = SweepProcess.Run("run", spec, "--sweep-id", sweepId, "--data-dir", DataDir, "--workers", "1");
+        Assert.True(exit == 0, stdout + stderr);
+        var (trialId, curve) = Assert.Single(TrialCurves.FromEvents(await Events(sweepId)));
+        return (trialId, curve, CheckpointFileNames(sweepId));
+    }
+
+    private string[] CheckpointFileNames(string sweepId) =>
+        Directory.GetFiles(Path.Combine(DataDir, "checkpoints", sweepId)).Select(f => Path.GetFileName(f)!).Order(StringComparer.Ordinal).ToArray();
+
+    /// <summary>Runs <paramref name="sweepId"/> until its trial has reported iteration 200 of 400, then kills the process with SIGKILL.</summary>
+    private async Task<TrialCheckpointed> KillMidTrial(string spec, string sweepId)
+    {
+        using (var run = SweepProcess.Start("run", spec, "--sweep-id", sweepId, "--data-dir", DataDir, "--workers", "1"))
+        {
+            run.WaitForLine(l => l.Contains("only: iter 200/400"), Long);
+            run.Signal(SweepProcess.SIGKILL);
+            run.WaitForExit(TimeSpan.FromSeconds(30));
+        }
+        var events = await Events(sweepId);
+        Assert.DoesNotContain(events, e => e is TrialCompleted);
+        // The test point at 200 is persisted, so the checkpoint at 150 before it is too.
+        var journalled = events.OfType<TrialCheckpointed>().Last();
+        Assert.InRange(journalled.Iteration, 150, 350);
+        Assert.Equal(Path.Combine(DataDir, "checkpoints", sweepId, $"{journalled.TrialId}.it{journalled.Iteration:D9}.ckpt"), journalled.Path);
+        Assert.True(File.Exists(journalled.Path));
+        return journalled;
+    }
+
+    /// <summary>Every number of two curves, point by point, compared exactly (only wall-clock seconds differ between runs).</summary>
+    private static void AssertSameNumbers(IReadOnlyList<TrialMetrics> expected, IReadOnlyList<TrialMetrics> actual)
+    {
+        Assert.Equal(Enumerable.Range(0, 9).Select(i => 50 * i), actual.Select(m => m.Iteration)); // every test point once: no hole, no repeat
+        Assert.Equal(
+            expected.Select(m => (m.Iteration, m.TrainLoss, m.TrainAccuracy, m.TestLoss, m.TestAccuracy, m.LearningRate, m.PeakMemoryBytes)),
+            actual.Select(m => (m.Iteration, m.TrainLoss, m.TrainAccuracy, m.TestLoss, m.TestAccuracy, m.LearningRate, m.PeakMemoryBytes)));
+    }
+
+    [Fact]
+    public async Task A_checkpoint_newer_than_the_journal_is_never_used_resume_continues_from_the_journalled_one_with_the_uninterrupted_curve()
+    {
+        var spec = WriteOneTrialSpec();
+        var reference = await Uninterrupted(spec, "reference");
+        // Acknowledged checkpoints replace the ones before them: an uninterrupted trial leaves its last one only.
+        Assert.Equal([$"{reference.TrialId}.it000000350.ckpt"], reference.Files);
+
+        var journalled = await KillMidTrial(spec, "journal-behind");
+        // What a journal failure leaves: a real, newer checkpoint of this trial next to the journalled
+        // one, which the journal never recorded (here the uninterrupted run's, at 350).
+        var newer = Path.Combine(DataDir, "checkpoints", "journal-behind", $"{reference.TrialId}.it000000350.ckpt");
+        File.Copy(Path.Combine(DataDir, "checkpoints", "reference", reference.Files[0]), newer, overwrite: true);
+        var before = await Events("journal-behind");
+
+        var (exit, stdout, stderr) = SweepProcess.Run("resume", "journal-behind", "--data-dir", DataDir, "--workers", "1");
+
+        Assert.True(exit == 0, stdout + stderr);
+        var events = await Events("journal-behind");
+        var started = Assert.Single(events.Skip(before.Count).OfType<TrialStarted>());
+        Assert.Equal((2, journalled.Iteration), (started.Attempt, started.FromIteration));
+        Assert.DoesNotContain(events, e => e is TrialRestartedFromScratch);
+        Assert.Single(events.OfType<TrialCompleted>());
+        // The resumed attempt reported the points after the journalled checkpoint, and only those.
+        Assert.Equal(Enumerable.Range(journalled.Iteration / 50 + 1, 8 - journalled.Iteration / 50).Select(i => 50 * i),
+            events.OfType<TrialProgress>().Where(p => p.Attempt == 2).Select(p => p.Metrics.Iteration));
+        AssertSameNumbers(reference.Curve, TrialCurves.FromEvents(events)[reference.TrialId]);
+        Assert.Equal(reference.Files, CheckpointFileNames("journal-behind"));
+    }
+
+    [Fact]
+    public async Task A_damaged_journalled_checkpoint_restarts_the_trial_from_scratch_once_with_the_reason_and_the_uninterrupted_curve()
+    {
+        var spec = WriteOneTrialSpec();
+        var reference = await Uninterrupted(spec, "reference");
+        var journalled = await KillMidTrial(spec, "damaged");
+        var bytes = File.ReadAllBytes(journalled.Path);
+        File.WriteAllBytes(journalled.Path, bytes[..(bytes.Length / 2)]); // an interrupted copy
+        var before = await Events("damaged");
+
+        var (exit, stdout, stderr) = SweepProcess.Run("resume", "damaged", "--data-dir", DataDir, "--workers", "1");
+
+        Assert.True(exit == 0, stdout + stderr);
+        var events = await Events("damaged");
+        var restarted = Assert.Single(events.OfType<TrialRestartedFromScratch>());
+        Assert.Equal((reference.TrialId, 2, journalled.Path), (restarted.TrialId, restarted.Attempt, restarted.Path));
+        Assert.StartsWith("damaged checkpoint (JsonException: ", restarted.Reason);
+        Assert.Equal(journalled.Iteration, Assert.Single(events.Skip(before.Count).OfType<TrialStarted>()).FromIteration);
+        Assert.Single(events.OfType<TrialCompleted>());
+        Assert.Empty(events.OfType<TrialFailed>());
+        Assert.Equal(Enumerable.Range(0, 9).Select(i => 50 * i), events.OfType<TrialProgress>().Where(p => p.Attempt == 2).Select(p => p.Metrics.Iteration));
+        AssertSameNumbers(reference.Curve, TrialCurves.FromEvents(events)[reference.TrialId]);
+        Assert.Equal(reference.Files, CheckpointFileNames("damaged"));
+
+        var logs = SweepProcess.Run("logs", "damaged", "--data-dir", DataDir, "--trial", "only").Stdout;
+        Assert.Contains(logs.Split('\n'), l => l.Contains("[WRN] Trial only attempt 2 starts from scratch") && l.Contains("cannot be used: damaged checkpoint (JsonException: "));
     }
 
     [Fact]

@@ -22,7 +22,8 @@ namespace Sweep.GpuWorker.Synthetic;
 /// <remarks>
 /// It never touches TorchSharp, so a synthetic sweep never loads LibTorch. For the same reason
 /// <see cref="TrainingOptions.Threads"/> and <see cref="TrainingOptions.Device"/> are ignored: there
-/// is nothing to compute on them. Checkpoint paths come from the options, as for the real trainer.
+/// is nothing to compute on them. Checkpoint paths come from the options
+/// (<see cref="TrainingOptions.CheckpointFileAt"/>), as for the real trainer.
 /// </remarks>
 public sealed class SyntheticRunner : ITrialRunner
 {
@@ -103,7 +104,7 @@ public sealed class SyntheticRunner : ITrialRunner
                 if (iteration % spec.TestInterval == 0 || iteration == spec.MaxIter)
                 {
                     Report(interval.LossSum / interval.Steps, (double)interval.Correct / interval.Seen);
-                    if (options.CheckpointPath is { } path && iteration < spec.MaxIter) SaveCheckpoint(path);
+                    if (options.CheckpointFileAt(iteration) is { } path && iteration < spec.MaxIter) SaveCheckpoint(path);
                 }
             }
             return new TrainingResult(TrialOutcome.Completed, iteration, metrics, null, null);
@@ -150,7 +151,7 @@ public sealed class SyntheticRunner : ITrialRunner
         private TrainingResult Cancelled()
         {
             string? saved = null;
-            if (options.CheckpointOnCancel && options.CheckpointPath is { } path)
+            if (options.CheckpointOnCancel && options.CheckpointFileAt(iteration) is { } path)
             {
                 // The interval's time so far travels with the checkpoint, so the resumed report covers all of it.
                 interval = interval with { Seconds = interval.Seconds + clock.Elapsed.TotalSeconds };
@@ -237,6 +238,9 @@ public sealed class SyntheticRunner : ITrialRunner
             File.Move(temporary, path, overwrite: true);
         }
 
+        /// <summary>Reads a checkpoint written by <see cref="Save"/>.</summary>
+        /// <exception cref="InvalidInputException">The file does not exist.</exception>
+        /// <exception cref="CheckpointUnreadableException">It is there but cannot be read: truncated, not JSON, a field missing, another format.</exception>
         public static SyntheticCheckpoint Load(string path)
         {
             if (!File.Exists(path)) throw new InvalidInputException($"{path}: checkpoint not found");
@@ -247,11 +251,11 @@ public sealed class SyntheticRunner : ITrialRunner
             }
             catch (Exception e) when (e is JsonException or IOException or UnauthorizedAccessException)
             {
-                throw new InvalidInputException($"{path}: damaged checkpoint ({e.GetType().Name}: {e.Message})");
+                throw new CheckpointUnreadableException(path, $"damaged checkpoint ({e.GetType().Name}: {e.Message})", e);
             }
-            if (checkpoint is null) throw new InvalidInputException($"{path}: damaged checkpoint (empty)");
+            if (checkpoint is null) throw new CheckpointUnreadableException(path, "damaged checkpoint (empty)");
             if (checkpoint.Format != CurrentFormat)
-                throw new InvalidInputException($"{path}: not a synthetic-model checkpoint (format '{checkpoint.Format}', expected '{CurrentFormat}')");
+                throw new CheckpointUnreadableException(path, $"not a synthetic-model checkpoint (format '{checkpoint.Format}', expected '{CurrentFormat}')");
             return checkpoint;
         }
     }

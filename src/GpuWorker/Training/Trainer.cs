@@ -11,16 +11,39 @@ namespace Sweep.GpuWorker.Training;
 /// <summary>Where and how a trial runs; none of it changes what the trial computes except the thread count.</summary>
 /// <param name="Threads">LibTorch intra-op threads; results are reproducible for a given count.</param>
 /// <param name="Device"><c>auto</c>, <c>cpu</c>, <c>cuda</c> or <c>cuda:N</c>.</param>
-/// <param name="CheckpointPath">Where the trial's checkpoint is written (null: no checkpoints).</param>
-/// <param name="ResumeFrom">A checkpoint to continue from (null: start fresh).</param>
+/// <param name="CheckpointPath">
+/// Where the trial's checkpoints are written (null: no checkpoints): this one file, overwritten at
+/// every checkpoint, or with <paramref name="VersionedCheckpoints"/> the base path of one file per
+/// checkpoint iteration (see <see cref="CheckpointFileAt"/>).
+/// </param>
+/// <param name="ResumeFrom">A checkpoint to continue from (null: start fresh); any file either way wrote.</param>
 /// <param name="CheckpointOnCancel">Write a checkpoint at the iteration where cancellation stops the trial.</param>
+/// <param name="VersionedCheckpoints">
+/// Write each checkpoint to its own file, <see cref="CheckpointFiles.Versioned"/> of
+/// <paramref name="CheckpointPath"/> (how a sweep's workers run trials, so the journal's checkpoint is
+/// never overwritten by a later one); false (<c>sweep train --checkpoint FILE</c>) overwrites the one file.
+/// </param>
 public sealed record TrainingOptions(
     int Threads,
     string Device = "auto",
     string? CheckpointPath = null,
     string? ResumeFrom = null,
-    bool CheckpointOnCancel = false)
+    bool CheckpointOnCancel = false,
+    bool VersionedCheckpoints = false)
 {
+    /// <summary>
+    /// The file the checkpoint at <paramref name="iteration"/> is written to: null without
+    /// <see cref="CheckpointPath"/>; <see cref="CheckpointPath"/> itself unless
+    /// <see cref="VersionedCheckpoints"/>; else <see cref="CheckpointFiles.Versioned"/>
+    /// (<c>TRIAL.ckpt</c> → <c>TRIAL.it000000300.ckpt</c>). The trainer and the synthetic model both
+    /// name their files through this, and nothing else does.
+    /// </summary>
+    /// <param name="iteration">The iteration the checkpoint holds (updates done so far).</param>
+    public string? CheckpointFileAt(int iteration) =>
+        CheckpointPath is null ? null
+        : VersionedCheckpoints ? CheckpointFiles.Versioned(CheckpointPath, iteration)
+        : CheckpointPath;
+
     public static int DefaultThreads => Environment.ProcessorCount;
 
     /// <summary>The most LibTorch threads a slot may ask for: four per core (LibTorch starts that many; far more exhausts the machine).</summary>
@@ -151,7 +174,7 @@ public static class Trainer
                 if (cancellation.IsCancellationRequested)
                 {
                     string? saved = null;
-                    if (options.CheckpointOnCancel && options.CheckpointPath is { } path)
+                    if (options.CheckpointOnCancel && options.CheckpointFileAt(iteration) is { } path)
                     {
                         interval = interval with { Seconds = interval.Seconds + clock.Elapsed.TotalSeconds };
                         saved = SaveCheckpoint(path, observer);
@@ -174,7 +197,7 @@ public static class Trainer
                 {
                     var train = (interval.LossSum / interval.Steps, (double)interval.Correct / interval.Seen);
                     Report(train, clock, observer);
-                    if (options.CheckpointPath is { } path && iteration < spec.MaxIter) SaveCheckpoint(path, observer);
+                    if (options.CheckpointFileAt(iteration) is { } path && iteration < spec.MaxIter) SaveCheckpoint(path, observer);
                 }
             }
             return new TrainingResult(TrialOutcome.Completed, iteration, metrics, null, null);

@@ -51,36 +51,58 @@ public sealed record TrainerCheckpoint(
         File.Move(temporary, path, overwrite: true);
     }
 
+    /// <summary>Reads a checkpoint written by <see cref="Save"/>.</summary>
+    /// <param name="path">The checkpoint file.</param>
+    /// <exception cref="InvalidInputException">The file does not exist.</exception>
+    /// <exception cref="CheckpointUnreadableException">
+    /// The file is there but is not a complete checkpoint: wrong magic, truncated, a header or a
+    /// length that makes no sense, or bytes after the last tensor. Whether it belongs to the trial
+    /// (its fingerprint) is for the caller to check.
+    /// </exception>
     public static TrainerCheckpoint Load(string path)
     {
         if (!File.Exists(path)) throw new InvalidInputException($"{path}: checkpoint not found");
         try
         {
-            using var reader = new BinaryReader(File.OpenRead(path), Encoding.UTF8);
+            using var stream = File.OpenRead(path);
+            using var reader = new BinaryReader(stream, Encoding.UTF8);
             if (!reader.ReadBytes(Magic.Length).AsSpan().SequenceEqual(Magic))
-                throw new InvalidInputException($"{path}: not a Sweep.Actors checkpoint (wrong magic)");
-            var header = JsonSerializer.Deserialize<Header>(reader.ReadString())
-                         ?? throw new InvalidInputException($"{path}: empty checkpoint header");
+                throw new CheckpointUnreadableException(path, "not a Sweep.Actors checkpoint (wrong magic)");
+            var header = JsonSerializer.Deserialize<Header>(reader.ReadString());
+            if (header?.SpecFingerprint is null || header.Interval is null) throw Damaged(path, "no header");
             int count = reader.ReadInt32();
+            if (count < 0 || count > stream.Length - stream.Position) throw Damaged(path, $"{count} tensors");
             var tensors = new Dictionary<string, (long[], float[])>(count);
             for (int t = 0; t < count; t++)
             {
                 var name = reader.ReadString();
-                var shape = new long[reader.ReadInt32()];
+                int rank = reader.ReadInt32();
+                if (rank < 0 || rank > MaxRank) throw Damaged(path, $"tensor '{name}' has rank {rank}");
+                var shape = new long[rank];
                 for (int d = 0; d < shape.Length; d++) shape[d] = reader.ReadInt64();
-                var values = new float[reader.ReadInt32()];
-                var bytes = reader.ReadBytes(values.Length * sizeof(float));
-                if (bytes.Length != values.Length * sizeof(float)) throw new EndOfStreamException();
+                int length = reader.ReadInt32();
+                // Checked before allocating: a corrupt length must not ask for gigabytes.
+                if (length < 0 || (long)length * sizeof(float) > stream.Length - stream.Position)
+                    throw Damaged(path, $"tensor '{name}' claims {length} values, the file has {stream.Length - stream.Position} bytes left");
+                var values = new float[length];
+                var bytes = reader.ReadBytes(length * sizeof(float));
+                if (bytes.Length != length * sizeof(float)) throw new EndOfStreamException();
                 Buffer.BlockCopy(bytes, 0, values, 0, bytes.Length);
                 tensors[name] = (shape, values);
             }
+            if (stream.Position != stream.Length) throw Damaged(path, $"{stream.Length - stream.Position} bytes after the last tensor");
             return new TrainerCheckpoint(header.SpecFingerprint, header.Iteration, header.Epoch, header.Cursor, header.Interval, tensors);
         }
-        catch (Exception e) when (e is EndOfStreamException or JsonException or IOException)
+        catch (Exception e) when (e is EndOfStreamException or JsonException or IOException or FormatException or ArgumentException or OverflowException)
         {
-            throw new InvalidInputException($"{path}: damaged checkpoint ({e.GetType().Name}: {e.Message})");
+            throw new CheckpointUnreadableException(path, $"damaged checkpoint ({e.GetType().Name}: {e.Message})", e);
         }
     }
+
+    /// <summary>More dimensions than any tensor of a checkpoint has: beyond it the file is corrupt.</summary>
+    private const int MaxRank = 8;
+
+    private static CheckpointUnreadableException Damaged(string path, string what) => new(path, $"damaged checkpoint ({what})");
 
     /// <summary>Copies a tensor off the device into checkpoint form.</summary>
     public static (long[] Shape, float[] Values) Capture(Tensor tensor)

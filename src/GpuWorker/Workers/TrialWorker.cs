@@ -18,6 +18,16 @@ namespace Sweep.GpuWorker.Workers;
 /// policy at every test point, and reports how the attempt ended. A repeated RunTrial for the
 /// attempt it already runs is ignored, so redelivery is harmless.
 /// </summary>
+/// <remarks>
+/// Checkpoints: an attempt writes one file per checkpoint iteration
+/// (<see cref="CheckpointFiles.Versioned"/> of <see cref="RunTrial.CheckpointPath"/>) and resumes
+/// from exactly <see cref="RunTrial.ResumeFrom"/>, the file the journal names. At its start the
+/// worker deletes the trial's other versioned files (superseded, or written after the journal's last
+/// record); when the coordinator answers <see cref="TrialCheckpointRecorded"/> it deletes the
+/// attempt's files of earlier iterations. A checkpoint that cannot be read
+/// (<see cref="CheckpointUnreadableException"/>) is treated like a missing one: the coordinator is
+/// told why, and the same attempt starts again from scratch at once.
+/// </remarks>
 public sealed class TrialWorker : ReceiveActor, IWithTimers
 {
     private const string RegisterTimer = "register";
@@ -32,6 +42,9 @@ public sealed class TrialWorker : ReceiveActor, IWithTimers
     private SlotHealth? health;
     private readonly string incarnation = Guid.NewGuid().ToString("N");
     private Attempt? current;
+
+    /// <summary>The attempt that ran before <see cref="current"/>: its last checkpoint's acknowledgement often comes after it ended.</summary>
+    private Attempt? previous;
     private IActorRef? registeredWith;
     private IActorRef? leaveRequester;
 
@@ -44,6 +57,41 @@ public sealed class TrialWorker : ReceiveActor, IWithTimers
         public volatile string? FaultReason;
         public volatile int LastIteration;
         public string? StopReason { get; set; }
+
+        /// <summary>
+        /// The versioned checkpoint files this attempt owns (the one it resumed from, those it wrote)
+        /// by iteration, with their time of writing; locked, as the training thread adds to it.
+        /// </summary>
+        private readonly SortedDictionary<int, (string Path, DateTime WrittenAt)> files = [];
+
+        public bool Is(string trialId, int attempt) => Trial.Trial.Id == trialId && Trial.Attempt == attempt;
+
+        public void Own(int iteration, string path)
+        {
+            var writtenAt = File.GetLastWriteTimeUtc(path);
+            lock (files) files[iteration] = (path, writtenAt);
+        }
+
+        /// <summary>Forgets every file (they were deleted: the attempt starts over).</summary>
+        public void DisownAll()
+        {
+            lock (files) files.Clear();
+        }
+
+        /// <summary>
+        /// Forgets the files of iterations before <paramref name="iteration"/> and returns those to
+        /// delete: not a file written again since (by a later attempt of the trial, which owns it now).
+        /// </summary>
+        public IReadOnlyList<string> ReleaseBefore(int iteration)
+        {
+            List<(string Path, DateTime WrittenAt)> older;
+            lock (files)
+            {
+                older = files.Where(f => f.Key < iteration).Select(f => f.Value).ToList();
+                foreach (var key in files.Keys.Where(key => key < iteration).ToList()) files.Remove(key);
+            }
+            return older.Where(f => File.GetLastWriteTimeUtc(f.Path) == f.WrittenAt).Select(f => f.Path).ToList();
+        }
     }
 
     private sealed record AttemptFinished(RunTrial Trial, TrainingResult? Result, Exception? Error);
@@ -51,6 +99,9 @@ public sealed class TrialWorker : ReceiveActor, IWithTimers
     private sealed record RegisterDue;
 
     private sealed record SelfTestDone(SlotHealth Health);
+
+    /// <summary>The training thread found the attempt's checkpoint unreadable and started it again from scratch.</summary>
+    private sealed record StartedOver(RunTrial Trial, CheckpointUnreadableException Damage, IReadOnlyList<string> DeleteFailures);
 
     /// <summary>Hand the running attempt back (checkpointed) and take no more: the node is leaving. Answered by <see cref="Left"/>.</summary>
     public sealed record Leave;
@@ -73,6 +124,8 @@ public sealed class TrialWorker : ReceiveActor, IWithTimers
         Receive<RunTrial>(HandleRun);
         Receive<StopTrial>(HandleStop);
         Receive<AttemptFinished>(HandleFinished);
+        Receive<TrialCheckpointRecorded>(HandleRecorded);
+        Receive<StartedOver>(HandleStartedOver);
         Receive<Leave>(_ => HandleLeave());
     }
 
@@ -212,12 +265,15 @@ public sealed class TrialWorker : ReceiveActor, IWithTimers
         var self = Self;
         var reportTo = coordinator;
         var observer = new ForwardingObserver(attempt, trial, reportTo, self);
-        var options = new TrainingOptions(slot.Threads, slot.Device, trial.CheckpointPath, ResumeFromIfPresent(trial), CheckpointOnCancel: true);
+        var resumeFrom = ResumeFromIfPresent(trial);
+        CleanUpAtStart(trial, resumeFrom);
+        if (resumeFrom is not null && CheckpointFiles.IterationOf(trial.CheckpointPath, resumeFrom) is { } resumeIteration) attempt.Own(resumeIteration, resumeFrom);
+        var options = new TrainingOptions(slot.Threads, slot.Device, trial.CheckpointPath, resumeFrom, CheckpointOnCancel: true, VersionedCheckpoints: true);
         var runner = runners(trial.Model);
         TrialLogFor(trial).Info("Worker {Worker} runs trial {TrialName} attempt {Attempt}", slot.WorkerId, trial.Trial.Name, trial.Attempt);
 
         Task.Factory.StartNew(
-                () => runner.Run(trial, options, observer, attempt.Cancellation.Token),
+                () => RunAttempt(runner, trial, options, observer, attempt, reportTo, self),
                 CancellationToken.None,
                 TaskCreationOptions.LongRunning,
                 TaskScheduler.Default)
@@ -225,6 +281,69 @@ public sealed class TrialWorker : ReceiveActor, IWithTimers
                 task => new AttemptFinished(trial, task.IsCompletedSuccessfully ? task.Result : null, task.Exception?.GetBaseException()),
                 TaskContinuationOptions.ExecuteSynchronously)
             .PipeTo(self);
+    }
+
+    /// <summary>
+    /// Runs on the training thread. A checkpoint that cannot be read is treated like a missing one,
+    /// once: the coordinator is told why, the trial's versioned files go (the damaged one with them)
+    /// and the same attempt runs from scratch at once. Loaders throw before anything is reported, so
+    /// nothing of the failed start reaches the coordinator.
+    /// </summary>
+    private static TrainingResult RunAttempt(ITrialRunner runner, RunTrial trial, TrainingOptions options, ITrainingObserver observer, Attempt attempt, IActorRef coordinator, IActorRef self)
+    {
+        try
+        {
+            return runner.Run(trial, options, observer, attempt.Cancellation.Token);
+        }
+        catch (CheckpointUnreadableException damage) when (options.ResumeFrom is { } path)
+        {
+            coordinator.Tell(new TrialCheckpointMissing(trial.Trial.Id, trial.Attempt, path, damage.Cause), self);
+            attempt.DisownAll();
+            var failures = CheckpointFiles.Delete(TrialFilesIn(trial, [options.CheckpointPath!, path]));
+            self.Tell(new StartedOver(trial, damage, failures));
+            return runner.Run(trial, options with { ResumeFrom = null }, observer, attempt.Cancellation.Token);
+        }
+    }
+
+    /// <summary>
+    /// Before an attempt writes anything: with a checkpoint to resume from, the trial's other
+    /// versioned files go (older ones are superseded; newer ones were written after the journal's last
+    /// record, by an attempt whose end the journal never saw), in its folder and in the folder this
+    /// attempt writes to; from scratch, all of them. The unversioned file of older sweeps is left alone.
+    /// </summary>
+    private void CleanUpAtStart(RunTrial trial, string? resumeFrom)
+    {
+        var stale = TrialFilesIn(trial, resumeFrom is null ? [trial.CheckpointPath] : [trial.CheckpointPath, resumeFrom])
+            .Where(path => resumeFrom is null || !CheckpointFiles.SameFile(path, resumeFrom));
+        LogDeleteFailures(trial, CheckpointFiles.Delete(stale));
+    }
+
+    /// <summary>The trial's versioned checkpoint files (and unfinished writes of them) in the folders of <paramref name="paths"/>.</summary>
+    private static IEnumerable<string> TrialFilesIn(RunTrial trial, IEnumerable<string> paths) =>
+        paths.Select(path => Path.GetDirectoryName(Path.GetFullPath(path))!)
+            .Distinct(StringComparer.Ordinal)
+            .SelectMany(directory => CheckpointFiles.VersionedIn(trial.CheckpointPath, directory))
+            .ToList();
+
+    /// <summary>The journal holds the checkpoint at the acknowledged iteration: the attempt's earlier files are superseded.</summary>
+    private void HandleRecorded(TrialCheckpointRecorded recorded)
+    {
+        var attempt = current is { } running && running.Is(recorded.TrialId, recorded.Attempt) ? running
+            : previous is { } ended && ended.Is(recorded.TrialId, recorded.Attempt) ? ended
+            : null;
+        if (attempt is null) return;
+        LogDeleteFailures(attempt.Trial, CheckpointFiles.Delete(attempt.ReleaseBefore(recorded.Iteration)));
+    }
+
+    private void HandleStartedOver(StartedOver over)
+    {
+        TrialLogFor(over.Trial).Warning("Checkpoint {Checkpoint} of trial {TrialName} cannot be used ({Reason}): attempt {Attempt} starts from scratch", over.Damage.Path, over.Trial.Trial.Name, over.Damage.Cause, over.Trial.Attempt);
+        LogDeleteFailures(over.Trial, over.DeleteFailures);
+    }
+
+    private void LogDeleteFailures(RunTrial trial, IReadOnlyList<string> failures)
+    {
+        foreach (var failure in failures) TrialLogFor(trial).Warning("Could not delete a superseded checkpoint of trial {TrialName}: {Failure}", trial.Trial.Name, failure);
     }
 
     private ILoggingAdapter TrialLogFor(RunTrial trial) => log.ForTrial(trial.SweepId, trial.Trial.Id, trial.Trial.Name, trial.Attempt, slot.Node, slot.WorkerId);
@@ -249,6 +368,7 @@ public sealed class TrialWorker : ReceiveActor, IWithTimers
     {
         var attempt = current;
         current = null;
+        previous = attempt;
         var trial = finished.Trial;
         var ended = finished switch
         {
@@ -300,7 +420,11 @@ public sealed class TrialWorker : ReceiveActor, IWithTimers
             }
         }
 
-        public void OnCheckpoint(int iteration, string path) =>
+        public void OnCheckpoint(int iteration, string path)
+        {
+            // Owned before the coordinator hears of it, so its acknowledgement always finds the file.
+            attempt.Own(iteration, path);
             coordinator.Tell(new TrialCheckpointSaved(trial.Trial.Id, trial.Attempt, iteration, path), worker);
+        }
     }
 }

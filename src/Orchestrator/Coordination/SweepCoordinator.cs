@@ -113,8 +113,9 @@ public sealed class SweepCoordinator : ReceivePersistentActor, IWithTimers
         Command<TrialCheckpointSaved>(HandleCheckpoint);
         Command<TrialCheckpointMissing>(missing =>
         {
+            // Missing or damaged alike: the trial has no checkpoint from now on, so no later attempt tries that file again.
             if (IsCurrent(missing.TrialId, missing.Attempt))
-                PersistAndApply(new TrialRestartedFromScratch(missing.TrialId, missing.Attempt, missing.Path, DateTimeOffset.UtcNow));
+                PersistAndApply(new TrialRestartedFromScratch(missing.TrialId, missing.Attempt, missing.Path, DateTimeOffset.UtcNow, missing.Reason));
         });
         Command<TrialEnded>(HandleEnded);
         Command<Terminated>(HandleTerminated);
@@ -342,10 +343,21 @@ public sealed class SweepCoordinator : ReceivePersistentActor, IWithTimers
         PersistAndApply(new TrialProgress(progress.TrialId, progress.Attempt, progress.Metrics, DateTimeOffset.UtcNow));
     }
 
+    /// <summary>
+    /// Records the checkpoint, then tells the worker that saved it (TrialCheckpointRecorded), which
+    /// only then deletes the attempt's older checkpoint files: the file the journal names is never
+    /// deleted, and when persisting fails nothing is acknowledged.
+    /// </summary>
     private void HandleCheckpoint(TrialCheckpointSaved saved)
     {
         if (!IsCurrent(saved.TrialId, saved.Attempt)) return;
-        PersistAndApply(new TrialCheckpointed(saved.TrialId, saved.Attempt, saved.Iteration, saved.Path, DateTimeOffset.UtcNow));
+        var worker = Sender;
+        PersistAsync(new TrialCheckpointed(saved.TrialId, saved.Attempt, saved.Iteration, saved.Path, DateTimeOffset.UtcNow), checkpointed =>
+        {
+            Applied(checkpointed);
+            worker.Tell(new TrialCheckpointRecorded(checkpointed.TrialId, checkpointed.Attempt, checkpointed.Iteration));
+            AfterChange();
+        });
     }
 
     private void HandleEnded(TrialEnded ended)
@@ -567,7 +579,10 @@ public sealed class SweepCoordinator : ReceivePersistentActor, IWithTimers
                 log.Info("Trial {TrialName} re-queued: {Reason}", trial.Definition.Name, r.Reason);
                 break;
             case TrialRestartedFromScratch r:
-                log.Warning("Trial {TrialName} attempt {Attempt} starts from scratch: its checkpoint {Checkpoint} is not on {Worker}'s node", trial.Definition.Name, r.Attempt, r.Path, trial.WorkerId ?? "");
+                if (r.Reason is { } reason)
+                    log.Warning("Trial {TrialName} attempt {Attempt} starts from scratch: its checkpoint {Checkpoint} cannot be used: {Reason}", trial.Definition.Name, r.Attempt, r.Path, reason);
+                else
+                    log.Warning("Trial {TrialName} attempt {Attempt} starts from scratch: its checkpoint {Checkpoint} is not on {Worker}'s node", trial.Definition.Name, r.Attempt, r.Path, trial.WorkerId ?? "");
                 break;
             case TrialCheckpointed c:
                 log.Debug("Trial {TrialName} checkpointed at iteration {Iteration}", trial.Definition.Name, c.Iteration);

@@ -32,8 +32,19 @@ public sealed record TrialProgress(string TrialId, int Attempt, TrialMetrics Met
 /// <summary>A running attempt saved its complete state.</summary>
 public sealed record TrialCheckpointed(string TrialId, int Attempt, int Iteration, string Path, DateTimeOffset At) : ITrialEvent;
 
-/// <summary>An attempt that was to continue from <paramref name="Path"/> started from scratch: the checkpoint was not on its worker's node.</summary>
-public sealed record TrialRestartedFromScratch(string TrialId, int Attempt, string Path, DateTimeOffset At) : ITrialEvent;
+/// <summary>
+/// An attempt that was to continue from <paramref name="Path"/> started from scratch (at iteration
+/// 0) instead: the checkpoint was not on its worker's node (<paramref name="Reason"/> null, as in
+/// events written before reasons existed) or could not be read (<paramref name="Reason"/> says why,
+/// e.g. "damaged checkpoint (…)"). The trial has no checkpoint afterwards, so no later attempt tries
+/// that file again.
+/// </summary>
+/// <param name="TrialId">The trial.</param>
+/// <param name="Attempt">The attempt that started from scratch.</param>
+/// <param name="Path">The checkpoint it was to continue from.</param>
+/// <param name="At">When it was recorded.</param>
+/// <param name="Reason">Why the checkpoint could not be used when it was there; null when it was missing.</param>
+public sealed record TrialRestartedFromScratch(string TrialId, int Attempt, string Path, DateTimeOffset At, string? Reason = null) : ITrialEvent;
 
 /// <summary>The trial ran to max-iter.</summary>
 public sealed record TrialCompleted(string TrialId, int Attempt, DateTimeOffset At) : ITrialEvent;

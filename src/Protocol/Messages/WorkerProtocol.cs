@@ -52,11 +52,34 @@ public sealed record StopTrial(string TrialId, int Attempt, bool Checkpoint) : I
 /// <summary>A test point of a running attempt.</summary>
 public sealed record TrialProgressed(string TrialId, int Attempt, TrialMetrics Metrics) : ISweepMessage;
 
-/// <summary>A running attempt saved its state.</summary>
+/// <summary>
+/// A running attempt saved its state at <paramref name="Iteration"/> to <paramref name="Path"/> (its
+/// own file, one per checkpoint iteration); the coordinator records it and answers
+/// <see cref="TrialCheckpointRecorded"/>.
+/// </summary>
 public sealed record TrialCheckpointSaved(string TrialId, int Attempt, int Iteration, string Path) : ISweepMessage;
 
-/// <summary>The checkpoint an attempt was to continue from is not on the worker's node: the attempt starts from scratch.</summary>
-public sealed record TrialCheckpointMissing(string TrialId, int Attempt, string Path) : ISweepMessage;
+/// <summary>
+/// The coordinator's answer to <see cref="TrialCheckpointSaved"/>, sent once the journal holds the
+/// checkpoint at <paramref name="Iteration"/> (TrialCheckpointed): the attempt's checkpoint files of
+/// earlier iterations are superseded, and the worker deletes them. Never sent when persisting
+/// fails, so a file the journal names is never deleted.
+/// </summary>
+/// <param name="TrialId">The trial.</param>
+/// <param name="Attempt">The attempt that saved the checkpoint.</param>
+/// <param name="Iteration">The iteration of the checkpoint now in the journal.</param>
+public sealed record TrialCheckpointRecorded(string TrialId, int Attempt, int Iteration) : ISweepMessage;
+
+/// <summary>
+/// The checkpoint an attempt was to continue from cannot be used, so the attempt starts from
+/// scratch: it is not on the worker's node (<paramref name="Reason"/> null, as messages written
+/// before reasons existed read), or, with <paramref name="Reason"/>, it could not be read (damaged).
+/// </summary>
+/// <param name="TrialId">The trial.</param>
+/// <param name="Attempt">The attempt that starts from scratch.</param>
+/// <param name="Path">The checkpoint it was to continue from.</param>
+/// <param name="Reason">Why it cannot be used when it is there, e.g. "damaged checkpoint (EndOfStreamException: …)"; null when it is missing.</param>
+public sealed record TrialCheckpointMissing(string TrialId, int Attempt, string Path, string? Reason = null) : ISweepMessage;
 
 /// <summary>How an attempt ended.</summary>
 public enum TrialEndKind

@@ -42,6 +42,7 @@ public sealed class SweepSerializer(ExtendedActorSystem system) : SerializerWith
         [typeof(StopTrial)] = "stop-trial.v1",
         [typeof(TrialProgressed)] = "trial-progressed.v1",
         [typeof(TrialCheckpointSaved)] = "trial-checkpoint-saved.v1",
+        [typeof(TrialCheckpointRecorded)] = "trial-checkpoint-recorded.v1",
         [typeof(TrialEnded)] = "trial-ended.v1",
         [typeof(TrialCheckpointMissing)] = "trial-checkpoint-missing.v1",
         // clients ↔ coordinator

@@ -168,6 +168,7 @@ public sealed class SweepCoordinatorTests : Akka.TestKit.Xunit2.TestKit
         var a = Worker("a");
         var run = a.ExpectMsg<RunTrial>(Wait);
         a.Send(coordinator, new TrialCheckpointSaved(run.Trial.Id, run.Attempt, 100, run.CheckpointPath));
+        Assert.Equal(100, a.ExpectMsg<TrialCheckpointRecorded>(Wait).Iteration);
 
         var stopper = CreateTestProbe();
         stopper.Send(coordinator, new StopSweep());
@@ -246,6 +247,58 @@ public sealed class SweepCoordinatorTests : Akka.TestKit.Xunit2.TestKit
 
         var trial = AwaitTrial(coordinator, t => t.CheckpointPath is null);
         Assert.Equal((0, 0), (trial.CheckpointIteration, trial.Iteration));
+    }
+
+    [Fact]
+    public void A_damaged_checkpoint_is_recorded_with_its_reason_and_no_later_attempt_is_given_it()
+    {
+        var coordinator = Start(Sweep(trials: 1));
+        var subscriber = CreateTestProbe();
+        subscriber.Send(coordinator, new SubscribeToSweep());
+        var a = Worker("a");
+        var first = a.ExpectMsg<RunTrial>(Wait);
+        var journalled = first.CheckpointPath.Replace(".ckpt", ".it000000050.ckpt");
+        a.Send(coordinator, new TrialCheckpointSaved(first.Trial.Id, 1, 50, journalled));
+        a.ExpectMsg<TrialCheckpointRecorded>(Wait);
+        a.Send(coordinator, Ended(first, TrialEndKind.Failed, "boom"));
+        var second = a.ExpectMsg<RunTrial>(Wait);
+        Assert.Equal((2, journalled), (second.Attempt, second.ResumeFrom));
+
+        const string reason = "damaged checkpoint (EndOfStreamException: Unable to read beyond the end of the stream.)";
+        a.Send(coordinator, new TrialCheckpointMissing(first.Trial.Id, 2, journalled, reason));
+
+        var restarted = subscriber.FishForMessage<TrialRestartedFromScratch>(_ => true, Wait);
+        Assert.Equal((first.Trial.Id, 2, journalled, reason), (restarted.TrialId, restarted.Attempt, restarted.Path, restarted.Reason));
+        var trial = AwaitTrial(coordinator, t => t.CheckpointPath is null);
+        Assert.Equal((0, 0, 2), (trial.CheckpointIteration, trial.Iteration, trial.Attempts));
+        a.Send(coordinator, Ended(second, TrialEndKind.Failed, "boom again"));
+        var third = a.ExpectMsg<RunTrial>(Wait);
+        Assert.Equal((3, null), (third.Attempt, third.ResumeFrom));
+        var started = subscriber.FishForMessage<TrialStarted>(e => e.Attempt == 3, Wait);
+        Assert.Equal(0, started.FromIteration);
+    }
+
+    [Fact]
+    public void A_checkpoint_is_acknowledged_to_the_worker_that_saved_it_only_once_it_is_in_the_journal()
+    {
+        var coordinator = Start(Sweep(trials: 1));
+        var subscriber = CreateTestProbe();
+        subscriber.Send(coordinator, new SubscribeToSweep());
+        var a = Worker("a");
+        var run = a.ExpectMsg<RunTrial>(Wait);
+        var at100 = run.CheckpointPath.Replace(".ckpt", ".it000000100.ckpt");
+
+        a.Send(coordinator, new TrialCheckpointSaved(run.Trial.Id, run.Attempt, 100, at100));
+        a.Send(coordinator, new TrialCheckpointSaved(run.Trial.Id, run.Attempt + 1, 150, at100)); // not the running attempt
+
+        Assert.Equal(new TrialCheckpointRecorded(run.Trial.Id, run.Attempt, 100), a.ExpectMsg<TrialCheckpointRecorded>(Wait));
+        a.ExpectNoMsg(TimeSpan.FromMilliseconds(500));
+        // The subscriber hears each event once it is persisted: the acknowledged checkpoint is there, and only it.
+        var recorded = subscriber.FishForMessage<TrialCheckpointed>(_ => true, Wait);
+        Assert.Equal((run.Trial.Id, run.Attempt, 100, at100), (recorded.TrialId, recorded.Attempt, recorded.Iteration, recorded.Path));
+        subscriber.ExpectNoMsg(TimeSpan.FromMilliseconds(300));
+        var trial = AwaitTrial(coordinator, t => t.CheckpointIteration == 100);
+        Assert.Equal(at100, trial.CheckpointPath);
     }
 
     [Fact]

@@ -26,7 +26,10 @@ public sealed class SweepSerializerTests : Akka.TestKit.Xunit2.TestKit
         new TrialCheckpointed("abc123", 1, 100, "/ck/abc123.ckpt", At),
         new TrialCompleted("abc123", 1, At),
         new TrialRestartedFromScratch("abc123", 2, "/ck/abc123.ckpt", At),
+        new TrialRestartedFromScratch("abc123", 2, "/ck/abc123.it000000300.ckpt", At, "damaged checkpoint (EndOfStreamException: end of stream)"),
         new TrialCheckpointMissing("abc123", 2, "/ck/abc123.ckpt"),
+        new TrialCheckpointMissing("abc123", 2, "/ck/abc123.it000000300.ckpt", "damaged checkpoint (EndOfStreamException: end of stream)"),
+        new TrialCheckpointRecorded("abc123", 1, 300),
         new Sweep.Protocol.Messages.OpenSweep("s1"),
         new DirectorSweepOpened("s1", At),
         new TrialDiverged("abc123", 1, 23, "loss is NaN", At),
@@ -76,6 +79,20 @@ public sealed class SweepSerializerTests : Akka.TestKit.Xunit2.TestKit
             Microsoft.Data.Sqlite.SqliteConnection.ClearAllPools();
             Directory.Delete(dataDir, recursive: true);
         }
+    }
+
+    [Fact]
+    public void Restarts_and_missing_checkpoints_written_before_reasons_existed_still_read_without_one()
+    {
+        var serializer = new SweepSerializer((ExtendedActorSystem)Sys);
+
+        // Exactly what the journal and the wire held before the Reason parameter was added.
+        var restarted = serializer.FromBinary("""{"trialId":"abc123","attempt":2,"path":"/ck/abc123.ckpt","at":"2026-11-26T12:00:00+01:00"}"""u8.ToArray(), "trial-restarted-from-scratch.v1");
+        var missing = serializer.FromBinary("""{"trialId":"abc123","attempt":2,"path":"/ck/abc123.ckpt"}"""u8.ToArray(), "trial-checkpoint-missing.v1");
+
+        Assert.Equal(new TrialRestartedFromScratch("abc123", 2, "/ck/abc123.ckpt", At), restarted);
+        Assert.Equal(new TrialCheckpointMissing("abc123", 2, "/ck/abc123.ckpt"), missing);
+        Assert.Null(((TrialRestartedFromScratch)restarted).Reason);
     }
 
     [Theory]
