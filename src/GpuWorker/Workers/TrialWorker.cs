@@ -40,6 +40,7 @@ public sealed class TrialWorker : ReceiveActor, IWithTimers
     private readonly TimeSpan selfTestTimeout;
     private readonly ILoggingAdapter log = Context.GetLogger();
     private SlotHealth? health;
+    private string? coordinatorStopped;
     private readonly string incarnation = Guid.NewGuid().ToString("N");
     private Attempt? current;
 
@@ -127,6 +128,7 @@ public sealed class TrialWorker : ReceiveActor, IWithTimers
         Receive<TrialCheckpointRecorded>(HandleRecorded);
         Receive<StartedOver>(HandleStartedOver);
         Receive<Leave>(_ => HandleLeave());
+        Receive<SweepJournalFailed>(failed => coordinatorStopped = $"journal failure: {failed.Cause}");
     }
 
     public ITimerScheduler Timers { get; set; } = null!;
@@ -213,6 +215,7 @@ public sealed class TrialWorker : ReceiveActor, IWithTimers
     private void HandleRegistered()
     {
         Timers.Cancel(RegisterTimer);
+        coordinatorStopped = null;
         if (Sender.Equals(registeredWith) || Sender.Equals(Self)) return;
         if (registeredWith is not null) Context.Unwatch(registeredWith);
         registeredWith = Sender;
@@ -223,7 +226,11 @@ public sealed class TrialWorker : ReceiveActor, IWithTimers
     {
         if (!terminated.ActorRef.Equals(registeredWith)) return;
         registeredWith = null;
-        log.Warning("worker {0}: the coordinator is gone; registering with its successor{1}", slot.WorkerId, current is null ? "" : $" (still running {current.Trial.Trial.Name})");
+        // This process is shutting down, or the coordinator said why it stopped (its journal failed): no news for the console.
+        if (CoordinatedShutdown.Get(Context.System).ShutdownReason is not null || coordinatorStopped is not null)
+            log.Info("worker {0}: the coordinator stopped{1}; registering with its successor, if one comes", slot.WorkerId, coordinatorStopped is null ? "" : $" ({coordinatorStopped})");
+        else
+            log.Warning("worker {0}: the coordinator is gone; registering with its successor{1}", slot.WorkerId, current is null ? "" : $" (still running {current.Trial.Trial.Name})");
         Register();
         Timers.StartPeriodicTimer(RegisterTimer, new RegisterDue(), RegisterRetry);
     }

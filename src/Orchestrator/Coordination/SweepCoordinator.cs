@@ -11,7 +11,7 @@ using Sweep.Protocol.Training;
 namespace Sweep.Orchestrator.Coordination;
 
 /// <summary>Where the coordinator keeps trial checkpoints and how it snapshots and adopts.</summary>
-/// <param name="CheckpointDirectory">Checkpoints go to DIR/SWEEP-ID/TRIAL-ID.ckpt (a shared path in a cluster).</param>
+/// <param name="CheckpointDirectory">Checkpoints go to DIR/SWEEP-ID/TRIAL-ID.itNNNNNNNNN.ckpt, one file per checkpoint iteration (a shared path in a cluster).</param>
 /// <param name="SnapshotEvery">Save a snapshot after this many events (at least as many as the sweep has trials), so recovery replays few.</param>
 /// <param name="OrphanGrace">
 /// After a restart, how long trials the journal shows as running wait for their worker to
@@ -216,7 +216,7 @@ public sealed class SweepCoordinator : ReceivePersistentActor, IWithTimers
             }
         }
         var failed = new SweepJournalFailed(sweepId, fault.Cause, fault.Advice);
-        foreach (var subscriber in subscribers) subscriber.Tell(failed);
+        foreach (var subscriber in subscribers.Concat(workers.Keys)) subscriber.Tell(failed);
         Context.System.EventStream.Publish(failed);
         Context.Stop(Self);
     }

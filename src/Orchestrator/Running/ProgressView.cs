@@ -146,7 +146,7 @@ public sealed class ProgressView : IDisposable
             TrialStarted s => $"{Name(s.TrialId)}: started attempt {s.Attempt} on {SafeText.Line(s.WorkerId)}" + (s.FromIteration > 0 ? $", from the checkpoint at iteration {s.FromIteration}" : ""),
             TrialProgress p => string.Create(CultureInfo.InvariantCulture,
                 $"{Name(p.TrialId)}: iter {p.Metrics.Iteration}/{state[p.TrialId].Definition.Spec.MaxIter}  train loss {p.Metrics.TrainLoss:F4}  test acc {p.Metrics.TestAccuracy:F4}  {p.Metrics.Seconds:F2} s"),
-            TrialRestartedFromScratch r => $"{Name(r.TrialId)}: its checkpoint is not on this worker's node: starting from scratch",
+            TrialRestartedFromScratch r => $"{Name(r.TrialId)}: {(r.Reason is { } why ? $"its checkpoint cannot be used ({Reporting.SafeText.Line(why)})" : "its checkpoint is not on this worker's node")}: starting from scratch",
             TrialCompleted c => $"{Name(c.TrialId)}: completed",
             TrialDiverged d => $"{Name(d.TrialId)}: DIVERGED at iteration {d.Iteration}: {SafeText.Line(d.Reason)}",
             TrialFailed f => $"{Name(f.TrialId)}: " + (f.Final ? "FAILED: " : $"attempt {f.Attempt} failed: ") + SafeText.Line(f.Error),
