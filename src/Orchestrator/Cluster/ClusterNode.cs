@@ -41,8 +41,11 @@ public static class ClusterNode
         return system.ActorOf(ClusterSingletonProxy.Props("/user/director", ClusterSingletonProxySettings.Create(system)), "director-proxy");
     }
 
-    /// <summary>Makes <paramref name="sweepId"/> the cluster's sweep; returns the proxy that reaches its coordinator.</summary>
-    public static async Task<IActorRef> OpenSweepAsync(ActorSystem system, JournalSettings journal, string sweepId, TimeSpan timeout, TextWriter output, OwnerIdentity owner)
+    /// <summary>
+    /// Makes <paramref name="sweepId"/> the cluster's sweep; returns the proxy that reaches its
+    /// coordinator. <paramref name="owner"/>: the claim this process made (null for a node that joins: it claims nothing).
+    /// </summary>
+    public static async Task<IActorRef> OpenSweepAsync(ActorSystem system, JournalSettings journal, string sweepId, TimeSpan timeout, TextWriter output, OwnerIdentity? owner)
     {
         var proxy = StartDirector(system, journal, coordinatorCapable: true, output, owner);
         var answer = await proxy.Ask<ISweepMessage>(new OpenSweep(sweepId), timeout);

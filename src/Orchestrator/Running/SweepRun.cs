@@ -191,7 +191,7 @@ public static class SweepRun
 
         var coordinator = cluster is null
             ? system.ActorOf(SweepCoordinator.Props(sweepId, new CoordinatorSettings(journal.CheckpointDirectory, LeaseFor: SweepOwnership.LeaseFor(journal, owner, OwnershipSettings.Current))), "sweep-" + sweepId)
-            : await ClusterNode.OpenSweepAsync(system, journal, sweepId, AskTimeout, output, owner);
+            : await ClusterNode.OpenSweepAsync(system, journal, sweepId, AskTimeout, output, cluster.Join is null ? owner : null);
 
         var answer = await AnswerOrJournalFailure(coordinator.Ask<ISweepMessage>(startOrResume, AskTimeout), journalFailed.Task, journal, sweepId);
         if (answer is SweepRefused refused) throw new InvalidInputException(refused.Reason);

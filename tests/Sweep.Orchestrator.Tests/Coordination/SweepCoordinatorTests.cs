@@ -397,6 +397,59 @@ public sealed class SweepCoordinatorTests : Akka.TestKit.Xunit2.TestKit
 
     // ---- helpers ----
 
+    [Fact]
+    public void A_claim_lost_to_another_process_stops_the_running_trials_and_says_why_without_persisting_more()
+    {
+        var held = true;
+        var lease = new SweepLease(
+            Adopt: () => Task.FromResult(new LeaseCheck(true)),
+            Renew: () => Task.FromResult(held ? new LeaseCheck(true) : new LeaseCheck(false, "gpu-box pid 9 holds it since 14:03")),
+            RenewEvery: TimeSpan.FromMilliseconds(100),
+            Lapse: TimeSpan.FromSeconds(30));
+        var coordinator = Sys.ActorOf(SweepCoordinator.Props("leased", new CoordinatorSettings(journal.Settings.CheckpointDirectory, LeaseFor: _ => lease)));
+        coordinator.Tell(new StartSweep(Sweep(trials: 2)));
+        ExpectMsg<SweepAccepted>(Wait);
+        lastCoordinator = coordinator;
+        var subscriber = CreateTestProbe();
+        subscriber.Send(coordinator, new SubscribeToSweep());
+        var worker = Worker("a");
+        var run = worker.ExpectMsg<RunTrial>(Wait);
+        Watch(coordinator);
+
+        held = false;
+        var stop = worker.FishForMessage<StopTrial>(_ => true, Wait);
+        Assert.Equal((run.Trial.Id, run.Attempt, true), (stop.TrialId, stop.Attempt, stop.Checkpoint));
+        var failed = subscriber.FishForMessage<SweepJournalFailed>(_ => true, Wait);
+        Assert.Equal(("leased", "another process took sweep leased over: gpu-box pid 9 holds it since 14:03"), (failed.SweepId, failed.Cause));
+        ExpectTerminated(coordinator, Wait);
+
+        // What the worker reports afterwards is not recorded: the journal ends where the claim was lost.
+        var events = PersistedEvents("leased");
+        Assert.Equal(typeof(TrialStarted), events[^1].GetType());
+    }
+
+    [Fact]
+    public void A_coordinator_that_cannot_adopt_the_claim_persists_nothing_and_refuses_to_run()
+    {
+        var lease = new SweepLease(
+            Adopt: () => Task.FromResult(new LeaseCheck(false, "gpu-box pid 9 since 2026-11-30 14:03:00")),
+            Renew: () => Task.FromResult(new LeaseCheck(true)),
+            RenewEvery: TimeSpan.FromSeconds(1),
+            Lapse: TimeSpan.FromSeconds(30));
+        var listener = CreateTestProbe();
+        Sys.EventStream.Subscribe(listener.Ref, typeof(SweepJournalFailed));
+        var coordinator = Sys.ActorOf(SweepCoordinator.Props("not-mine", new CoordinatorSettings(journal.Settings.CheckpointDirectory, LeaseFor: _ => lease)));
+        Watch(coordinator);
+        coordinator.Tell(new StartSweep(Sweep(trials: 1)));
+        var failed = listener.ExpectMsg<SweepJournalFailed>(Wait);
+        Assert.Equal("another process owns sweep not-mine: gpu-box pid 9 since 2026-11-30 14:03:00", failed.Cause);
+        ExpectTerminated(coordinator, Wait);
+        Assert.Empty(PersistedEvents("not-mine"));
+    }
+
+    /// <summary>What the journal holds for a sweep, read the way status reads it.</summary>
+    private IReadOnlyList<ISweepEvent> PersistedEvents(string sweepId) => SweepJournal.EventsAsync(Sys, sweepId).GetAwaiter().GetResult();
+
     private IActorRef Start(SweepDefinition definition, string sweepId = "test", int snapshotEvery = 500)
     {
         var coordinator = Sys.ActorOf(SweepCoordinator.Props(sweepId, new CoordinatorSettings(journal.Settings.CheckpointDirectory, snapshotEvery)));
