@@ -118,4 +118,40 @@ public sealed class DashboardBrowserTests : IDisposable
         lock (dialogs) Assert.Empty(dialogs);
         lock (problems) Assert.Empty(problems);
     }
+
+    [Fact]
+    public async Task A_sweep_whose_process_was_killed_is_shown_as_interrupted_with_no_owner()
+    {
+        Assert.True(File.Exists(Chromium), $"{Chromium} is missing (scripts/test.sh installs it when run as root)");
+        var dataDir = Path.Combine(temp, "data");
+        var spec = Path.Combine(temp, "killed.conf");
+        File.WriteAllText(spec, "sweep { name = killed, model = synthetic, max-iter = 2000, test-interval = 10, synthetic { iteration-ms = 20 }, grid { batch-size = [16, 32], base-lr = [0.01] } }");
+        using (var run = SweepProcess.Start("run", spec, "--sweep-id", "killed", "--data-dir", dataDir, "--workers", "2"))
+        {
+            run.WaitForLine(l => l.Contains("iter 50/2000"), Long);
+            run.Signal(SweepProcess.SIGKILL);
+            run.WaitForExit(Long);
+        }
+
+        var journal = new JournalSettings(dataDir);
+        await using var system = await SweepSystem.StartAsync(journal);
+        await using var app = DashboardServer.Build(system.System, journal, DashboardServer.UseKestrel("127.0.0.1", 0));
+        await app.StartAsync();
+        var url = Assert.Single(DashboardServer.Addresses(app));
+        await using var browser = await Puppeteer.LaunchAsync(new LaunchOptions
+        {
+            ExecutablePath = Chromium,
+            Headless = true,
+            UserDataDir = Path.Combine(temp, "chromium-profile"),
+            Args = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+        });
+        await using var page = await browser.NewPageAsync();
+        await page.GoToAsync(url + "/");
+        await page.WaitForSelectorAsync("#sweeps button[data-sweep-id='killed']", new WaitForSelectorOptions { Timeout = 30_000 });
+        Assert.Contains("interrupted (no process owns it)", await page.EvaluateExpressionAsync<string>("document.querySelector(\"#sweeps button[data-sweep-id='killed']\").textContent"));
+        await page.ClickAsync("#sweeps button[data-sweep-id='killed']");
+        await page.WaitForFunctionAsync("() => !document.getElementById('owner').hidden", new WaitForFunctionOptions { Timeout = 30_000 });
+        Assert.Matches(@"^interrupted: no process owns it since .* \(its process .* pid \d+ is gone\); continue with: sweep resume killed$", await page.EvaluateExpressionAsync<string>("document.getElementById('owner').textContent"));
+        Assert.StartsWith("interrupted (no process owns it); ", await page.EvaluateExpressionAsync<string>("document.getElementById('sweep-summary').textContent"));
+    }
 }

@@ -37,7 +37,8 @@
         const button = el('button', s.sweepId);
         button.dataset.sweepId = s.sweepId;
         if (s.sweepId === selected) button.classList.add('selected');
-        button.appendChild(el('span', s.name + ' · ' + s.state.toLowerCase() + ' · ' + s.finished + '/' + s.trials + ' finished', 'state'));
+        const phase = s.ownerGone ? 'interrupted (no process owns it)' : s.state.toLowerCase();
+        button.appendChild(el('span', s.name + ' · ' + phase + ' · ' + s.finished + '/' + s.trials + ' finished', 'state'));
         button.addEventListener('click', () => select(s.sweepId));
         const item = el('li');
         item.appendChild(button);
@@ -83,7 +84,10 @@
     $('sweep-title').textContent = status.sweepId + ' (' + status.name + ')';
     const counts = {};
     for (const t of status.trials) counts[t.state] = (counts[t.state] || 0) + 1;
-    $('sweep-summary').textContent = status.state.toLowerCase() + '; ' +
+    // A sweep the journal shows as running whose process is gone is interrupted in fact: say so, and how to go on.
+    $('owner').hidden = !status.ownerGone;
+    $('owner').textContent = status.ownerGone ? status.owner : '';
+    $('sweep-summary').textContent = (status.ownerGone ? 'interrupted (no process owns it)' : status.state.toLowerCase()) + '; ' +
       Object.entries(counts).map(([k, v]) => v + ' ' + k.toLowerCase()).join(', ') +
       '; started ' + new Date(status.startedAt).toLocaleString();
     const body = document.querySelector('#trials tbody');
