@@ -41,6 +41,7 @@ public static class SweepLogging
             akka.logger-formatter = "Akka.Logger.Serilog.SerilogLogMessageFormatter, Akka.Logger.Serilog"
             akka.loglevel = {{AkkaLevel(level)}}
             akka.stdout-loglevel = OFF
+            akka.stdout-logger-class = "{{typeof(SerilogMinimalLogger).AssemblyQualifiedName}}"
             """;
     }
 
@@ -62,3 +63,28 @@ public static class SweepLogging
         _ => "ERROR",
     };
 }
+
+/// <summary>
+/// Akka's minimal logger, the one it writes to before its loggers start and after they stop (a
+/// stopping logger's mailbox is drained into it whatever akka.stdout-loglevel says: Akka's
+/// LoggerMailbox.CleanUp). Akka's own prints to stdout, which is for progress and JSON
+/// (`sweep status --json`); this one hands the events to Serilog, which sends them where every other
+/// log line goes.
+/// </summary>
+public sealed class SerilogMinimalLogger : Akka.Event.MinimalLogger
+{
+    /// <inheritdoc/>
+    protected override void Log(object message)
+    {
+        if (message is not Akka.Event.LogEvent log) return;
+        var level = log.LogLevel() switch
+        {
+            Akka.Event.LogLevel.DebugLevel => LogEventLevel.Debug,
+            Akka.Event.LogLevel.InfoLevel => LogEventLevel.Information,
+            Akka.Event.LogLevel.WarningLevel => LogEventLevel.Warning,
+            _ => LogEventLevel.Error,
+        };
+        Serilog.Log.Write(level, log.Cause, "{LogSource}: {AkkaMessage}", log.LogSource, log.Message?.ToString());
+    }
+}
+

@@ -306,9 +306,9 @@ public static class SweepOwnership
             {
                 await create.ExecuteNonQueryAsync();
             }
-            catch (Npgsql.PostgresException e) when (e.SqlState is "23505" or "42P07")
+            catch (Npgsql.PostgresException e) when (e.SqlState is "23505" or "42P07" or "42710")
             {
-                // Two processes created the table at the same moment (PostgreSQL's IF NOT EXISTS is not atomic): it is there.
+                // Two processes created the table at the same moment (PostgreSQL's IF NOT EXISTS is not atomic: 42P07 for the table, 42710 for its row type, 23505 in pg_type): it is there.
             }
             return connection;
         }
