@@ -162,6 +162,21 @@ public sealed class JournalFaultTests(UninterruptedReference reference) : IDispo
             using (var locker = OpenExclusiveLock(journalFile))
             {
                 Assert.True(run.WaitForExit(TimeSpan.FromSeconds(60)) == 1, run.Stdout + run.Stderr);
+                // What only reads the journal is not held up by another process's lock on it.
+                var busy = new Dictionary<string, string> { ["SWEEP_JOURNAL_BUSY_RETRY"] = "2s" };
+                var (code, json, err) = SweepProcess.RunWith(busy, "status", "long-lock", "--data-dir", data, "--json");
+                Assert.True(code == 0, json + err);
+                var status = JsonDocument.Parse(json).RootElement;
+                // The stop could not be journalled (the lock), so the journal says running; its process is gone.
+                Assert.Equal("Running", status.GetProperty("state").GetString());
+                Assert.True(status.GetProperty("ownerGone").GetBoolean(), json);
+                Assert.InRange(status.GetProperty("trials").EnumerateArray().Count(t => t.GetProperty("state").GetString() == "Completed"), 0, 11);
+                (code, json, err) = SweepProcess.RunWith(busy, "status", "--data-dir", data, "--json");
+                Assert.True(code == 0, json + err);
+                Assert.Equal("long-lock", JsonDocument.Parse(json).RootElement[0].GetProperty("sweepId").GetString());
+                (code, json, err) = SweepProcess.RunWith(busy, "report", "long-lock", "--data-dir", data);
+                Assert.True(code == 0, json + err);
+                Assert.True(File.Exists(Path.Combine(data, "long-lock", "report", "report.md")));
             }
             var last = run.Stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)[^1];
             Assert.StartsWith($"journal {journalFile}: the database stayed locked by another process for longer than the busy retry (SQLite error 5: database is locked); nothing was lost", last);
@@ -210,7 +225,7 @@ public sealed class JournalFaultTests(UninterruptedReference reference) : IDispo
         var (exit, stdout, stderr) = SweepProcess.Run("run", spec, "--sweep-id", "twice", "--data-dir", data, "--workers", "2");
         Assert.Equal(2, exit);
         Assert.Equal("", stdout);
-        Assert.Matches($@"^sweep: sweep 'twice' is owned by {Environment.MachineName} pid \d+ since \d{{4}}-\d\d-\d\d \d\d:\d\d:\d\d \(renewed \d+ s ago\): one process runs a sweep at a time; watch it with 'sweep watch twice'\n$", stderr);
+        Assert.Matches($@"^sweep: sweep 'twice' is owned by {Environment.MachineName} pid \d+ since \d{{4}}-\d\d-\d\d \d\d:\d\d:\d\d \(renewed \d+ s ago\): one process runs a sweep at a time; watch it with 'sweep watch twice --data-dir {System.Text.RegularExpressions.Regex.Escape(data)}'\n$", stderr);
         Assert.True(clock.Elapsed < TimeSpan.FromSeconds(15), $"refusing took {clock.Elapsed}");
 
         // The same for a resume while it runs; the owner finishes unharmed.
@@ -275,7 +290,11 @@ public sealed class JournalFaultTests(UninterruptedReference reference) : IDispo
 
         var (exit, stdout, _) = SweepProcess.Run("status", "orphan", "--data-dir", data);
         Assert.Equal(0, exit);
-        Assert.Matches(@"^sweep orphan: interrupted: no process owns it since \d{4}-\d\d-\d\d \d\d:\d\d:\d\d \(its process .* pid \d+ is gone\); continue with: sweep resume orphan", stdout);
+        Assert.Matches(@"^sweep orphan: interrupted: no process owns it since \d{4}-\d\d-\d\d \d\d:\d\d:\d\d \(its process .* pid \d+ is gone\); continue with: sweep resume orphan --data-dir ", stdout);
+        // The table agrees: nothing runs, the sweep is interrupted.
+        var footer = stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)[^1];
+        Assert.StartsWith("sweep orphan (journal-faults): interrupted (its process is gone); ", footer, StringComparison.Ordinal);
+        Assert.DoesNotContain("running", footer, StringComparison.Ordinal);
         (exit, stdout, _) = SweepProcess.Run("status", "orphan", "--data-dir", data, "--json");
         Assert.True(JsonDocument.Parse(stdout).RootElement.GetProperty("ownerGone").GetBoolean());
         (exit, stdout, _) = SweepProcess.Run("status", "--data-dir", data);
@@ -285,6 +304,8 @@ public sealed class JournalFaultTests(UninterruptedReference reference) : IDispo
         (exit, stdout, _) = SweepProcess.Run("watch", "orphan", "--data-dir", data);
         Assert.Equal(1, exit);
         Assert.Contains("sweep orphan: interrupted: no process owns it since", stdout, StringComparison.Ordinal);
+        Assert.Contains($"continue with: sweep resume orphan --data-dir {data}", stdout, StringComparison.Ordinal);
+        Assert.DoesNotContain("watching sweep orphan", stdout, StringComparison.Ordinal);
         Assert.True(clock.Elapsed < TimeSpan.FromSeconds(30), $"watch took {clock.Elapsed}");
 
         // Same machine, process gone: no waiting for the claim to lapse.

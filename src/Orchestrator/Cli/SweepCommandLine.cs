@@ -66,6 +66,13 @@ public static class SweepCommandLine
             error.WriteLine($"sweep: {OneLine(e.Message)}");
             return ExitFailed;
         }
+        catch (IOException e) when (e is not FileNotFoundException and not DirectoryNotFoundException)
+        {
+            // A file of ours could not be written (a report on a full disk): what and where, not a stack trace.
+            var fault = Hosting.JournalFaults.Describe(e);
+            error.WriteLine($"sweep: {OneLine(e.Message)}; {fault.Advice} and try again");
+            return ExitFailed;
+        }
         catch (OperationCanceledException) when (interrupt.IsCancellationRequested)
         {
             error.WriteLine("sweep: interrupted");

@@ -207,7 +207,7 @@ public static partial class SweepCommands
         var json = new Option<bool>("--json") { Description = "Machine-readable JSON." };
         var command = new Command("status", "Show the sweeps in a journal, or one sweep's trials.") { sweepId, json };
         journalOptions.AddTo(command);
-        command.SetAction(async (parsed, _) =>
+        command.SetAction(async (parsed, cancellation) =>
         {
             var journal = journalOptions.ReadExisting(parsed);
             await using var system = await SweepSystem.StartAsync(journal);
@@ -215,9 +215,9 @@ public static partial class SweepCommands
             if (id is null)
             {
                 var states = new List<SweepState>();
-                foreach (var each in await SweepJournal.ListAsync(system.System))
+                foreach (var each in await SweepJournal.ListAsync(system.System, cancellation))
                 {
-                    if (await SweepJournal.ReadAsync(system.System, each) is { } found) states.Add(found);
+                    if (await SweepJournal.ReadAsync(system.System, each, cancellation) is { } found) states.Add(found);
                 }
                 if (parsed.GetValue(json))
                 {
@@ -243,7 +243,7 @@ public static partial class SweepCommands
             }
 
             RequireValidId(id);
-            var state = await SweepJournal.ReadAsync(system.System, id) ?? throw new InvalidInputException($"no sweep '{id}' in {journal.Description}");
+            var state = await SweepJournal.ReadAsync(system.System, id, cancellation) ?? throw new InvalidInputException($"no sweep '{id}' in {journal.Description}");
             var owner = await SweepLiveness.ReadAsync(journal, id, state.Phase == SweepPhase.Running);
             if (parsed.GetValue(json))
             {
@@ -252,7 +252,7 @@ public static partial class SweepCommands
             else
             {
                 if (owner is not null) output.WriteLine($"sweep {id}: {owner.Summary}");
-                output.WriteLine(SweepReport.Table(state));
+                output.WriteLine(SweepReport.Table(state, owner));
             }
             return SweepCommandLine.ExitOk;
         });

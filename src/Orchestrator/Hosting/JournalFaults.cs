@@ -43,6 +43,8 @@ public static class JournalFaults
                     return new($"the PostgreSQL server cannot be reached ({OneLine(npgsql.Message)})", "start the PostgreSQL server again (or fix the network)");
                 case Akka.Pattern.OpenCircuitException:
                     continue;
+                case System.Runtime.Serialization.SerializationException unreadable:
+                    return new($"an event in the journal cannot be read ({OneLine(unreadable.Message)})", "restore the journal from a copy");
                 case IOException io when io.HResult == 28 || io.Message.Contains("No space left", StringComparison.OrdinalIgnoreCase):
                     return new($"disk full ({OneLine(io.Message)})", "free space");
             }

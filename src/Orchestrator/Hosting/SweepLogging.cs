@@ -27,8 +27,9 @@ public static class SweepLogging
         var configuration = new LoggerConfiguration()
             .MinimumLevel.Is(level)
             .Enrich.FromLogContext()
+            .Enrich.With<ExceptionInOneLine>()
             .WriteTo.Console(restrictedToMinimumLevel: consoleLevel > level ? consoleLevel : level, standardErrorFromLevel: LogEventLevel.Verbose,
-                outputTemplate: "[{Level:u3}] {Message:lj}{NewLine}{Exception}");
+                outputTemplate: "[{Level:u3}] {Message:lj}{" + ExceptionInOneLine.Property + "}{NewLine}");
         if (logName is not null)
         {
             configuration.WriteTo.File(new CompactJsonFormatter(), Path.Combine(Directory(journal), logName + "-.json"),
@@ -85,6 +86,26 @@ public sealed class SerilogMinimalLogger : Akka.Event.MinimalLogger
             _ => LogEventLevel.Error,
         };
         Serilog.Log.Write(level, log.Cause, "{LogSource}: {AkkaMessage}", log.LogSource, log.Message?.ToString());
+    }
+}
+
+/// <summary>
+/// The console shows a logged exception as one line, " (Type: message)" of its innermost cause; the
+/// stack trace stays in the JSON log file, where `sweep logs` finds it.
+/// </summary>
+public sealed class ExceptionInOneLine : Serilog.Core.ILogEventEnricher
+{
+    /// <summary>The property the console template prints.</summary>
+    public const string Property = "ExceptionLine";
+
+    /// <inheritdoc/>
+    public void Enrich(Serilog.Events.LogEvent logEvent, Serilog.Core.ILogEventPropertyFactory propertyFactory)
+    {
+        if (logEvent.Exception is null) return;
+        var innermost = logEvent.Exception;
+        while (innermost.InnerException is not null) innermost = innermost.InnerException;
+        var message = innermost.Message.Split('\n')[0].Trim();
+        logEvent.AddPropertyIfAbsent(propertyFactory.CreateProperty(Property, $" ({innermost.GetType().Name}: {message})"));
     }
 }
 

@@ -118,7 +118,21 @@ public static class SweepAkkaConfiguration
             // A write the driver is still retrying (busy database) must not be failed by Akka's circuit breaker first.
             .AddHocon(BreakerTimeouts(JournalTimings.Current.BusyRetry + TimeSpan.FromSeconds(10)), HoconAddMode.Prepend)
             .WithSqlPersistence(journal.ConnectionString, journal.ProviderName)
+            .AddHocon(journal.IsPostgres ? "" : SqliteReadsTakeNoLock, HoconAddMode.Prepend)
             .WithCustomSerializer("sweep", SweepSerializer.SerializableTypes, system => new SweepSerializer(system));
+
+    /// <summary>
+    /// Microsoft.Data.Sqlite begins a read-committed or serializable transaction as BEGIN IMMEDIATE,
+    /// which takes the write lock: every replay and query would then wait on (and block) the writer,
+    /// and `sweep status` fail while another process holds the file. Read-uncommitted begins a
+    /// deferred transaction, which in write-ahead-log mode reads a consistent snapshot without a lock
+    /// (read_uncommitted itself only matters for SQLite's shared cache, which is not used).
+    /// </summary>
+    private const string SqliteReadsTakeNoLock = """
+        akka.persistence.journal.sql.read-isolation-level = read-uncommitted
+        akka.persistence.snapshot-store.sql.read-isolation-level = read-uncommitted
+        akka.persistence.query.journal.sql.read-isolation-level = read-uncommitted
+        """;
 
     private static string BreakerTimeouts(TimeSpan callTimeout)
     {
@@ -147,6 +161,8 @@ public sealed class SweepSystem : IAsyncDisposable
         var logging = SweepLogging.Configure(journal, logName, SweepAkkaConfiguration.AkkaConfig);
         if (!journal.IsPostgres) UseWriteAheadLog(journal);
         var builder = Host.CreateEmptyApplicationBuilder(new HostApplicationBuilderSettings());
+        // The journal's settings as a service, so whatever reads it can name it in a failure (SweepJournal).
+        builder.Services.AddSingleton(journal);
         builder.Services.AddAkka(ClusterOptions.SystemName, akka =>
         {
             akka.WithSweepJournal(journal);

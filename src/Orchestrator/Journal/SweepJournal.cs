@@ -5,6 +5,7 @@ using Akka.Persistence.Sql.Query;
 using Akka.Streams;
 using Akka.Streams.Dsl;
 using Sweep.Orchestrator.Coordination;
+using Sweep.Orchestrator.Hosting;
 using Sweep.Protocol.Events;
 
 namespace Sweep.Orchestrator.Journal;
@@ -12,34 +13,86 @@ namespace Sweep.Orchestrator.Journal;
 /// <summary>Reads sweeps from the journal without changing it: for status, and for whatever looks at a sweep from outside.</summary>
 public static class SweepJournal
 {
-    private static readonly TimeSpan ReadTimeout = TimeSpan.FromMinutes(2);
+    /// <summary>
+    /// How long a read may take: the busy retry (a locked or briefly unreachable journal is waited
+    /// out that long by the driver) and a minute for the replay itself.
+    /// </summary>
+    private static TimeSpan ReadTimeout => JournalTimings.Current.BusyRetry + TimeSpan.FromMinutes(1);
 
-    /// <summary>The sweep's current state (from its latest snapshot and the events after it), or null when the journal has no such sweep.</summary>
-    public static async Task<SweepState?> ReadAsync(ActorSystem system, string sweepId)
+    /// <summary>
+    /// The sweep's current state (from its latest snapshot and the events after it), or null when the journal has no such sweep.
+    /// </summary>
+    /// <exception cref="JournalUnavailableException">The journal could not be read (locked past the busy retry, unreachable, damaged): one line saying why and what to do.</exception>
+    /// <exception cref="OperationCanceledException"><paramref name="cancellation"/> fired (Ctrl+C, SIGTERM).</exception>
+    public static async Task<SweepState?> ReadAsync(ActorSystem system, string sweepId, CancellationToken cancellation = default)
     {
-        var reader = system.ActorOf(Akka.Actor.Props.Create(() => new StateReader(sweepId)));
-        var answer = await reader.Ask<object>(StateReader.Read.Instance, ReadTimeout);
-        return answer as SweepState;
+        var answer = new TaskCompletionSource<SweepState?>(TaskCreationOptions.RunContinuationsAsynchronously);
+        var reader = system.ActorOf(Akka.Actor.Props.Create(() => new StateReader(sweepId, answer)));
+        try
+        {
+            return await answer.Task.WaitAsync(ReadTimeout, cancellation);
+        }
+        catch (Exception e) when (e is not OperationCanceledException || !cancellation.IsCancellationRequested)
+        {
+            throw Unreadable(system, e);
+        }
+        finally
+        {
+            system.Stop(reader);
+        }
     }
 
     /// <summary>The ids of every sweep in the journal, in the order they were first written.</summary>
-    public static async Task<IReadOnlyList<string>> ListAsync(ActorSystem system)
+    /// <exception cref="JournalUnavailableException">The journal could not be read.</exception>
+    public static async Task<IReadOnlyList<string>> ListAsync(ActorSystem system, CancellationToken cancellation = default)
     {
         var journal = PersistenceQuery.Get(system).ReadJournalFor<SqlReadJournal>(SqlReadJournal.Identifier);
-        var ids = await journal.CurrentPersistenceIds()
+        return await Guard(system, journal.CurrentPersistenceIds()
             .Where(id => id.StartsWith(SweepCoordinator.PersistenceIdFor(""), StringComparison.Ordinal))
-            .Select(id => id[SweepCoordinator.PersistenceIdFor("").Length..])
-            .RunWith(Sink.Seq<string>(), system.Materializer());
-        return ids;
+            .Select(id => id[SweepCoordinator.PersistenceIdFor("").Length..]), cancellation);
     }
 
     /// <summary>Every event of a sweep, in the order it was persisted.</summary>
-    public static async Task<IReadOnlyList<ISweepEvent>> EventsAsync(ActorSystem system, string sweepId)
+    /// <exception cref="JournalUnavailableException">The journal could not be read.</exception>
+    public static async Task<IReadOnlyList<ISweepEvent>> EventsAsync(ActorSystem system, string sweepId, CancellationToken cancellation = default)
     {
         var journal = PersistenceQuery.Get(system).ReadJournalFor<SqlReadJournal>(SqlReadJournal.Identifier);
-        return await journal.CurrentEventsByPersistenceId(SweepCoordinator.PersistenceIdFor(sweepId), 0, long.MaxValue)
-            .Select(envelope => (ISweepEvent)envelope.Event)
-            .RunWith(Sink.Seq<ISweepEvent>(), system.Materializer());
+        return await Guard(system, journal.CurrentEventsByPersistenceId(SweepCoordinator.PersistenceIdFor(sweepId), 0, long.MaxValue)
+            .Select(envelope => (ISweepEvent)envelope.Event), cancellation);
+    }
+
+    /// <summary>Runs a finite query to a list, within the read timeout, cancellable; a failure is one line about the journal.</summary>
+    private static async Task<IReadOnlyList<T>> Guard<T>(ActorSystem system, Source<T, Akka.NotUsed> query, CancellationToken cancellation)
+    {
+        var (kill, done) = query
+            .ViaMaterialized(KillSwitches.Single<T>(), Keep.Right)
+            .ToMaterialized(Sink.Seq<T>(), Keep.Both)
+            .Run(system.Materializer());
+        try
+        {
+            return await done.WaitAsync(ReadTimeout, cancellation);
+        }
+        catch (Exception e) when (e is not OperationCanceledException || !cancellation.IsCancellationRequested)
+        {
+            kill.Abort(e);
+            throw Unreadable(system, e);
+        }
+        catch
+        {
+            kill.Shutdown();
+            throw;
+        }
+    }
+
+    /// <summary>A read that failed, in one line: the journal (from the system's services), the cause, and what to do.</summary>
+    private static JournalUnavailableException Unreadable(ActorSystem system, Exception error)
+    {
+        var journal = Akka.DependencyInjection.DependencyResolver.For(system).Resolver.GetService<JournalSettings>();
+        var where = journal is null ? "the journal" : $"journal {journal.Description}";
+        var fault = error is TimeoutException or AskTimeoutException
+            ? new JournalFault($"reading it took longer than {ReadTimeout.TotalSeconds:0} s", "check that the journal's disk or server answers")
+            : JournalFaults.Describe(error);
+        return new JournalUnavailableException($"{where}: {fault.Cause}; nothing was changed, {fault.Advice} and try again");
     }
 
     /// <summary>
@@ -62,43 +115,34 @@ public static class SweepJournal
 
     /// <summary>
     /// Recovers the coordinator's state the way the coordinator itself does (snapshot, then events)
-    /// but never persists: it answers once and stops.
+    /// but never persists: it completes <c>answer</c> once (the state, null for no such sweep, or
+    /// the replay's failure) and stops.
     /// </summary>
     private sealed class StateReader : ReceivePersistentActor
     {
-        private readonly List<IActorRef> waiting = [];
+        private readonly TaskCompletionSource<SweepState?> answer;
         private SweepState? state;
-        private bool recovered;
 
-        public sealed class Read
+        public StateReader(string sweepId, TaskCompletionSource<SweepState?> answer)
         {
-            public static readonly Read Instance = new();
-        }
-
-        public StateReader(string sweepId)
-        {
+            this.answer = answer;
             PersistenceId = SweepCoordinator.PersistenceIdFor(sweepId);
             Recover<SnapshotOffer>(offer => state = SweepState.FromSnapshot((SweepSnapshot)offer.Snapshot));
             Recover<SweepStarted>(started => state = SweepState.Start(started));
             Recover<ISweepEvent>(e => state!.Apply(e));
             Recover<RecoveryCompleted>(_ =>
             {
-                recovered = true;
-                Answer();
-            });
-            Command<Read>(_ =>
-            {
-                waiting.Add(Sender);
-                if (recovered) Answer();
+                answer.TrySetResult(state);
+                Context.Stop(Self);
             });
         }
 
         public override string PersistenceId { get; }
 
-        private void Answer()
-        {
-            foreach (var asker in waiting) asker.Tell(state is null ? Status.Success.Instance : state);
-            if (waiting.Count > 0) Context.Stop(Self);
-        }
+        /// <summary>
+        /// The journal could not be replayed: the reader's caller hears why (and turns it into one
+        /// line), instead of Akka's stack trace on the console. Akka stops the actor after this.
+        /// </summary>
+        protected override void OnRecoveryFailure(Exception reason, object? message = null) => answer.TrySetException(reason);
     }
 }

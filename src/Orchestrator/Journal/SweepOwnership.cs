@@ -64,18 +64,20 @@ public sealed record SweepLiveness(bool OwnerGone, string Summary)
     /// <paramref name="owner"/> null: the sweep was never claimed (recorded before ownership
     /// claims existed, or its process died before claiming), so nobody owns it. Pure.
     /// </summary>
-    public static SweepLiveness? Of(string sweepId, bool running, SweepOwner? owner, string thisHost, Func<int, DateTimeOffset, bool> processAlive, TimeSpan lapse)
+    /// <param name="journalArguments">What the resume hint adds to name the journal (<see cref="JournalSettings.CommandLine"/>), or "".</param>
+    public static SweepLiveness? Of(string sweepId, bool running, SweepOwner? owner, string thisHost, Func<int, DateTimeOffset, bool> processAlive, TimeSpan lapse, string journalArguments = "")
     {
         if (!running) return null;
-        if (owner is null) return new SweepLiveness(true, $"interrupted: no process owns it; continue with: sweep resume {sweepId}");
+        var resume = journalArguments.Length == 0 ? $"sweep resume {sweepId}" : $"sweep resume {sweepId} {journalArguments}";
+        if (owner is null) return new SweepLiveness(true, $"interrupted: no process owns it; continue with: {resume}");
         if (owner.WhyGone(thisHost, processAlive, lapse) is { } why)
-            return new SweepLiveness(true, $"interrupted: no process owns it since {owner.RenewedAt.ToLocalTime():yyyy-MM-dd HH:mm:ss} ({why}); continue with: sweep resume {sweepId}");
+            return new SweepLiveness(true, $"interrupted: no process owns it since {owner.RenewedAt.ToLocalTime():yyyy-MM-dd HH:mm:ss} ({why}); continue with: {resume}");
         return new SweepLiveness(false, $"running: owned by {owner.Owner.Describe()} since {owner.Since.ToLocalTime():yyyy-MM-dd HH:mm:ss}");
     }
 
     /// <summary>Reads the owner of <paramref name="sweepId"/> from the journal and judges it from this machine.</summary>
     public static async Task<SweepLiveness?> ReadAsync(JournalSettings journal, string sweepId, bool running) =>
-        running ? Of(sweepId, running, await SweepOwnership.ReadAsync(journal, sweepId), Environment.MachineName, SweepOwnership.ProcessAlive, OwnershipSettings.Current.Lapse) : null;
+        running ? Of(sweepId, running, await SweepOwnership.ReadAsync(journal, sweepId), Environment.MachineName, SweepOwnership.ProcessAlive, OwnershipSettings.Current.Lapse, journal.CommandLine) : null;
 }
 
 /// <summary>
@@ -148,7 +150,7 @@ public static class SweepOwnership
                 await transaction.CommitAsync();
                 return;
             }
-            if (current.WhyGone(Environment.MachineName, ProcessAlive, settings.Lapse, leftCluster) is null) throw new InvalidInputException(Owned(sweepId, current));
+            if (current.WhyGone(Environment.MachineName, ProcessAlive, settings.Lapse, leftCluster) is null) throw new InvalidInputException(Owned(journal, sweepId, current));
             int taken = await ExecuteAsync(connection, transaction,
                 $"UPDATE {Table} SET token = @token, host = @host, pid = @pid, process_start = @start, address = @address, since = {Now(journal)}, renewed_at = {Now(journal)}, released = 0 WHERE sweep_id = @id AND token = @old",
                 ("id", sweepId), ("old", current.Owner.Token), ("token", me.Token), ("host", me.Host), ("pid", me.Pid), ("start", Text(me.ProcessStart)), ("address", (object?)me.Address ?? DBNull.Value));
@@ -250,8 +252,8 @@ public static class SweepOwnership
     /// <summary>Whether <paramref name="sweepId"/> was ever claimed (default sweep ids are made unique with it).</summary>
     public static async Task<bool> ExistsAsync(JournalSettings journal, string sweepId) => await ReadAsync(journal, sweepId) is not null;
 
-    private static string Owned(string sweepId, SweepOwner owner) =>
-        $"sweep '{sweepId}' is owned by {owner.Owner.Describe()} since {owner.Since.ToLocalTime():yyyy-MM-dd HH:mm:ss} (renewed {owner.RenewedAgo.TotalSeconds.ToString("0", CultureInfo.InvariantCulture)} s ago): one process runs a sweep at a time; watch it with 'sweep watch {sweepId}'";
+    private static string Owned(JournalSettings journal, string sweepId, SweepOwner owner) =>
+        $"sweep '{sweepId}' is owned by {owner.Owner.Describe()} since {owner.Since.ToLocalTime():yyyy-MM-dd HH:mm:ss} (renewed {owner.RenewedAgo.TotalSeconds.ToString("0", CultureInfo.InvariantCulture)} s ago): one process runs a sweep at a time; watch it with 'sweep watch {sweepId} {journal.CommandLine}'";
 
     private static async Task<SweepOwner?> ReadAsync(DbConnection connection, JournalSettings journal, string sweepId, DbTransaction? transaction, bool forUpdate)
     {

@@ -111,8 +111,11 @@ public static class SweepReport
     /// reasons, errors and verdicts go through <see cref="SafeText.Line"/>: a line break, tab or escape
     /// sequence in a name shows as an escape and never breaks a row.
     /// </summary>
-    public static string Table(SweepState state)
+    /// <param name="owner">The sweep's liveness (<see cref="Journal.SweepLiveness"/>): when its process is gone, running trials show as stopped and the last line says the sweep is interrupted.</param>
+    public static string Table(SweepState state, Journal.SweepLiveness? owner = null)
     {
+        bool orphaned = owner is { OwnerGone: true };
+        string StateOf(TrialRecord t) => orphaned && t.State == TrialState.Running ? "Stopped" : t.State.ToString();
         var rows = new List<string[]> { new[] { "trial", "batch", "base lr", "state", "attempts", "iter", "test acc", "best", "s/100 it", "peak MiB", "note" } };
         foreach (var t in state.Trials)
         {
@@ -121,7 +124,7 @@ public static class SweepReport
                 SafeText.Line(t.Definition.Name),
                 t.Definition.Spec.BatchSize.ToString(CultureInfo.InvariantCulture),
                 t.Definition.Spec.BaseLr.ToString("G6", CultureInfo.InvariantCulture),
-                t.State.ToString(),
+                StateOf(t),
                 t.Attempts.ToString(CultureInfo.InvariantCulture),
                 $"{IterationReached(t)}/{t.Definition.Spec.MaxIter}",
                 Format(t.FinalTestAccuracy, "F4"),
@@ -132,6 +135,7 @@ public static class SweepReport
                 {
                     TrialState.Diverged => $"diverged at {t.DivergedAtIteration}: {t.DivergenceReason}",
                     TrialState.Failed => t.Error ?? "",
+                    TrialState.Running when orphaned => "its process is gone: resume continues it from its last checkpoint",
                     _ when t.Error is not null => $"last error: {t.Error}",
                     _ => "",
                 }),
@@ -143,8 +147,9 @@ public static class SweepReport
             text.AppendLine(string.Join("  ", row.Select((cell, c) => c == row.Length - 1 ? cell : cell.PadRight(widths[c]))).TrimEnd());
         foreach (var slot in state.Slots.Values.OrderBy(s => s.Slot.WorkerId, StringComparer.Ordinal))
             text.AppendLine(CultureInfo.InvariantCulture, $"slot {SafeText.Line(slot.Slot.WorkerId)}: {(slot.Health.Healthy ? "healthy" : "UNHEALTHY, takes no trials")}: {SafeText.Line(slot.Health.Summary)}");
-        var counts = state.Trials.GroupBy(t => t.State).OrderBy(g => g.Key).Select(g => $"{g.Count()} {g.Key.ToString().ToLowerInvariant()}");
-        text.Append(CultureInfo.InvariantCulture, $"sweep {SafeText.Line(state.SweepId)} ({SafeText.Line(state.Definition.Name)}): {state.Phase.ToString().ToLowerInvariant()}; {string.Join(", ", counts)}");
+        var counts = state.Trials.GroupBy(t => t.State).OrderBy(g => g.Key).Select(g => $"{g.Count()} {StateOf(g.First()).ToLowerInvariant()}");
+        var phase = orphaned ? "interrupted (its process is gone)" : state.Phase.ToString().ToLowerInvariant();
+        text.Append(CultureInfo.InvariantCulture, $"sweep {SafeText.Line(state.SweepId)} ({SafeText.Line(state.Definition.Name)}): {phase}; {string.Join(", ", counts)}");
         if (state.Phase == SweepPhase.Interrupted && state.InterruptReason is { } reason) text.Append(CultureInfo.InvariantCulture, $"; halted: {SafeText.Line(reason)}");
         return text.ToString();
     }

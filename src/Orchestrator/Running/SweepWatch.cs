@@ -21,13 +21,20 @@ public static class SweepWatch
     {
         await using var sweepSystem = await SweepSystem.StartAsync(journal);
         var system = sweepSystem.System;
-        if (await SweepJournal.ReadAsync(system, sweepId) is null)
-            throw new InvalidInputException($"no sweep '{sweepId}' in {journal.Description}");
+        var current = await SweepJournal.ReadAsync(system, sweepId, interrupt)
+            ?? throw new InvalidInputException($"no sweep '{sweepId}' in {journal.Description}");
+        if (await SweepLiveness.ReadAsync(journal, sweepId, current.Phase == SweepPhase.Running) is { OwnerGone: true } goneAlready)
+        {
+            // Nothing will ever be written to it again: show where it stands, and how to go on.
+            output.WriteLine(SweepReport.Table(current, goneAlready));
+            output.WriteLine($"sweep {sweepId}: {goneAlready.Summary}");
+            return 1;
+        }
 
         ProgressView? view = null;
         bool live = ProgressView.IsTerminal(output);
         // What is already in the journal only builds the state; what comes after it is shown.
-        int known = (await SweepJournal.EventsAsync(system, sweepId)).Count, seen = 0;
+        int known = (await SweepJournal.EventsAsync(system, sweepId, interrupt)).Count, seen = 0;
         bool ended = false;
         SweepLiveness? orphaned = null;
         using var following = CancellationTokenSource.CreateLinkedTokenSource(interrupt);
@@ -77,7 +84,7 @@ public static class SweepWatch
         if (view is null) throw new InvalidInputException($"no sweep '{sweepId}' in {journal.Description}");
         view.Finish();
         output.WriteLine();
-        output.WriteLine(SweepReport.Table(view.State));
+        output.WriteLine(SweepReport.Table(view.State, orphaned));
         if (interrupt.IsCancellationRequested) return 130;
         if (orphaned is not null)
         {
