@@ -136,6 +136,34 @@ public sealed class JournalFaultTests(UninterruptedReference reference) : IDispo
     }
 
     [Fact]
+    public void A_disk_too_full_to_start_on_is_one_line_at_once_and_the_same_run_works_after_freeing_space()
+    {
+        if (Environment.UserName != "root") Assert.Fail("this test mounts a tmpfs and needs root (CI runs as root)");
+        var spec = WriteSpec(temp);
+        var mount = Path.Combine(temp, "tinier");
+        Directory.CreateDirectory(mount);
+        Exec("mount", "-t", "tmpfs", "-o", "size=100k", "tmpfs", mount);
+        mounts.Add(mount);
+        var data = Path.Combine(mount, "d");
+
+        var clock = Stopwatch.StartNew();
+        var (exit, stdout, stderr) = SweepProcess.Run("run", spec, "--sweep-id", "cramped", "--data-dir", data, "--workers", "2");
+        Assert.True(exit == 1, stdout + stderr);
+        // The journal's tables (or the claim before them) do not fit: the sweep never started, so the way on is the same run, not a resume.
+        Assert.Matches($@"^sweep: journal {System.Text.RegularExpressions.Regex.Escape(Path.Combine(data, "journal.db"))}: disk full \(SQLite error 13: database or disk is full\); (sweep cramped was not started, free space and run the same 'sweep run' again|nothing was changed, free space and try again)\n$",
+            stderr.Split('\n').Last(l => l.StartsWith("sweep: ", StringComparison.Ordinal)) + "\n");
+        Assert.DoesNotContain("resume", stdout + stderr, StringComparison.Ordinal);
+        Assert.DoesNotContain("RecoveryTimedOut", stdout + stderr, StringComparison.Ordinal);
+        AssertNoStackTrace(stdout + stderr);
+        Assert.True(clock.Elapsed < TimeSpan.FromSeconds(20), $"refusing took {clock.Elapsed}");
+
+        Exec("mount", "-o", "remount,size=64m", mount);
+        (exit, stdout, stderr) = SweepProcess.Run("run", spec, "--sweep-id", "cramped", "--data-dir", data, "--workers", "2");
+        Assert.True(exit == 0, stdout + stderr);
+        Assert.StartsWith("sweep cramped (journal-faults): 12 of 12 trial(s) to run", stdout, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task A_lock_shorter_than_the_busy_retry_is_waited_out_and_the_sweep_goes_on_unharmed()
     {
         var spec = WriteSpec(temp);

@@ -171,7 +171,8 @@ public static class SweepRun
         await using var sweepSystem = await SweepSystem.StartAsync(journal, cluster, logName: sweepId);
         var system = sweepSystem.System;
         var journalFailed = new TaskCompletionSource<SweepJournalFailed>(TaskCreationOptions.RunContinuationsAsynchronously);
-        system.ActorOf(Akka.Actor.Props.Create(() => new JournalFailureListener(journalFailed)), "journal-failures");
+        var journalNotStarted = new TaskCompletionSource<SweepJournalFailed>(TaskCreationOptions.RunContinuationsAsynchronously);
+        system.ActorOf(Akka.Actor.Props.Create(() => new JournalFailureListener(sweepId, journalFailed, journalNotStarted)), "journal-failures");
 
         // Every check that can fail runs before anything is persisted: the dashboard binds its port first.
         await using var dashboard = dashboardPort is { } port
@@ -193,7 +194,9 @@ public static class SweepRun
             ? system.ActorOf(SweepCoordinator.Props(sweepId, new CoordinatorSettings(journal.CheckpointDirectory, LeaseFor: SweepOwnership.LeaseFor(journal, owner, OwnershipSettings.Current))), "sweep-" + sweepId)
             : await ClusterNode.OpenSweepAsync(system, journal, sweepId, AskTimeout, output, cluster.Join is null ? owner : null);
 
-        var answer = await AnswerOrJournalFailure(coordinator.Ask<ISweepMessage>(startOrResume, AskTimeout), journalFailed.Task, journal, sweepId);
+        // Until the coordinator answers, a journal plugin that cannot start is a failure too (afterwards the coordinator says what failed).
+        var failedBeforeAnswer = Task.WhenAny(journalFailed.Task, journalNotStarted.Task).Unwrap();
+        var answer = await AnswerOrJournalFailure(coordinator.Ask<ISweepMessage>(startOrResume, AskTimeout), failedBeforeAnswer, journal, sweepId, fresh: startOrResume is StartSweep);
         if (answer is SweepRefused refused) throw new InvalidInputException(refused.Reason);
         onStarted();
         var accepted = (SweepAccepted)answer;
@@ -281,22 +284,57 @@ public static class SweepRun
     public static string JournalFailureLine(JournalSettings journal, string sweepId, SweepJournalFailed failure) =>
         $"journal {journal.Description}: {failure.Cause}; nothing was lost, {failure.Advice} and run: sweep resume {sweepId} {journal.CommandLine}";
 
-    /// <summary>The coordinator's answer, or, when the journal fails first, a clean exit that says so (never a 60 s ask timeout).</summary>
-    private static async Task<T> AnswerOrJournalFailure<T>(Task<T> answer, Task<SweepJournalFailed> failed, JournalSettings journal, string sweepId)
+    /// <summary>
+    /// The coordinator's answer, or, when the journal fails first, a clean exit that says so (never a
+    /// 60 s ask timeout). <paramref name="fresh"/>: the answer is to a new sweep's start, so a failure
+    /// means the sweep was never started, and the way on is the same `sweep run`, not a resume.
+    /// </summary>
+    private static async Task<T> AnswerOrJournalFailure<T>(Task<T> answer, Task<SweepJournalFailed> failed, JournalSettings journal, string sweepId, bool fresh = false)
     {
-        if (await Task.WhenAny(answer, failed) == failed) throw new JournalUnavailableException(JournalFailureLine(journal, sweepId, failed.Result));
+        if (await Task.WhenAny(answer, failed) == failed)
+        {
+            var failure = failed.Result;
+            throw new JournalUnavailableException(fresh
+                ? $"journal {journal.Description}: {failure.Cause}; sweep {sweepId} was not started, {failure.Advice} and run the same 'sweep run' again"
+                : JournalFailureLine(journal, sweepId, failure));
+        }
         return await answer;
     }
 
-    /// <summary>Hears a coordinator of this process give up on its journal (<see cref="SweepJournalFailed"/> on the event stream).</summary>
+    /// <summary>
+    /// Hears a coordinator of this process give up on its journal (<see cref="SweepJournalFailed"/> on
+    /// the event stream: <c>failed</c>), and the journal plugin report a database error
+    /// (<c>pluginFailed</c>): Akka.Persistence.Sql logs a failed initialization (it could not create
+    /// its tables: a full disk, a read-only file) and retries it for ever, while the coordinator's
+    /// recovery waits 30 s for it and then only says it timed out.
+    /// </summary>
     private sealed class JournalFailureListener : ReceiveActor
     {
-        public JournalFailureListener(TaskCompletionSource<SweepJournalFailed> failed)
+        public JournalFailureListener(string sweepId, TaskCompletionSource<SweepJournalFailed> failed, TaskCompletionSource<SweepJournalFailed> pluginFailed)
         {
             Receive<SweepJournalFailed>(f => failed.TrySetResult(f));
+            Receive<Akka.Event.Error>(error =>
+            {
+                if (!IsPluginDatabaseError(error)) return;
+                var fault = JournalFaults.Describe(error.Cause!);
+                pluginFailed.TrySetResult(new SweepJournalFailed(sweepId, fault.Cause, fault.Advice));
+            });
         }
 
-        protected override void PreStart() => Context.System.EventStream.Subscribe(Self, typeof(SweepJournalFailed));
+        /// <summary>An error Akka.Persistence.Sql logged with a database error as its cause.</summary>
+        private static bool IsPluginDatabaseError(Akka.Event.Error error)
+        {
+            if (error.LogClass?.Namespace?.StartsWith("Akka.Persistence.Sql", StringComparison.Ordinal) != true) return false;
+            for (var e = error.Cause; e is not null; e = e.InnerException)
+                if (e is System.Data.Common.DbException) return true;
+            return false;
+        }
+
+        protected override void PreStart()
+        {
+            Context.System.EventStream.Subscribe(Self, typeof(SweepJournalFailed));
+            Context.System.EventStream.Subscribe(Self, typeof(Akka.Event.Error));
+        }
     }
 
     /// <summary>The report of a finished sweep goes to DATA-DIR/ID/report; a failure to write it is said, not fatal.</summary>
