@@ -71,32 +71,40 @@ public sealed record JournalTimings(TimeSpan BusyRetry, OwnershipSettings Owners
     /// <summary>This process's timings.</summary>
     public static JournalTimings Current => Loaded.Value;
 
-    /// <summary>Reads <c>sweep.journal</c>; a value that is not a positive duration is bad input naming its key.</summary>
+    /// <summary>
+    /// Reads <c>sweep.journal</c>, each value overridden by its environment variable when that is set;
+    /// a value that is not a positive duration is bad input naming where it came from (the variable or the key).
+    /// </summary>
     public static JournalTimings FromConfig(Akka.Configuration.Config config)
     {
-        TimeSpan Read(string key)
+        (TimeSpan Value, string Source) Read(string key)
         {
-            TimeSpan value;
             var variable = "SWEEP_" + (key == "busy-retry" ? "JOURNAL_" : "") + key.Replace('-', '_').ToUpperInvariant();
             var fromEnvironment = Environment.GetEnvironmentVariable(variable);
+            bool overridden = !string.IsNullOrWhiteSpace(fromEnvironment);
+            var source = overridden ? variable : "sweep.journal." + key;
+            var text = overridden ? fromEnvironment!.Trim() : config.GetString("sweep.journal." + key, "");
+            TimeSpan? value;
             try
             {
-                value = string.IsNullOrWhiteSpace(fromEnvironment)
-                    ? config.GetTimeSpan("sweep.journal." + key, null, allowInfinite: false)
-                    : Akka.Configuration.ConfigurationFactory.ParseString($"value = \"{fromEnvironment.Trim()}\"").GetTimeSpan("value", null, allowInfinite: false);
+                value = overridden
+                    ? Akka.Configuration.ConfigurationFactory.ParseString($"value = \"{text}\"").GetTimeSpan("value", null, allowInfinite: false)
+                    : config.GetTimeSpan("sweep.journal." + key, null, allowInfinite: false);
             }
-            catch (Exception e) when (e is FormatException or Akka.Configuration.ConfigurationException or ArgumentException)
+            catch (Exception e) when (e is FormatException or Akka.Configuration.ConfigurationException or ArgumentException or OverflowException)
             {
-                throw new Sweep.Protocol.InvalidInputException($"{(fromEnvironment is null ? "sweep.journal." + key : variable)}: not a duration (e.g. 30s): {e.Message.Split('\n')[0]}");
+                value = null;
             }
-            if (value <= TimeSpan.Zero) throw new Sweep.Protocol.InvalidInputException($"{(string.IsNullOrWhiteSpace(fromEnvironment) ? "sweep.journal." + key : variable)}: must be a positive duration, got '{fromEnvironment ?? value.ToString()}'");
-            return value;
+            if (value is not { } duration || duration <= TimeSpan.Zero)
+                throw new Sweep.Protocol.InvalidInputException($"{source}: '{text}' is not a positive duration (e.g. 30s, 500ms, 2m)");
+            return (duration, source);
         }
 
-        var ownership = new OwnershipSettings(Read("owner-renew-every"), Read("owner-lapse"));
-        if (ownership.Lapse <= ownership.RenewEvery)
-            throw new Sweep.Protocol.InvalidInputException($"sweep.journal.owner-lapse ({ownership.Lapse.TotalSeconds} s) must be longer than owner-renew-every ({ownership.RenewEvery.TotalSeconds} s)");
-        return new JournalTimings(Read("busy-retry"), ownership);
+        var (renewEvery, renewSource) = Read("owner-renew-every");
+        var (lapse, lapseSource) = Read("owner-lapse");
+        if (lapse <= renewEvery)
+            throw new Sweep.Protocol.InvalidInputException($"{lapseSource} ({lapse.TotalSeconds} s) must be longer than {renewSource} ({renewEvery.TotalSeconds} s): a claim must outlive the time between its renewals");
+        return new JournalTimings(Read("busy-retry").Value, new OwnershipSettings(renewEvery, lapse));
     }
 }
 

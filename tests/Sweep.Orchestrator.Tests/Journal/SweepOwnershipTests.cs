@@ -183,9 +183,22 @@ public sealed class SweepOwnershipTests(Cluster.PostgresServer postgres) : IDisp
         var defaults = JournalTimings.FromConfig(Hosting.SweepAkkaConfiguration.AkkaConfig);
         Assert.Equal(new JournalTimings(TimeSpan.FromSeconds(30), new OwnershipSettings(TimeSpan.FromSeconds(5), TimeSpan.FromSeconds(30))), defaults);
         var bad = Assert.Throws<InvalidInputException>(() => JournalTimings.FromConfig(Akka.Configuration.ConfigurationFactory.ParseString("sweep.journal { busy-retry = 0s, owner-renew-every = 5s, owner-lapse = 30s }")));
-        Assert.StartsWith("sweep.journal.busy-retry: must be a positive duration", bad.Message);
+        Assert.Equal("sweep.journal.busy-retry: '0s' is not a positive duration (e.g. 30s, 500ms, 2m)", bad.Message);
         var order = Assert.Throws<InvalidInputException>(() => JournalTimings.FromConfig(Akka.Configuration.ConfigurationFactory.ParseString("sweep.journal { busy-retry = 5s, owner-renew-every = 10s, owner-lapse = 5s }")));
-        Assert.Equal("sweep.journal.owner-lapse (5 s) must be longer than owner-renew-every (10 s)", order.Message);
+        Assert.Equal("sweep.journal.owner-lapse (5 s) must be longer than sweep.journal.owner-renew-every (10 s): a claim must outlive the time between its renewals", order.Message);
+    }
+
+    [Theory]
+    [InlineData("SWEEP_OWNER_LAPSE", "-5s", "sweep: SWEEP_OWNER_LAPSE: '-5s' is not a positive duration (e.g. 30s, 500ms, 2m)")]
+    [InlineData("SWEEP_JOURNAL_BUSY_RETRY", "soon", "sweep: SWEEP_JOURNAL_BUSY_RETRY: 'soon' is not a positive duration (e.g. 30s, 500ms, 2m)")]
+    [InlineData("SWEEP_OWNER_LAPSE", "3s", "sweep: SWEEP_OWNER_LAPSE (3 s) must be longer than sweep.journal.owner-renew-every (5 s): a claim must outlive the time between its renewals")]
+    public void An_environment_override_that_is_not_a_duration_is_bad_input_naming_the_variable(string variable, string value, string expected)
+    {
+        File.WriteAllBytes(Path.Combine(temp, "journal.db"), []);
+        var (exit, stdout, stderr) = SweepProcess.RunWith(new Dictionary<string, string> { [variable] = value }, "status", "--data-dir", temp);
+        Assert.Equal(2, exit);
+        Assert.Equal(expected, stderr.Trim());
+        Assert.Equal("", stdout);
     }
 
     private static void Run(SqliteConnection connection, string sql)
