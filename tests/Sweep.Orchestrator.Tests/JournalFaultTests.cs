@@ -233,7 +233,7 @@ public sealed class JournalFaultTests(UninterruptedReference reference) : IDispo
             server.Stop();
             Assert.True(run.WaitForExit(TimeSpan.FromSeconds(90)) == 1, run.Stdout + run.Stderr);
             var last = run.Stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)[^1];
-            Assert.Matches(@"^journal PostgreSQL 127\.0\.0\.1:\d+/sweep_test_\w+: the PostgreSQL server (cannot be reached|shut down or is starting) \(.*\); nothing was lost, start the PostgreSQL server again.* and run: sweep resume pg-down --journal ", last);
+            Assert.Matches(@"^journal PostgreSQL 127\.0\.0\.1:\d+/sweep_test_\w+: the PostgreSQL server (cannot be reached|shut down or is starting) \(.*\); nothing was lost, start the PostgreSQL server.* and run: sweep resume pg-down --journal ", last);
             AssertNoStackTrace(run.Stdout + run.Stderr);
         }
         server.Start();

@@ -333,6 +333,8 @@ public sealed class SweepRunEndToEndTests : IDisposable
     [InlineData("the first node of a cluster needs a fixed port", "run", "SPEC", "--port", "0")]
     [InlineData("--port must be 0-65535", "worker", "--join", "127.0.0.1:4053", "--port", "70000")]
     [InlineData("--workers 0: a sweep on this machine alone needs at least one worker slot", "run", "SPEC", "--workers", "0")]
+    [InlineData("--journal: not a PostgreSQL connection string: Couldn't set databse", "run", "SPEC", "--journal", "Host=localhost;Databse=sweeps")]
+    [InlineData("--journal: not a PostgreSQL connection string: Couldn't set databse", "status", "--journal", "Host=localhost;Databse=sweeps")]
     public void Bad_cluster_flags_exit_2_with_one_line(string says, params string[] args)
     {
         var spec = WriteSpec("");
@@ -341,6 +343,7 @@ public sealed class SweepRunEndToEndTests : IDisposable
         Assert.Equal(2, exit);
         Assert.Contains(says, stderr);
         Assert.Single(stderr.Split('\n', StringSplitOptions.RemoveEmptyEntries));
+        Assert.False(Directory.Exists(DataDir) && Directory.EnumerateFileSystemEntries(DataDir).Any(), "bad input leaves nothing behind");
     }
 
     [Fact]

@@ -35,7 +35,23 @@ public static partial class SweepCommands
             command.Options.Add(Journal);
         }
 
-        public JournalSettings Read(ParseResult parsed) => new(Path.GetFullPath(parsed.GetValue(DataDir)!), parsed.GetValue(Journal));
+        /// <summary>The journal the flags name; a PostgreSQL connection string the driver cannot parse (a misspelt key) is bad input.</summary>
+        public JournalSettings Read(ParseResult parsed)
+        {
+            var journal = new JournalSettings(Path.GetFullPath(parsed.GetValue(DataDir)!), parsed.GetValue(Journal));
+            if (journal.IsPostgres)
+            {
+                try
+                {
+                    _ = new Npgsql.NpgsqlConnectionStringBuilder(journal.Journal);
+                }
+                catch (ArgumentException e)
+                {
+                    throw new InvalidInputException($"--journal: not a PostgreSQL connection string: {e.Message.Split('\n')[0]} (keys are Host, Port, Database, Username, Password, …)");
+                }
+            }
+            return journal;
+        }
 
         /// <summary>Refuses a journal that is not there, rather than creating an empty one.</summary>
         public JournalSettings ReadExisting(ParseResult parsed)

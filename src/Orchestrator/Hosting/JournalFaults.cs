@@ -40,7 +40,7 @@ public static class JournalFaults
                         _ => new($"PostgreSQL {postgres.SqlState}: {postgres.MessageText}", "fix the cause on the server"),
                     };
                 case Npgsql.NpgsqlException npgsql when npgsql.InnerException is SocketException or IOException or TimeoutException || npgsql.Message.Contains("Failed to connect", StringComparison.OrdinalIgnoreCase):
-                    return new($"the PostgreSQL server cannot be reached ({OneLine(npgsql.Message)})", "start the PostgreSQL server again (or fix the network)");
+                    return new($"the PostgreSQL server cannot be reached ({OneLine(npgsql.Message)})", "start the PostgreSQL server (or correct Host and Port in --journal, or fix the network)");
                 case Akka.Pattern.OpenCircuitException:
                     continue;
                 case System.Runtime.Serialization.SerializationException unreadable:

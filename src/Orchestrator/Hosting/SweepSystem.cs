@@ -164,8 +164,10 @@ public sealed class SweepSystem : IAsyncDisposable
     /// <param name="logName">Write this process's log to DATA-DIR/logs/NAME.json (null: console only).</param>
     public static async Task<SweepSystem> StartAsync(JournalSettings journal, ClusterOptions? cluster = null, string? logName = null)
     {
-        Directory.CreateDirectory(journal.DataDirectory);
+        if (!journal.IsPostgres) Directory.CreateDirectory(journal.DataDirectory);
         await EnsureReachableAsync(journal);
+        // Logs and checkpoints live in the data directory with either journal; made once the journal is there.
+        Directory.CreateDirectory(journal.DataDirectory);
         var logging = SweepLogging.Configure(journal, logName, SweepAkkaConfiguration.AkkaConfig);
         if (!journal.IsPostgres) UseWriteAheadLog(journal);
         var builder = Host.CreateEmptyApplicationBuilder(new HostApplicationBuilderSettings());

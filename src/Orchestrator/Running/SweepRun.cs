@@ -133,8 +133,11 @@ public static class SweepRun
     /// <summary>Claims the sweep for this process; a default id already taken gets the next free suffix.</summary>
     private static async Task<string> ClaimAsync(JournalSettings journal, string sweepId, OwnerIdentity owner, bool idIsDefault)
     {
-        Directory.CreateDirectory(journal.DataDirectory);
-        if (!journal.IsPostgres) Directory.CreateDirectory(Path.GetDirectoryName(journal.JournalFile)!);
+        if (!journal.IsPostgres)
+        {
+            Directory.CreateDirectory(journal.DataDirectory);
+            Directory.CreateDirectory(Path.GetDirectoryName(journal.JournalFile)!);
+        }
         for (int suffix = 1; ; suffix++)
         {
             var candidate = suffix == 1 ? sweepId : $"{sweepId}-{suffix}";

@@ -171,7 +171,7 @@ public sealed class SweepOwnershipTests(Cluster.PostgresServer postgres) : IDisp
         var down = Assert.ThrowsAny<Npgsql.NpgsqlException>(() => unreachable.Open());
         var downFault = JournalFaults.Describe(down);
         Assert.StartsWith("the PostgreSQL server cannot be reached (", downFault.Cause);
-        Assert.Equal("start the PostgreSQL server again (or fix the network)", downFault.Advice);
+        Assert.Equal("start the PostgreSQL server (or correct Host and Port in --journal, or fix the network)", downFault.Advice);
 
         // Anything else: its type and first line, never a stack trace.
         Assert.Equal(new JournalFault("TimeoutException: slow\u2026", "fix the cause"), JournalFaults.Describe(new TimeoutException("slow\u2026\n   at somewhere")));
