@@ -106,4 +106,24 @@ public sealed class CheckpointFilesTests : IDisposable
 
         Assert.Equal($"damaged checkpoint (tensor 't' claims {int.MaxValue} values, the file has 4 bytes left)", error.Cause);
     }
+
+    [Theory]
+    [InlineData("t.it000000300.ckpt", "f", 300, null)]
+    [InlineData("t.ckpt", "f", 120, null)]
+    [InlineData("t.it000000300.ckpt", "g", 300, "checkpoint belongs to another trial (g), this one is f")]
+    [InlineData("t.it000000300.ckpt", "f", 250, "checkpoint holds iteration 250, but its name (and the journal) says 300")]
+    [InlineData("t.ckpt", "f", 600, "checkpoint is at iteration 600, outside 0..500")]
+    [InlineData("t.ckpt", "f", -1, "checkpoint is at iteration -1, outside 0..500")]
+    public void A_checkpoint_belongs_when_its_fingerprint_range_and_name_agree(string name, string fingerprint, int iteration, string? cause)
+    {
+        var path = temp.File(name);
+        void Check() => CheckpointFiles.CheckBelongs(path, fingerprint, iteration, "f", maxIter: 500);
+        if (cause is null)
+        {
+            Check();
+            return;
+        }
+        var error = Assert.Throws<CheckpointUnreadableException>(Check);
+        Assert.Equal((path, cause), (error.Path, error.Cause));
+    }
 }

@@ -250,7 +250,7 @@ public sealed class SyntheticRunnerTests : IDisposable
         var checkpoint = temp.File("other.ckpt");
         Run(Trial(Case(batch: 64)), Options(checkpoint));
 
-        var error = Assert.Throws<InvalidInputException>(() => Run(Trial(Case(batch: 32)), Options(resume: checkpoint)));
+        var error = Assert.Throws<CheckpointUnreadableException>(() => Run(Trial(Case(batch: 32)), Options(resume: checkpoint)));
 
         Assert.Contains(checkpoint, error.Message);
         Assert.Contains("another trial", error.Message);

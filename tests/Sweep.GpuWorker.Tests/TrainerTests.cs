@@ -125,7 +125,7 @@ public sealed class TrainerTests : IDisposable
         var checkpoint = temp.File("other.ckpt");
         Trainer.Run(Case(64, 0.01, 20, testInterval: 10), Embedded.Value, Options(checkpoint));
 
-        var error = Assert.Throws<InvalidInputException>(() => Trainer.Run(Case(32, 0.01, 20, testInterval: 10), Embedded.Value, Options(resume: checkpoint)));
+        var error = Assert.Throws<CheckpointUnreadableException>(() => Trainer.Run(Case(32, 0.01, 20, testInterval: 10), Embedded.Value, Options(resume: checkpoint)));
         Assert.Contains(checkpoint, error.Message);
         Assert.Contains("another trial", error.Message);
     }

@@ -285,14 +285,31 @@ public sealed class SweepRunEndToEndTests : IDisposable
         Assert.Equal(reference.Files, CheckpointFileNames("journal-behind"));
     }
 
-    [Fact]
-    public async Task A_damaged_journalled_checkpoint_restarts_the_trial_from_scratch_once_with_the_reason_and_the_uninterrupted_curve()
+    [Theory]
+    [InlineData("truncated", "damaged checkpoint (JsonException: ")]
+    [InlineData("of another trial", "checkpoint belongs to another trial (")]
+    [InlineData("of another iteration", "checkpoint holds iteration ")]
+    public async Task A_damaged_journalled_checkpoint_restarts_the_trial_from_scratch_once_with_the_reason_and_the_uninterrupted_curve(string damage, string reason)
     {
         var spec = WriteOneTrialSpec();
         var reference = await Uninterrupted(spec, "reference");
         var journalled = await KillMidTrial(spec, "damaged");
         var bytes = File.ReadAllBytes(journalled.Path);
-        File.WriteAllBytes(journalled.Path, bytes[..(bytes.Length / 2)]); // an interrupted copy
+        var json = System.Text.Json.Nodes.JsonNode.Parse(bytes)!;
+        switch (damage)
+        {
+            case "truncated":
+                File.WriteAllBytes(journalled.Path, bytes[..(bytes.Length / 2)]); // an interrupted copy
+                break;
+            case "of another trial":
+                json["fingerprint"] = "b32-lr0.5-something-else"; // another trial's file copied over it
+                File.WriteAllText(journalled.Path, json.ToJsonString());
+                break;
+            default:
+                json["iteration"] = journalled.Iteration - 50; // an older file renamed to the journalled name
+                File.WriteAllText(journalled.Path, json.ToJsonString());
+                break;
+        }
         var before = await Events("damaged");
 
         var (exit, stdout, stderr) = SweepProcess.Run("resume", "damaged", "--data-dir", DataDir, "--workers", "1");
@@ -301,7 +318,7 @@ public sealed class SweepRunEndToEndTests : IDisposable
         var events = await Events("damaged");
         var restarted = Assert.Single(events.OfType<TrialRestartedFromScratch>());
         Assert.Equal((reference.TrialId, 2, journalled.Path), (restarted.TrialId, restarted.Attempt, restarted.Path));
-        Assert.StartsWith("damaged checkpoint (JsonException: ", restarted.Reason);
+        Assert.StartsWith(reason, restarted.Reason);
         Assert.Equal(journalled.Iteration, Assert.Single(events.Skip(before.Count).OfType<TrialStarted>()).FromIteration);
         Assert.Single(events.OfType<TrialCompleted>());
         Assert.Empty(events.OfType<TrialFailed>());
@@ -310,7 +327,7 @@ public sealed class SweepRunEndToEndTests : IDisposable
         Assert.Equal(reference.Files, CheckpointFileNames("damaged"));
 
         var logs = SweepProcess.Run("logs", "damaged", "--data-dir", DataDir, "--trial", "only").Stdout;
-        Assert.Contains(logs.Split('\n'), l => l.Contains("[WRN] Trial only attempt 2 starts from scratch") && l.Contains("cannot be used: damaged checkpoint (JsonException: "));
+        Assert.Contains(logs.Split('\n'), l => l.Contains("[WRN] Trial only attempt 2 starts from scratch") && l.Contains("cannot be used: " + reason));
     }
 
     [Fact]

@@ -199,11 +199,7 @@ public sealed class SyntheticRunner : ITrialRunner
         private void Restore(string path)
         {
             var checkpoint = SyntheticCheckpoint.Load(path);
-            var expected = TrainerCheckpoint.Fingerprint(spec);
-            if (checkpoint.Fingerprint != expected)
-                throw new InvalidInputException($"{path}: checkpoint belongs to another trial ({checkpoint.Fingerprint}), this one is {expected}");
-            if (checkpoint.Iteration < 0 || checkpoint.Iteration > spec.MaxIter)
-                throw new InvalidInputException($"{path}: checkpoint is at iteration {checkpoint.Iteration}, outside 0..{spec.MaxIter}");
+            CheckpointFiles.CheckBelongs(path, checkpoint.Fingerprint, checkpoint.Iteration, TrainerCheckpoint.Fingerprint(spec), spec.MaxIter);
             iteration = checkpoint.Iteration;
             interval = checkpoint.Interval;
         }

@@ -68,6 +68,31 @@ public static partial class CheckpointFiles
     }
 
     /// <summary>
+    /// Checks that a checkpoint read from <paramref name="path"/> can stand for this trial: it was
+    /// written for this trial's spec (same fingerprint, <see cref="TrainerCheckpoint.Fingerprint"/>),
+    /// it holds an iteration in 0..max-iter, and, for a versioned file, the iteration its name (and so
+    /// the journal) gives. A file that fails is unusable like a damaged one
+    /// (<see cref="CheckpointUnreadableException"/>): replaced by another trial's file, or renamed.
+    /// Both loaders (the trainer's and the synthetic model's) call it before restoring anything.
+    /// </summary>
+    /// <param name="path">The checkpoint file read.</param>
+    /// <param name="fingerprint">The fingerprint the file holds.</param>
+    /// <param name="iteration">The iteration the file holds (updates done).</param>
+    /// <param name="expectedFingerprint">This trial's fingerprint.</param>
+    /// <param name="maxIter">This trial's max-iter.</param>
+    /// <exception cref="CheckpointUnreadableException">One of the three does not hold; the cause says which.</exception>
+    public static void CheckBelongs(string path, string fingerprint, int iteration, string expectedFingerprint, int maxIter)
+    {
+        if (fingerprint != expectedFingerprint)
+            throw new CheckpointUnreadableException(path, $"checkpoint belongs to another trial ({fingerprint}), this one is {expectedFingerprint}");
+        if (iteration < 0 || iteration > maxIter)
+            throw new CheckpointUnreadableException(path, $"checkpoint is at iteration {iteration}, outside 0..{maxIter}");
+        var match = VersionedName().Match(Path.GetFileName(path));
+        if (match.Success && int.Parse(match.Groups["iteration"].Value, NumberStyles.None, CultureInfo.InvariantCulture) is var named && named != iteration)
+            throw new CheckpointUnreadableException(path, $"checkpoint holds iteration {iteration}, but its name (and the journal) says {named}");
+    }
+
+    /// <summary>
     /// Deletes <paramref name="paths"/> (a path already gone is not an error) and returns what could
     /// not be deleted, one "path: error" line each: clean-up never fails an attempt.
     /// </summary>

@@ -3,13 +3,13 @@ using Sweep.Protocol;
 namespace Sweep.GpuWorker.Training;
 
 /// <summary>
-/// A checkpoint file is there but cannot be read back: truncated (an interrupted copy, a full
-/// disk), corrupt, or not a checkpoint of this kind at all. Thrown by both loaders
-/// (<see cref="TrainerCheckpoint.Load"/> and the synthetic model's) before anything is restored.
-/// A sweep's worker treats it like a missing checkpoint: the attempt starts again from scratch at
-/// once, and the coordinator records why. <c>sweep train --resume</c> refuses it as bad input (it is
-/// an <see cref="InvalidInputException"/>: one line, exit code 2). A checkpoint of another trial (a
-/// fingerprint that does not match) is not this: it fails the attempt as before.
+/// A checkpoint file is there but cannot be used: truncated (an interrupted copy, a full disk),
+/// corrupt, not a checkpoint of this kind at all, written for another trial (its fingerprint), or
+/// holding another iteration than its name says (<see cref="CheckpointFiles.CheckBelongs"/>).
+/// Thrown by both loaders (<see cref="TrainerCheckpoint.Load"/> and the synthetic model's) before
+/// anything is restored. A sweep's worker treats it like a missing checkpoint: the attempt starts
+/// again from scratch at once, and the coordinator records why. <c>sweep train --resume</c> refuses
+/// it as bad input (it is an <see cref="InvalidInputException"/>: one line, exit code 2).
 /// </summary>
 public sealed class CheckpointUnreadableException : InvalidInputException
 {

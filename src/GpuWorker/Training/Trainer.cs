@@ -275,11 +275,7 @@ public static class Trainer
 
         private void Restore(TrainerCheckpoint checkpoint, string path)
         {
-            var expected = TrainerCheckpoint.Fingerprint(spec);
-            if (checkpoint.SpecFingerprint != expected)
-                throw new InvalidInputException($"{path}: checkpoint belongs to another trial ({checkpoint.SpecFingerprint}), this one is {expected}");
-            if (checkpoint.Iteration > spec.MaxIter)
-                throw new InvalidInputException($"{path}: checkpoint is at iteration {checkpoint.Iteration}, past max-iter {spec.MaxIter}");
+            CheckpointFiles.CheckBelongs(path, checkpoint.SpecFingerprint, checkpoint.Iteration, TrainerCheckpoint.Fingerprint(spec), spec.MaxIter);
             foreach (var (name, parameter) in model.named_parameters()) checkpoint.RestoreInto("model." + name, parameter);
             foreach (var (name, history) in solver.Histories) checkpoint.RestoreInto("history." + name, history);
             iteration = checkpoint.Iteration;
