@@ -161,6 +161,16 @@ public sealed class JournalFaultTests(UninterruptedReference reference) : IDispo
         (exit, stdout, stderr) = SweepProcess.Run("run", spec, "--sweep-id", "cramped", "--data-dir", data, "--workers", "2");
         Assert.True(exit == 0, stdout + stderr);
         Assert.StartsWith("sweep cramped (journal-faults): 12 of 12 trial(s) to run", stdout, StringComparison.Ordinal);
+
+        // A report onto a full disk: one line naming the file, what to do, exit code 1.
+        var full = Path.Combine(temp, "full-out");
+        Directory.CreateDirectory(full);
+        Exec("mount", "-t", "tmpfs", "-o", "size=16k", "tmpfs", full);
+        mounts.Add(full);
+        (exit, stdout, stderr) = SweepProcess.Run("report", "cramped", "--data-dir", data, "--out", Path.Combine(full, "r"));
+        Assert.True(exit == 1, stdout + stderr);
+        Assert.True(System.Text.RegularExpressions.Regex.IsMatch(stderr, $@"^sweep: [^\n]*'{System.Text.RegularExpressions.Regex.Escape(Path.Combine(full, "r"))}/[^']+'[^\n]*; free space and try again\n$"), stderr);
+        AssertNoStackTrace(stdout + stderr);
     }
 
     [Fact]

@@ -45,7 +45,8 @@ public static class JournalFaults
                     continue;
                 case System.Runtime.Serialization.SerializationException unreadable:
                     return new($"an event in the journal cannot be read ({OneLine(unreadable.Message)})", "restore the journal from a copy");
-                case IOException io when io.HResult == 28 || io.Message.Contains("No space left", StringComparison.OrdinalIgnoreCase):
+                // ENOSPC as .NET words it: "No space left on device : 'PATH'", or for a preallocated file "Failed to create 'PATH' with allocation size 'N' because the disk was full."
+                case IOException io when io.HResult == 28 || io.Message.Contains("No space left", StringComparison.OrdinalIgnoreCase) || io.Message.Contains("the disk was full", StringComparison.OrdinalIgnoreCase):
                     return new($"disk full ({OneLine(io.Message)})", "free space");
             }
         }
