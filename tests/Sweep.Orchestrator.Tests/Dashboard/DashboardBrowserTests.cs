@@ -151,7 +151,7 @@ public sealed class DashboardBrowserTests : IDisposable
         Assert.Contains("interrupted (no process owns it)", await page.EvaluateExpressionAsync<string>("document.querySelector(\"#sweeps button[data-sweep-id='killed']\").textContent"));
         await page.ClickAsync("#sweeps button[data-sweep-id='killed']");
         await page.WaitForFunctionAsync("() => !document.getElementById('owner').hidden", new WaitForFunctionOptions { Timeout = 30_000 });
-        Assert.Matches(@"^interrupted: no process owns it since .* \(its process .* pid \d+ is gone\); continue with: sweep resume killed$", await page.EvaluateExpressionAsync<string>("document.getElementById('owner').textContent"));
+        Assert.Matches(@"^interrupted: no process owns it since .* \(its process .* pid \d+ is gone\); continue with: sweep resume killed --data-dir \S+$", await page.EvaluateExpressionAsync<string>("document.getElementById('owner').textContent"));
         Assert.StartsWith("interrupted (no process owns it); ", await page.EvaluateExpressionAsync<string>("document.getElementById('sweep-summary').textContent"));
     }
 }
