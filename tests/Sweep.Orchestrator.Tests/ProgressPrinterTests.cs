@@ -22,8 +22,8 @@ public sealed class ProgressPrinterTests : Akka.TestKit.Xunit2.TestKit
         var coordinator = CreateTestProbe();
         var text = new StringWriter();
         var output = TextWriter.Synchronized(text);
-        var finished = new TaskCompletionSource<SweepSnapshot>();
-        var printer = Sys.ActorOf(ProgressPrinter.Props(coordinator, state.ToSnapshot(), output, finished));
+        var finished = new TaskCompletionSource<ISweepMessage>();
+        var printer = Sys.ActorOf(ProgressPrinter.Props(coordinator, state, output, finished));
         coordinator.ExpectMsg<SubscribeToSweep>();
 
         printer.Tell(ProgressPrinter.FinishView.Instance, TestActor);

@@ -46,13 +46,14 @@ public sealed class SweepDirector : ReceivePersistentActor, IWithTimers
         Command<OpenSweep>(HandleOpen);
         Command<SweepFinished>(finished =>
         {
-            if (finished.Snapshot.SweepId == activeSweep) activeFinished = true;
+            if (finished.SweepId == activeSweep) activeFinished = true;
         });
         Command<SweepJournalFailed>(failed =>
         {
             if (failed.SweepId == activeSweep) journalFailed = true;
         });
-        Command<SweepSnapshot>(_ => { }); // the answer to the director's own subscription
+        Command<SweepSubscribed>(_ => { }); // the answer to the director's own subscription
+        Command<SweepHalted>(_ => { });
         Command<ISweepEvent>(_ => { });
         Command<Terminated>(terminated =>
         {

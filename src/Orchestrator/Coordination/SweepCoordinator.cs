@@ -260,15 +260,19 @@ public sealed class SweepCoordinator : ReceivePersistentActor, IWithTimers
         Dispatch();
     }
 
-    /// <summary>The subscriber gets the state now (so it knows whom to watch), then every event.</summary>
+    /// <summary>
+    /// The subscriber learns up to which event the journal holds the state (every event with a
+    /// handler run so far; <see cref="Applied"/> sends the later ones), so it knows whom to watch and
+    /// where its copy starts; never the state itself, which may be megabytes.
+    /// </summary>
     private void HandleSubscribe()
     {
         subscribers.Add(Sender);
         Context.Watch(Sender);
         if (state is null) return;
-        Sender.Tell(state.ToSnapshot());
-        if (state.Phase == SweepPhase.Completed) Sender.Tell(new SweepFinished(state.ToSnapshot()));
-        else if (halted && state.InterruptReason is { } reason) Sender.Tell(new SweepHalted(reason, state.ToSnapshot()));
+        Sender.Tell(new SweepSubscribed(sweepId, LastSequenceNr));
+        if (state.Phase == SweepPhase.Completed) Sender.Tell(new SweepFinished(sweepId));
+        else if (halted && state.InterruptReason is { } reason) Sender.Tell(new SweepHalted(sweepId, reason));
     }
 
     private void HandleRegister(RegisterWorker register)
@@ -332,7 +336,7 @@ public sealed class SweepCoordinator : ReceivePersistentActor, IWithTimers
         Persist(new SweepInterrupted(DateTimeOffset.UtcNow, reason), interrupted =>
         {
             Applied(interrupted);
-            foreach (var subscriber in subscribers) subscriber.Tell(new SweepHalted(reason, state.ToSnapshot()));
+            foreach (var subscriber in subscribers) subscriber.Tell(new SweepHalted(sweepId, reason));
         });
         return true;
     }
@@ -610,7 +614,7 @@ public sealed class SweepCoordinator : ReceivePersistentActor, IWithTimers
         {
             Applied(completed);
             log.Info("sweep {0} completed", sweepId);
-            foreach (var subscriber in subscribers) subscriber.Tell(new SweepFinished(state.ToSnapshot()));
+            foreach (var subscriber in subscribers) subscriber.Tell(new SweepFinished(sweepId));
         });
         return true;
     }
@@ -622,13 +626,13 @@ public sealed class SweepCoordinator : ReceivePersistentActor, IWithTimers
         var requester = stopRequester!;
         if (state is null || state.Phase != SweepPhase.Running)
         {
-            if (state is not null) requester.Tell(new SweepStopped(state.ToSnapshot()));
+            if (state is not null) requester.Tell(new SweepStopped(sweepId));
             return;
         }
         Persist(new SweepInterrupted(DateTimeOffset.UtcNow), interrupted =>
         {
             Applied(interrupted);
-            requester.Tell(new SweepStopped(state.ToSnapshot()));
+            requester.Tell(new SweepStopped(sweepId));
         });
     }
 }

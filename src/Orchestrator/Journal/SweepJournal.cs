@@ -24,10 +24,11 @@ public static class SweepJournal
     /// </summary>
     /// <exception cref="JournalUnavailableException">The journal could not be read (locked past the busy retry, unreachable, damaged): one line saying why and what to do.</exception>
     /// <exception cref="OperationCanceledException"><paramref name="cancellation"/> fired (Ctrl+C, SIGTERM).</exception>
-    public static async Task<SweepState?> ReadAsync(ActorSystem system, string sweepId, CancellationToken cancellation = default)
+    /// <param name="toSequenceNr">Read the state as it was after this event (a subscriber's <c>SweepSubscribed.SequenceNr</c>); default: all of it.</param>
+    public static async Task<SweepState?> ReadAsync(ActorSystem system, string sweepId, CancellationToken cancellation = default, long toSequenceNr = long.MaxValue)
     {
         var answer = new TaskCompletionSource<SweepState?>(TaskCreationOptions.RunContinuationsAsynchronously);
-        var reader = system.ActorOf(Akka.Actor.Props.Create(() => new StateReader(sweepId, answer)));
+        var reader = system.ActorOf(Akka.Actor.Props.Create(() => new StateReader(sweepId, answer, toSequenceNr)));
         try
         {
             return await answer.Task.WaitAsync(ReadTimeout, cancellation);
@@ -123,9 +124,10 @@ public static class SweepJournal
         private readonly TaskCompletionSource<SweepState?> answer;
         private SweepState? state;
 
-        public StateReader(string sweepId, TaskCompletionSource<SweepState?> answer)
+        public StateReader(string sweepId, TaskCompletionSource<SweepState?> answer, long toSequenceNr)
         {
             this.answer = answer;
+            Recovery = new Recovery(new SnapshotSelectionCriteria(toSequenceNr), toSequenceNr);
             PersistenceId = SweepCoordinator.PersistenceIdFor(sweepId);
             Recover<SnapshotOffer>(offer => state = SweepState.FromSnapshot((SweepSnapshot)offer.Snapshot));
             Recover<SweepStarted>(started => state = SweepState.Start(started));
@@ -138,6 +140,9 @@ public static class SweepJournal
         }
 
         public override string PersistenceId { get; }
+
+        /// <summary>The latest snapshot at or before the sequence number read to, then the events up to it.</summary>
+        public override Recovery Recovery { get; }
 
         /// <summary>
         /// The journal could not be replayed: the reader's caller hears why (and turns it into one

@@ -1,5 +1,6 @@
 using Akka.Actor;
 using Sweep.Orchestrator.Coordination;
+using Sweep.Orchestrator.Journal;
 using Sweep.Protocol.Events;
 using Sweep.Protocol.Messages;
 
@@ -7,18 +8,26 @@ namespace Sweep.Orchestrator.Running;
 
 /// <summary>
 /// Subscribes to a coordinator and shows its events through a <see cref="ProgressView"/>;
-/// completes <paramref name="finished"/> with the final state (Completed, or Interrupted when the
-/// coordinator halted the sweep, with the reason in <see cref="SweepSnapshot.InterruptReason"/>). Follows the coordinator when it
-/// moves to another node (cluster failover) by subscribing again through the same address.
+/// completes <paramref name="finished"/> with <see cref="SweepFinished"/> or <see cref="SweepHalted"/>
+/// (the final state is in the journal). On each <see cref="SweepSubscribed"/> it reads the state up to
+/// the event named there from the journal (the state never travels between nodes), holding back
+/// the events that arrive meanwhile, then applies them. Follows the coordinator when it moves to
+/// another node (cluster failover) by subscribing again through the same address.
 /// </summary>
-public sealed class ProgressPrinter : ReceiveActor, IWithTimers
+public sealed class ProgressPrinter : ReceiveActor, IWithTimers, IWithUnboundedStash
 {
     private const string ResubscribeTimer = "resubscribe";
     private readonly IActorRef coordinator;
+    private readonly string sweepId;
     private readonly ProgressView view;
+    private readonly TaskCompletionSource<ISweepMessage> finished;
     private IActorRef? watched;
 
     private sealed record Resubscribe;
+
+    private sealed record StateRead(SweepState? State, IActorRef From);
+
+    private sealed record StateUnreadable(Exception Cause);
 
     /// <summary>
     /// Asks the printer to remove its live block for good before the asker writes lines of its own to
@@ -38,17 +47,56 @@ public sealed class ProgressPrinter : ReceiveActor, IWithTimers
         public static readonly ViewFinished Instance = new();
     }
 
-    public ProgressPrinter(IActorRef coordinator, SweepSnapshot initial, TextWriter output, TaskCompletionSource<SweepSnapshot> finished)
+    public ProgressPrinter(IActorRef coordinator, SweepState initial, TextWriter output, TaskCompletionSource<ISweepMessage> finished)
     {
         this.coordinator = coordinator;
-        view = new ProgressView(SweepState.FromSnapshot(initial), output, ProgressView.IsTerminal(output));
+        this.finished = finished;
+        sweepId = initial.SweepId;
+        view = new ProgressView(initial, output, ProgressView.IsTerminal(output));
+        Following();
+        coordinator.Tell(new SubscribeToSweep());
+    }
 
-        Receive<SweepSnapshot>(snapshot =>
+    /// <summary>Showing events as they come.</summary>
+    private void Following()
+    {
+        Receive<SweepSubscribed>(subscribed =>
         {
-            view.Reset(SweepState.FromSnapshot(snapshot));
-            WatchCoordinator();
+            var from = Sender;
+            Become(Reading);
+            SweepJournal.ReadAsync(Context.System, sweepId, CancellationToken.None, subscribed.SequenceNr)
+                .PipeTo(Self, success: state => new StateRead(state, from), failure: e => new StateUnreadable(e));
         });
         Receive<ISweepEvent>(view.Apply);
+        Common();
+    }
+
+    /// <summary>Reading the state up to the subscription's event: later events wait for it.</summary>
+    private void Reading()
+    {
+        Receive<StateRead>(read =>
+        {
+            if (read.State is not null) view.Reset(read.State);
+            Watch(read.From);
+            Stash.UnstashAll();
+            Become(Following);
+        });
+        Receive<StateUnreadable>(unreadable =>
+        {
+            // The view keeps what it had; the events still come.
+            view.Note($"could not read the sweep's state from the journal ({unreadable.Cause.GetBaseException().Message}); showing events only");
+            Stash.UnstashAll();
+            Become(Following);
+        });
+        Receive<ISweepEvent>(_ => Stash.Stash());
+        Receive<SweepFinished>(_ => Stash.Stash());
+        Receive<SweepHalted>(_ => Stash.Stash());
+        Receive<SweepSubscribed>(_ => Stash.Stash());
+        Common();
+    }
+
+    private void Common()
+    {
         // The journal failed (the coordinator may be on another node): the process that runs the sweep hears it on its event stream.
         Receive<SweepJournalFailed>(failed =>
         {
@@ -67,21 +115,20 @@ public sealed class ProgressPrinter : ReceiveActor, IWithTimers
             view.Finish();
             Sender.Tell(ViewFinished.Instance);
         });
-        Receive<SweepFinished>(done =>
-        {
-            view.Finish();
-            finished.TrySetResult(done.Snapshot);
-            Context.Stop(Self);
-        });
-        // Halted (no healthy slot): the snapshot is Interrupted and carries the reason.
-        Receive<SweepHalted>(halted =>
-        {
-            view.Finish();
-            finished.TrySetResult(halted.Snapshot);
-            Context.Stop(Self);
-        });
-        coordinator.Tell(new SubscribeToSweep());
+        // Completed, or halted (no healthy slot; the journal holds the reason).
+        Receive<SweepFinished>(Finish);
+        Receive<SweepHalted>(Finish);
     }
+
+    private void Finish(ISweepMessage end)
+    {
+        view.Finish();
+        finished.TrySetResult(end);
+        Context.Stop(Self);
+    }
+
+    /// <summary>Set by Akka.NET.</summary>
+    public IStash Stash { get; set; } = null!;
 
     /// <summary>Set by Akka.NET.</summary>
     public ITimerScheduler Timers { get; set; } = null!;
@@ -93,17 +140,20 @@ public sealed class ProgressPrinter : ReceiveActor, IWithTimers
         base.PostStop();
     }
 
-    /// <summary>The printer's props: it subscribes to <paramref name="coordinator"/> at once and completes <paramref name="finished"/> when the sweep ends or halts.</summary>
-    public static Props Props(IActorRef coordinator, SweepSnapshot initial, TextWriter output, TaskCompletionSource<SweepSnapshot> finished) =>
+    /// <summary>
+    /// The printer's props: it subscribes to <paramref name="coordinator"/> at once and completes
+    /// <paramref name="finished"/> with <see cref="SweepFinished"/> or <see cref="SweepHalted"/> when the sweep ends or halts.
+    /// </summary>
+    public static Props Props(IActorRef coordinator, SweepState initial, TextWriter output, TaskCompletionSource<ISweepMessage> finished) =>
         Akka.Actor.Props.Create(() => new ProgressPrinter(coordinator, initial, output, finished));
 
     /// <summary>The coordinator that answered the subscription: if it dies, its successor is found through the same address.</summary>
-    private void WatchCoordinator()
+    private void Watch(IActorRef answered)
     {
         Timers.Cancel(ResubscribeTimer);
-        if (Sender.Equals(watched)) return;
+        if (answered.Equals(watched)) return;
         if (watched is not null) Context.Unwatch(watched);
-        watched = Sender;
-        Context.Watch(Sender);
+        watched = answered;
+        Context.Watch(answered);
     }
 }

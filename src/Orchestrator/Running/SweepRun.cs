@@ -203,7 +203,10 @@ public static class SweepRun
         if (answer is SweepRefused refused) throw new InvalidInputException(refused.Reason);
         onStarted();
         var accepted = (SweepAccepted)answer;
-        var snapshot = await AnswerOrJournalFailure(coordinator.Ask<SweepSnapshot>(new GetSweepState(), AskTimeout), journalFailed.Task, journal, sweepId);
+        // The state is read from the journal here, never sent by the coordinator (which may be on another node: a large sweep's state does not fit one remote message).
+        var current = await SweepJournal.ReadAsync(system, sweepId, interrupt)
+            ?? throw new InvalidOperationException($"sweep {sweepId} was accepted but is not in {journal.Description}");
+        var snapshot = current.ToSnapshot();
         var layout = layoutFor(snapshot);
         output.WriteLine($"sweep {sweepId} ({Reporting.SafeText.Line(snapshot.Definition.Name)}): {accepted.Remaining} of {accepted.Trials} trial(s) to run on {layout.Workers} local worker(s) x {layout.Threads} thread(s); journal {journal.Description}"
                          + (cluster is null ? "" : $"; cluster node {Akka.Cluster.Cluster.Get(system).SelfAddress}"));
@@ -212,8 +215,8 @@ public static class SweepRun
             foreach (var url in Dashboard.DashboardServer.Addresses(dashboard)) output.WriteLine($"dashboard at {url}/ while the sweep runs");
         }
 
-        var finished = new TaskCompletionSource<SweepSnapshot>(TaskCreationOptions.RunContinuationsAsynchronously);
-        var progress = system.ActorOf(ProgressPrinter.Props(coordinator, snapshot, output, finished), "progress");
+        var finished = new TaskCompletionSource<ISweepMessage>(TaskCreationOptions.RunContinuationsAsynchronously);
+        var progress = system.ActorOf(ProgressPrinter.Props(coordinator, current, output, finished), "progress");
         var slots = WorkerSlots.Start(system, coordinator, snapshot.Definition.Model, layout);
         if (cluster is null && layout.Workers > 0) coordinator.Tell(new ExpectLocalSlots(layout.Workers));
 
@@ -244,9 +247,9 @@ public static class SweepRun
             output.WriteLine("this node was removed from the cluster (downed); the sweep goes on without it: 'sweep resume' or --join to come back");
             return 1;
         }
-        if (ended == finished.Task && finished.Task.Result.Phase == SweepPhase.Interrupted)
+        if (ended == finished.Task && finished.Task.Result is SweepHalted)
         {
-            var halted = SweepState.FromSnapshot(finished.Task.Result);
+            var halted = await FinalStateAsync(system, journal, sweepId);
             output.WriteLine();
             output.WriteLine(SweepReport.Table(halted));
             output.WriteLine($"nothing was lost; once the cause is fixed, continue with: sweep resume {sweepId} {journal.CommandLine}");
@@ -254,7 +257,7 @@ public static class SweepRun
         }
         if (ended == finished.Task)
         {
-            var final = SweepState.FromSnapshot(finished.Task.Result);
+            var final = await FinalStateAsync(system, journal, sweepId);
             output.WriteLine();
             output.WriteLine(SweepReport.Table(final));
             await WriteReportAsync(system, journal, sweepId, output);
@@ -263,12 +266,16 @@ public static class SweepRun
 
         await FinishViewAsync(progress);
         output.WriteLine("interrupted: stopping running trials with a checkpoint…");
-        var stopped = await AnswerOrJournalFailure(coordinator.Ask<SweepStopped>(new StopSweep(), StopTimeout), journalFailed.Task, journal, sweepId);
-        var state = SweepState.FromSnapshot(stopped.Snapshot);
+        await AnswerOrJournalFailure(coordinator.Ask<SweepStopped>(new StopSweep(), StopTimeout), journalFailed.Task, journal, sweepId);
+        var state = await FinalStateAsync(system, journal, sweepId);
         output.WriteLine($"sweep {sweepId}: {state.FinishedCount} of {state.Trials.Count} trial(s) finished; everything is in {journal.Description}");
         output.WriteLine($"continue with: sweep resume {sweepId} {journal.CommandLine}");
         return 130;
     }
+
+    /// <summary>The sweep's state as the journal holds it once the coordinator said it ended or stopped (recorded before it says so).</summary>
+    private static async Task<SweepState> FinalStateAsync(ActorSystem system, JournalSettings journal, string sweepId) =>
+        await SweepJournal.ReadAsync(system, sweepId) ?? throw new InvalidOperationException($"sweep {sweepId} is not in {journal.Description}");
 
     /// <summary>Takes the live view's block off the terminal before plain lines follow (a printer that has stopped already has done so).</summary>
     private static async Task FinishViewAsync(IActorRef progress)

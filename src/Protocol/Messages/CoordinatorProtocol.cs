@@ -15,17 +15,28 @@ public sealed record SweepAccepted(string SweepId, int Trials, int Remaining) : 
 /// <summary>The coordinator refused (unknown sweep id, id already taken, …); nothing was persisted.</summary>
 public sealed record SweepRefused(string SweepId, string Reason) : ISweepMessage;
 
-/// <summary>The sender receives every event the coordinator persists from now on, then <see cref="SweepFinished"/>.</summary>
+/// <summary>
+/// The sender is answered <see cref="SweepSubscribed"/>, then receives every event the coordinator
+/// persists after that, then <see cref="SweepFinished"/> or <see cref="SweepHalted"/>. No message of
+/// this exchange holds the sweep's state: a subscriber on another node reads it from the journal
+/// (a 10,000-trial state is megabytes, far over Akka.Remote's frame size).
+/// </summary>
 public sealed record SubscribeToSweep : ISweepMessage;
 
-/// <summary>Every trial ended; the sweep's final state.</summary>
-public sealed record SweepFinished(SweepSnapshot Snapshot) : ISweepMessage;
+/// <summary>
+/// The answer to <see cref="SubscribeToSweep"/>: every event up to <paramref name="SequenceNr"/> is
+/// in the journal (read the state up to it there); every event after it will be sent to the subscriber.
+/// </summary>
+public sealed record SweepSubscribed(string SweepId, long SequenceNr) : ISweepMessage;
+
+/// <summary>Every trial of <paramref name="SweepId"/> ended and the sweep is recorded Completed (its state is in the journal).</summary>
+public sealed record SweepFinished(string SweepId) : ISweepMessage;
 
 /// <summary>
 /// The sweep cannot go on (every local worker slot failed its self-test) and was interrupted with
-/// <paramref name="Reason"/>; it continues with `sweep resume` once the cause is fixed.
+/// <paramref name="Reason"/> (recorded in the journal); it continues with `sweep resume` once the cause is fixed.
 /// </summary>
-public sealed record SweepHalted(string Reason, SweepSnapshot Snapshot) : ISweepMessage;
+public sealed record SweepHalted(string SweepId, string Reason) : ISweepMessage;
 
 /// <summary>
 /// Local mode: this process starts <paramref name="Count"/> worker slots and no other will come, so
@@ -37,10 +48,14 @@ public sealed record ExpectLocalSlots(int Count) : ISweepMessage;
 /// <summary>Stop dispatching, stop running attempts with a checkpoint, persist, then answer <see cref="SweepStopped"/>.</summary>
 public sealed record StopSweep : ISweepMessage;
 
-/// <summary>The sweep is interrupted and fully persisted; <paramref name="Snapshot"/> is its state.</summary>
-public sealed record SweepStopped(SweepSnapshot Snapshot) : ISweepMessage;
+/// <summary>The sweep is interrupted and fully persisted (its state is in the journal).</summary>
+public sealed record SweepStopped(string SweepId) : ISweepMessage;
 
-/// <summary>Ask for the sweep's state; the answer is a <see cref="SweepSnapshot"/>, or <see cref="SweepRefused"/> for an unknown sweep.</summary>
+/// <summary>
+/// Ask for the sweep's state; the answer is a <see cref="SweepSnapshot"/>, or <see cref="SweepRefused"/>
+/// for an unknown sweep. In-process only (tests, tools): the whole state does not fit one remote
+/// message; other nodes read it from the journal.
+/// </summary>
 public sealed record GetSweepState : ISweepMessage;
 
 /// <summary>

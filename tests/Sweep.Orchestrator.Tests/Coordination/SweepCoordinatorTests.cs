@@ -50,9 +50,10 @@ public sealed class SweepCoordinatorTests : Akka.TestKit.Xunit2.TestKit
         Complete(b, second);
         Complete(a, third);
 
-        var finished = subscriber.FishForMessage<SweepFinished>(_ => true, Wait);
-        Assert.Equal(SweepPhase.Completed, finished.Snapshot.Phase);
-        Assert.All(finished.Snapshot.Trials, t => Assert.Equal((TrialState.Completed, 1), (t.State, t.Attempts)));
+        subscriber.FishForMessage<SweepFinished>(_ => true, Wait);
+        var final = StateOf(coordinator);
+        Assert.Equal(SweepPhase.Completed, final.Phase);
+        Assert.All(final.Trials, t => Assert.Equal((TrialState.Completed, 1), (t.State, t.Attempts)));
     }
 
     [Fact]
@@ -176,9 +177,10 @@ public sealed class SweepCoordinatorTests : Akka.TestKit.Xunit2.TestKit
         Assert.True(stop.Checkpoint);
         a.Send(coordinator, new TrialEnded(run.Trial.Id, run.Attempt, TrialEndKind.Stopped, 150, null, run.CheckpointPath));
 
-        var stopped = stopper.ExpectMsg<SweepStopped>(Wait);
-        Assert.Equal(SweepPhase.Interrupted, stopped.Snapshot.Phase);
-        var trial = stopped.Snapshot.Trials.Single(t => t.Definition.Id == run.Trial.Id);
+        stopper.ExpectMsg<SweepStopped>(Wait);
+        var stopped = StateOf(coordinator);
+        Assert.Equal(SweepPhase.Interrupted, stopped.Phase);
+        var trial = stopped.Trials.Single(t => t.Definition.Id == run.Trial.Id);
         Assert.Equal((TrialState.Queued, 100, run.CheckpointPath), (trial.State, trial.CheckpointIteration, trial.CheckpointPath));
         a.ExpectNoMsg(TimeSpan.FromMilliseconds(300)); // no new work while stopped
     }
@@ -338,15 +340,16 @@ public sealed class SweepCoordinatorTests : Akka.TestKit.Xunit2.TestKit
 
         // The subscriber hears every event as it is persisted: each slot's verdict exactly once.
         var recorded = new List<string>();
-        var finished = (SweepFinished)subscriber.FishForMessage(m =>
+        subscriber.FishForMessage(m =>
         {
             if (m is SlotChecked checkedSlot) recorded.Add(checkedSlot.Slot.WorkerId);
             return m is SweepFinished;
         }, Wait);
         sick.ExpectNoMsg(TimeSpan.FromMilliseconds(100));
         Assert.Equal(["sick", "well"], recorded.Order());
-        Assert.All(finished.Snapshot.Trials, t => Assert.Equal(TrialState.Completed, t.State));
-        var slots = finished.Snapshot.Slots!.ToDictionary(s => s.Slot.WorkerId);
+        var finished = StateOf(coordinator);
+        Assert.All(finished.Trials, t => Assert.Equal(TrialState.Completed, t.State));
+        var slots = finished.Slots!.ToDictionary(s => s.Slot.WorkerId);
         Assert.Equal((false, Unhealthy.Summary), (slots["sick"].Health.Healthy, slots["sick"].Health.Summary));
         Assert.True(slots["well"].Health.Healthy);
     }
@@ -370,9 +373,10 @@ public sealed class SweepCoordinatorTests : Akka.TestKit.Xunit2.TestKit
         Assert.StartsWith("no healthy worker slot: all 2 failed their self-test", halted.Reason);
         Assert.Contains(Unhealthy.Summary, halted.Reason);
         Assert.Equal(halted.Reason, interrupted.Reason);
-        Assert.Equal(SweepPhase.Interrupted, halted.Snapshot.Phase);
-        Assert.Equal(halted.Reason, halted.Snapshot.InterruptReason);
-        Assert.All(halted.Snapshot.Trials, t => Assert.Equal((TrialState.Queued, 0), (t.State, t.Attempts)));
+        var state = StateOf(coordinator);
+        Assert.Equal(SweepPhase.Interrupted, state.Phase);
+        Assert.Equal(halted.Reason, state.InterruptReason);
+        Assert.All(state.Trials, t => Assert.Equal((TrialState.Queued, 0), (t.State, t.Attempts)));
         first.ExpectNoMsg(TimeSpan.FromMilliseconds(100));
     }
 
@@ -384,7 +388,7 @@ public sealed class SweepCoordinatorTests : Akka.TestKit.Xunit2.TestKit
         subscriber.Send(coordinator, new SubscribeToSweep());
         Worker("sick-1", Unhealthy);
         Worker("sick-2", Unhealthy);
-        subscriber.ExpectMsg<SweepSnapshot>(Wait);
+        subscriber.ExpectMsg<SweepSubscribed>(Wait);
         subscriber.FishForMessage<SlotChecked>(e => e.Slot.WorkerId == "sick-2", Wait);
         subscriber.ExpectNoMsg(TimeSpan.FromMilliseconds(300));
 
@@ -540,5 +544,13 @@ public sealed class SweepCoordinatorTests : Akka.TestKit.Xunit2.TestKit
             {
             }
         }
+    }
+
+    /// <summary>The coordinator's state, asked in-process (<see cref="GetSweepState"/>).</summary>
+    private SweepSnapshot StateOf(IActorRef coordinator)
+    {
+        var asker = CreateTestProbe();
+        asker.Send(coordinator, new GetSweepState());
+        return asker.ExpectMsg<SweepSnapshot>(Wait);
     }
 }
