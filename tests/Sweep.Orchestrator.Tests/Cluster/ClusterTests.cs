@@ -134,13 +134,23 @@ public sealed class ClusterTests(PostgresServer postgres) : IDisposable
         first.WaitForLine(l => l.StartsWith("sweep failover"), Long);
         var standby = Start("resume", "failover", "--port", FreePort.Next().ToString(), "--join", $"127.0.0.1:{port}", "--workers", "0", "--journal", journal, "--data-dir", temp);
         standby.WaitForLine(l => l.StartsWith("sweep failover"), Long);
-        WaitUntilUp(first, standby, Worker(port), Worker(port));
+        var workers = new[] { Worker(port), Worker(port) };
+        WaitUntilUp([first, standby, .. workers]);
         first.WaitForLines(lines => lines.Count(l => l.EndsWith(": completed")) >= 2, Long);
 
         first.Signal(SweepProcess.SIGKILL);
 
         Assert.True(standby.WaitForExit(Long) == 0, standby.Stdout + standby.Stderr);
         Assert.Contains("the coordinator moved", standby.Stdout);
+        // A fail-over is news, not a crash: no stack trace on any node's console, and no false
+        // "failed to find" warning from the singleton proxies (Akka.NET logs it the moment they start looking).
+        SweepProcess[] nodes = [first, standby, .. workers];
+        foreach (var node in nodes)
+        {
+            var console = node.Stdout + node.Stderr;
+            Assert.DoesNotContain("   at ", console);
+            Assert.DoesNotContain("ClusterSingletonProxy failed to find", console);
+        }
         var events = await Events(journal, "failover");
         AssertEveryTrialCompletedOnce(events, 8);
         Assert.Single(events.OfType<SweepCompleted>());
