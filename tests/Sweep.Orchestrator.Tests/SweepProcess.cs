@@ -111,6 +111,7 @@ public sealed class SweepProcess : IDisposable
 
     public const int SIGINT = 2;
     public const int SIGKILL = 9;
+    public const int SIGTERM = 15;
 
     [DllImport("libc", SetLastError = true)]
     private static extern int kill(int pid, int signal);

@@ -208,7 +208,7 @@ public sealed class TrialWorker : ReceiveActor, IWithTimers
 
     private void Register()
     {
-        if (health is not null) coordinator.Tell(new RegisterWorker(slot, current?.Trial, incarnation, health));
+        if (health is not null && leaveRequester is null) coordinator.Tell(new RegisterWorker(slot, current?.Trial, incarnation, health));
     }
 
     /// <summary>Watches the coordinator that answered: if it dies (its node went down), the worker registers with its successor.</summary>
@@ -226,6 +226,7 @@ public sealed class TrialWorker : ReceiveActor, IWithTimers
     {
         if (!terminated.ActorRef.Equals(registeredWith)) return;
         registeredWith = null;
+        if (leaveRequester is not null) return; // leaving: no successor to register with
         // This process is shutting down, or the coordinator said why it stopped (its journal failed): no news for the console.
         if (CoordinatedShutdown.Get(Context.System).ShutdownReason is not null || coordinatorStopped is not null)
             log.Info("worker {0}: the coordinator stopped{1}; registering with its successor, if one comes", slot.WorkerId, coordinatorStopped is null ? "" : $" ({coordinatorStopped})");
@@ -235,8 +236,14 @@ public sealed class TrialWorker : ReceiveActor, IWithTimers
         Timers.StartPeriodicTimer(RegisterTimer, new RegisterDue(), RegisterRetry);
     }
 
+    /// <summary>
+    /// Unregisters first (<see cref="WorkerLeaving"/>: the coordinator gives this slot no more
+    /// trials), then hands the running attempt back with a checkpoint; a trial handed to it after
+    /// that goes back untouched (<see cref="TrialEndKind.HandedBack"/>, which does not count as an attempt).
+    /// </summary>
     private void HandleLeave()
     {
+        if (leaveRequester is null && health is not null) coordinator.Tell(new WorkerLeaving(slot, incarnation));
         leaveRequester = Sender;
         Timers.Cancel(RegisterTimer);
         if (current is null)
@@ -257,7 +264,7 @@ public sealed class TrialWorker : ReceiveActor, IWithTimers
         }
         if (leaveRequester is not null)
         {
-            Sender.Tell(new TrialEnded(trial.Trial.Id, trial.Attempt, TrialEndKind.Stopped, 0, $"worker {slot.WorkerId} is leaving", null));
+            Sender.Tell(new TrialEnded(trial.Trial.Id, trial.Attempt, TrialEndKind.HandedBack, 0, $"worker {slot.WorkerId} is leaving", null));
             return;
         }
         if (current is not null)

@@ -124,7 +124,7 @@ public sealed class SweepDirector : ReceivePersistentActor, IWithTimers
             coordinator.Forward(message);
             return;
         }
-        // Workers keep registering until a sweep is open; anyone else learns that none is.
-        if (message is not RegisterWorker) Sender.Tell(new SweepRefused("", "no sweep is open in this cluster"));
+        // Workers keep registering until a sweep is open (and a leaving one needs no answer); anyone else learns that none is.
+        if (message is not (RegisterWorker or WorkerLeaving)) Sender.Tell(new SweepRefused("", "no sweep is open in this cluster"));
     }
 }

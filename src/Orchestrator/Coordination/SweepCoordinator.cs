@@ -35,7 +35,8 @@ public sealed record SweepLease(Func<Task<LeaseCheck>> Adopt, Func<Task<LeaseChe
 /// One sweep's coordinator: the journal is its durable queue. It hands queued trials to registered
 /// workers (one attempt in flight per worker), persists every trial event before acting on it,
 /// retries failures with back-off on another worker when there is one, never retries a divergence,
-/// follows the on-out-of-memory policy, re-queues the trial of a worker that dies (DeathWatch), and
+/// follows the on-out-of-memory policy, re-queues the trial of a worker that dies (DeathWatch), gives
+/// a worker that is leaving no more trials (an attempt it hands back unstarted does not count), and
 /// after a restart re-queues what nobody claims: no trial is left running with nobody running it.
 /// </summary>
 public sealed class SweepCoordinator : ReceivePersistentActor, IWithTimers
@@ -72,10 +73,15 @@ public sealed class SweepCoordinator : ReceivePersistentActor, IWithTimers
     // Slot verdicts being persisted (PersistAsync): so a second registration meanwhile does not record them twice.
     private readonly Dictionary<string, (WorkerSlot Slot, SlotHealth Health)> recordingSlots = [];
 
-    /// <summary>A registered worker, its self-test's verdict, and the attempt it runs, if any.</summary>
+    /// <summary>A registered worker, its self-test's verdict, the attempt it runs, if any, and whether it is leaving.</summary>
     private sealed record WorkerSeat(WorkerSlot Slot, string Incarnation, SlotHealth Health)
     {
         public (string TrialId, int Attempt)? Running { get; set; }
+
+        /// <summary>The worker said it is leaving (<see cref="WorkerLeaving"/>, or an attempt handed back): it gets no more trials.</summary>
+        public bool Leaving { get; set; }
+
+        public bool TakesTrials => !Leaving && SlotHealthPolicy.TakesTrials(Health);
     }
 
     private sealed record DispatchDue;
@@ -104,6 +110,7 @@ public sealed class SweepCoordinator : ReceivePersistentActor, IWithTimers
         Command<SubscribeToSweep>(_ => HandleSubscribe());
         Command<GetSweepState>(_ => Sender.Tell(state is null ? new SweepRefused(sweepId, $"no sweep '{sweepId}' in the journal") : state.ToSnapshot()));
         Command<RegisterWorker>(HandleRegister);
+        Command<WorkerLeaving>(HandleLeaving);
         Command<ExpectLocalSlots>(expect =>
         {
             expectedLocalSlots = expect.Count;
@@ -366,61 +373,37 @@ public sealed class SweepCoordinator : ReceivePersistentActor, IWithTimers
 
     private void HandleEnded(TrialEnded ended)
     {
-        if (workers.TryGetValue(Sender, out var seat) && seat.Running == (ended.TrialId, ended.Attempt)) seat.Running = null;
+        if (workers.TryGetValue(Sender, out var seat))
+        {
+            if (seat.Running == (ended.TrialId, ended.Attempt)) seat.Running = null;
+            // A worker that hands an attempt back is leaving, whether or not its WorkerLeaving came first.
+            if (ended.Kind == TrialEndKind.HandedBack) MarkLeaving(seat);
+        }
         if (!IsCurrent(ended.TrialId, ended.Attempt)) return;
         orphans.Remove(ended.TrialId);
 
-        var now = DateTimeOffset.UtcNow;
         var record = state![ended.TrialId];
         lastWorkerByTrial[ended.TrialId] = record.WorkerId ?? "";
-        var reason = ended.Reason ?? ended.Kind.ToString();
-        ISweepEvent[] events = ended.Kind switch
-        {
-            TrialEndKind.Completed => [new TrialCompleted(ended.TrialId, ended.Attempt, now)],
-            TrialEndKind.Diverged => [new TrialDiverged(ended.TrialId, ended.Attempt, ended.Iteration, reason, now)],
-            TrialEndKind.Stopped => [new TrialRequeued(ended.TrialId, $"{ended.Reason ?? "sweep interrupted"} at iteration {ended.Iteration}", null, false, now, now)],
-            TrialEndKind.OutOfMemory => OutOfMemory(record, ended, now),
-            _ => Failure(record, ended, reason, now),
-        };
-        PersistAllAndApply(events);
+        PersistAllAndApply(TrialEndPolicy.Decide(state.Definition, record, ended, DateTimeOffset.UtcNow));
         // The worker is free now: its next trial's start goes into the same journal write as this end.
         Dispatch();
     }
 
-    private ISweepEvent[] Failure(TrialRecord record, TrialEnded ended, string error, DateTimeOffset now)
+    /// <summary>
+    /// A worker slot is leaving: it gets no more trials from now on. It stays registered (and
+    /// watched) until it stops, so the attempt it still runs comes back as usual, or is re-queued
+    /// if it dies first.
+    /// </summary>
+    private void HandleLeaving(WorkerLeaving leaving)
     {
-        var retry = state!.Definition.Retry;
-        if (ended.Attempt >= retry.MaxAttempts)
-            return [new TrialFailed(ended.TrialId, ended.Attempt, error, false, true, now)];
-        var notBefore = now + retry.DelayBefore(ended.Attempt + 1);
-        return
-        [
-            new TrialFailed(ended.TrialId, ended.Attempt, error, false, false, now),
-            new TrialRequeued(ended.TrialId, $"retry {ended.Attempt + 1} of {retry.MaxAttempts} after: {error}", null, false, notBefore, now),
-        ];
+        if (workers.TryGetValue(Sender, out var seat) && seat.Incarnation == leaving.Incarnation) MarkLeaving(seat);
     }
 
-    /// <summary>
-    /// halve-batch follows the study's advice under memory pressure: half the batch, and the
-    /// learning rate rescaled by the sweep's coupling exponent k (lr × (1/2)^k; k = −1 doubles it).
-    /// </summary>
-    private ISweepEvent[] OutOfMemory(TrialRecord record, TrialEnded ended, DateTimeOffset now)
+    private void MarkLeaving(WorkerSeat seat)
     {
-        var spec = record.Definition.Spec;
-        var error = ended.Reason ?? "out of memory";
-        if (state!.Definition.OnOutOfMemory != OutOfMemoryPolicy.HalveBatch || spec.BatchSize < 2)
-            return [new TrialFailed(ended.TrialId, ended.Attempt, error, true, true, now)];
-        var halved = spec with
-        {
-            BatchSize = spec.BatchSize / 2,
-            TestBatchSize = Math.Max(1, spec.TestBatchSize / 2),
-            BaseLr = spec.BaseLr * Math.Pow(0.5, state.Definition.CouplingExponent),
-        };
-        return
-        [
-            new TrialFailed(ended.TrialId, ended.Attempt, error, true, false, now),
-            new TrialRequeued(ended.TrialId, $"out of memory at batch {spec.BatchSize}: batch halved to {halved.BatchSize}, base lr {halved.BaseLr:G6}", halved, true, now, now),
-        ];
+        if (seat.Leaving) return;
+        seat.Leaving = true;
+        log.ForSweep(sweepId).Info("Worker {Worker} on {Node} is leaving: it gets no more trials", seat.Slot.WorkerId, seat.Slot.Node);
     }
 
     private void HandleTerminated(Terminated terminated)
@@ -471,7 +454,7 @@ public sealed class SweepCoordinator : ReceivePersistentActor, IWithTimers
     private void Dispatch()
     {
         if (state is null || stopRequester is not null || halted || state.Phase == SweepPhase.Completed) return;
-        var idle = workers.Where(w => w.Value.Running is null && SlotHealthPolicy.TakesTrials(w.Value.Health)).Select(w => w.Key).ToList();
+        var idle = workers.Where(w => w.Value.Running is null && w.Value.TakesTrials).Select(w => w.Key).ToList();
         if (idle.Count == 0) return;
 
         var now = DateTimeOffset.UtcNow;
@@ -581,6 +564,9 @@ public sealed class SweepCoordinator : ReceivePersistentActor, IWithTimers
                 break;
             case TrialRequeued r:
                 log.Info("Trial {TrialName} re-queued: {Reason}", trial.Definition.Name, r.Reason);
+                break;
+            case TrialHandedBack h:
+                log.Info("Trial {TrialName} attempt {Attempt} was handed back by {Worker} before it started ({Reason}): re-queued, the attempt does not count", trial.Definition.Name, h.Attempt, h.WorkerId, h.Reason);
                 break;
             case TrialRestartedFromScratch r:
                 if (r.Reason is { } reason)

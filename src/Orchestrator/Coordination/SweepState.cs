@@ -132,10 +132,15 @@ public sealed class SweepState
                 Update(e.TrialId, t => t with { State = TrialState.Diverged, Iteration = Math.Max(t.Iteration, e.Iteration), DivergedAtIteration = e.Iteration, DivergenceReason = e.Reason, FinishedAt = e.At, WorkerId = null });
                 break;
             case TrialFailed { Final: true } e:
-                Update(e.TrialId, t => t with { State = TrialState.Failed, Error = e.Error, FinishedAt = e.At, WorkerId = null });
+                Update(e.TrialId, t => t with { State = TrialState.Failed, Error = e.Error, FinishedAt = e.At, WorkerId = null, Failures = t.Failures + 1 });
                 break;
             case TrialFailed e:
-                Update(e.TrialId, t => t with { Error = e.Error });
+                Update(e.TrialId, t => t with { Error = e.Error, Failures = t.Failures + 1 });
+                break;
+            case TrialHandedBack e:
+                // The attempt never started: it does not count, and the trial is ready again at once.
+                Update(e.TrialId, t => t.State != TrialState.Running || t.Attempts != e.Attempt ? t
+                    : t with { State = TrialState.Queued, Attempts = e.Attempt - 1, NotBefore = e.At, WorkerId = null, Node = null });
                 break;
             case TrialRequeued e:
                 Update(e.TrialId, t =>

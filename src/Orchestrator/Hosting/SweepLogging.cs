@@ -1,3 +1,4 @@
+using System.Text;
 using Serilog;
 using Serilog.Events;
 using Serilog.Formatting.Compact;
@@ -28,8 +29,7 @@ public static class SweepLogging
             .MinimumLevel.Is(level)
             .Enrich.FromLogContext()
             .Enrich.With<ExceptionInOneLine>()
-            .WriteTo.Console(restrictedToMinimumLevel: consoleLevel > level ? consoleLevel : level, standardErrorFromLevel: LogEventLevel.Verbose,
-                outputTemplate: "[{Level:u3}] {Message:lj}{" + ExceptionInOneLine.Property + "}{NewLine}");
+            .WriteTo.Console(ConsoleLines.Formatter, restrictedToMinimumLevel: consoleLevel > level ? consoleLevel : level, standardErrorFromLevel: LogEventLevel.Verbose);
         if (logName is not null)
         {
             configuration.WriteTo.File(new CompactJsonFormatter(), Path.Combine(Directory(journal), logName + "-.json"),
@@ -109,3 +109,51 @@ public sealed class ExceptionInOneLine : Serilog.Core.ILogEventEnricher
     }
 }
 
+/// <summary>
+/// The console's format: "[WRN] message (Type: message)", with no stack trace. Akka writes some
+/// exceptions into the text of its messages ("Association with remote system … has failed; … Reason
+/// is: [Akka.Remote.EndpointDisassociatedException: Disassociated\n   at …]", during a fail-over):
+/// their stack-frame lines are left out of the console, which keeps the exception's first line; the
+/// JSON log file keeps everything.
+/// </summary>
+public sealed class ConsoleLines(Serilog.Formatting.ITextFormatter inner) : Serilog.Formatting.ITextFormatter
+{
+    /// <summary>The console format of every `sweep` process.</summary>
+    public static ConsoleLines Formatter { get; } =
+        new(new Serilog.Formatting.Display.MessageTemplateTextFormatter("[{Level:u3}] {Message:lj}{" + ExceptionInOneLine.Property + "}{NewLine}"));
+
+    /// <inheritdoc/>
+    public void Format(Serilog.Events.LogEvent logEvent, TextWriter output)
+    {
+        var rendered = new StringWriter();
+        inner.Format(logEvent, rendered);
+        output.Write(WithoutStackTraces(rendered.ToString()));
+    }
+
+    /// <summary>
+    /// <paramref name="text"/> without its stack-frame lines ("   at …", "--- End of … ---"); a
+    /// bracket that closed a frame line closes the line before it, so "[Type: message]" stays whole.
+    /// </summary>
+    public static string WithoutStackTraces(string text)
+    {
+        if (!text.Contains("\n", StringComparison.Ordinal)) return text;
+        var kept = new StringBuilder(text.Length);
+        var lines = text.Split('\n');
+        for (int i = 0; i < lines.Length; i++)
+        {
+            var line = lines[i].TrimEnd('\r');
+            var trimmed = line.TrimStart();
+            bool frame = i > 0 && trimmed.Length > 0 && trimmed.Length < line.Length
+                         && (trimmed.StartsWith("at ", StringComparison.Ordinal) || trimmed.StartsWith("--- End of ", StringComparison.Ordinal));
+            if (frame)
+            {
+                var closing = trimmed.Length - trimmed.TrimEnd(']').Length;
+                kept.Append(']', closing);
+                continue;
+            }
+            if (i > 0) kept.Append('\n');
+            kept.Append(lines[i]);
+        }
+        return kept.ToString();
+    }
+}

@@ -151,6 +151,7 @@ public sealed class ProgressView : IDisposable
             TrialDiverged d => $"{Name(d.TrialId)}: DIVERGED at iteration {d.Iteration}: {SafeText.Line(d.Reason)}",
             TrialFailed f => $"{Name(f.TrialId)}: " + (f.Final ? "FAILED: " : $"attempt {f.Attempt} failed: ") + SafeText.Line(f.Error),
             TrialRequeued r => $"{Name(r.TrialId)}: re-queued: {SafeText.Line(r.Reason)}",
+            TrialHandedBack h => $"{Name(h.TrialId)}: handed back by {SafeText.Line(h.WorkerId)} before it started ({SafeText.Line(h.Reason)}): re-queued, attempt {h.Attempt} does not count",
             SlotChecked { Health.Healthy: false } c => $"slot {SafeText.Line(c.Slot.WorkerId)} takes no trials: {SafeText.Line(c.Health.Summary)}",
             SlotChecked c => $"slot {SafeText.Line(c.Slot.WorkerId)} ready: {SafeText.Line(c.Health.Summary)}",
             SweepInterrupted { Reason: { } reason } => $"sweep {SafeText.Line(state.SweepId)} halted: {SafeText.Line(reason)}",

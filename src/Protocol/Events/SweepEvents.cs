@@ -63,6 +63,18 @@ public sealed record TrialFailed(string TrialId, int Attempt, string Error, bool
 public sealed record TrialRequeued(string TrialId, string Reason, TrialSpec? NewSpec, bool FromScratch, DateTimeOffset NotBefore, DateTimeOffset At) : ITrialEvent;
 
 /// <summary>
+/// An attempt handed to a worker came back before it started (the worker is leaving): the trial is
+/// queued again and that attempt does not count, so the trial's attempts are back at
+/// <paramref name="Attempt"/> − 1 and the next run is attempt <paramref name="Attempt"/> again.
+/// </summary>
+/// <param name="TrialId">The trial.</param>
+/// <param name="Attempt">The attempt that never started.</param>
+/// <param name="WorkerId">The worker slot that handed it back.</param>
+/// <param name="Reason">Why, e.g. "worker node-1/cpu-0 is leaving".</param>
+/// <param name="At">When it was recorded.</param>
+public sealed record TrialHandedBack(string TrialId, int Attempt, string WorkerId, string Reason, DateTimeOffset At) : ITrialEvent;
+
+/// <summary>
 /// The sweep was interrupted: by Ctrl+C (running attempts were stopped and continue on resume), or
 /// halted because it cannot go on, with <paramref name="Reason"/> saying why (no healthy worker slot).
 /// </summary>

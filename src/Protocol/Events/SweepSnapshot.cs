@@ -24,6 +24,11 @@ public enum SweepPhase
 /// <summary>
 /// One trial's state, folded from its events: what `sweep status` shows, and what a snapshot keeps.
 /// <paramref name="Definition"/> holds the trial's current spec (a halved batch changes it).
+/// <paramref name="Attempts"/> counts the runs that started (an attempt handed back before it started
+/// does not count); <paramref name="Failures"/> the attempts that failed (out of memory included),
+/// which is what <c>retry.max-attempts</c> limits: a run stopped because its worker left or was lost,
+/// or because the sweep was interrupted, uses up no retry. Snapshots written before failures were
+/// counted read 0.
 /// </summary>
 public sealed record TrialRecord(
     TrialDefinition Definition,
@@ -44,7 +49,8 @@ public sealed record TrialRecord(
     string? Node,
     string? CheckpointPath,
     int CheckpointIteration,
-    DateTimeOffset NotBefore)
+    DateTimeOffset NotBefore,
+    int Failures = 0)
 {
     public static TrialRecord Queued(TrialDefinition definition) =>
         new(definition, TrialState.Queued, 0, 0, null, null, null, 0, 0, 0, null, null, null, null, null, null, null, 0, DateTimeOffset.MinValue);

@@ -29,6 +29,15 @@ public sealed record SlotHealth(bool Healthy, string Summary)
 /// </summary>
 public sealed record RegisterWorker(WorkerSlot Slot, RunTrial? Running, string Incarnation, SlotHealth Health) : ISweepMessage;
 
+/// <summary>
+/// The worker slot is leaving (its node is shutting down, e.g. Ctrl+C or SIGTERM on `sweep worker`):
+/// sent before it hands anything back, so the coordinator gives it no more trials. The attempt it
+/// runs, if any, still ends with a <see cref="TrialEnded"/> (stopped with a checkpoint).
+/// </summary>
+/// <param name="Slot">The slot that leaves.</param>
+/// <param name="Incarnation">The worker actor's incarnation, as it registered.</param>
+public sealed record WorkerLeaving(WorkerSlot Slot, string Incarnation) : ISweepMessage;
+
 /// <summary>The coordinator accepted a worker.</summary>
 public sealed record WorkerRegistered(string SweepId) : ISweepMessage;
 
@@ -91,6 +100,12 @@ public enum TrialEndKind
 
     /// <summary>Stopped on request (with a checkpoint when one was asked for).</summary>
     Stopped,
+
+    /// <summary>
+    /// Never started: the worker handed the attempt back untouched because it is leaving. The attempt
+    /// does not count (the trial keeps its attempt count), and the coordinator gives that worker no more trials.
+    /// </summary>
+    HandedBack,
 }
 
 /// <summary>An attempt ended; <paramref name="Reason"/> says why it diverged or failed.</summary>

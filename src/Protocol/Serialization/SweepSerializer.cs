@@ -31,6 +31,7 @@ public sealed class SweepSerializer(ExtendedActorSystem system) : SerializerWith
         [typeof(TrialDiverged)] = "trial-diverged.v1",
         [typeof(TrialFailed)] = "trial-failed.v1",
         [typeof(TrialRequeued)] = "trial-requeued.v1",
+        [typeof(TrialHandedBack)] = "trial-handed-back.v1",
         [typeof(SweepInterrupted)] = "sweep-interrupted.v1",
         [typeof(SweepCompleted)] = "sweep-completed.v1",
         [typeof(SlotChecked)] = "slot-checked.v1",
@@ -38,6 +39,7 @@ public sealed class SweepSerializer(ExtendedActorSystem system) : SerializerWith
         // coordinator ↔ worker messages
         [typeof(RegisterWorker)] = "register-worker.v1",
         [typeof(WorkerRegistered)] = "worker-registered.v1",
+        [typeof(WorkerLeaving)] = "worker-leaving.v1",
         [typeof(RunTrial)] = "run-trial.v1",
         [typeof(StopTrial)] = "stop-trial.v1",
         [typeof(TrialProgressed)] = "trial-progressed.v1",

@@ -134,13 +134,23 @@ public sealed class ClusterTests(PostgresServer postgres) : IDisposable
         first.WaitForLine(l => l.StartsWith("sweep failover"), Long);
         var standby = Start("resume", "failover", "--port", FreePort.Next().ToString(), "--join", $"127.0.0.1:{port}", "--workers", "0", "--journal", journal, "--data-dir", temp);
         standby.WaitForLine(l => l.StartsWith("sweep failover"), Long);
-        WaitUntilUp(first, standby, Worker(port), Worker(port));
+        var workers = new[] { Worker(port), Worker(port) };
+        WaitUntilUp([first, standby, .. workers]);
         first.WaitForLines(lines => lines.Count(l => l.EndsWith(": completed")) >= 2, Long);
 
         first.Signal(SweepProcess.SIGKILL);
 
         Assert.True(standby.WaitForExit(Long) == 0, standby.Stdout + standby.Stderr);
         Assert.Contains("the coordinator moved", standby.Stdout);
+        // A fail-over is news, not a crash: no stack trace on any node's console, and no false
+        // "failed to find" warning from the singleton proxies (Akka.NET logs it the moment they start looking).
+        SweepProcess[] nodes = [first, standby, .. workers];
+        foreach (var node in nodes)
+        {
+            var console = node.Stdout + node.Stderr;
+            Assert.DoesNotContain("   at ", console);
+            Assert.DoesNotContain("ClusterSingletonProxy failed to find", console);
+        }
         var events = await Events(journal, "failover");
         AssertEveryTrialCompletedOnce(events, 8);
         Assert.Single(events.OfType<SweepCompleted>());
@@ -161,6 +171,62 @@ public sealed class ClusterTests(PostgresServer postgres) : IDisposable
         var handedBack = events.OfType<TrialRequeued>().Single(e => e.Reason.Contains("left"));
         Assert.Contains(events.OfType<TrialStarted>(), e => e.TrialId == handedBack.TrialId && e.FromIteration > 0);
     }
+
+    [Fact]
+    public async Task A_worker_node_terminated_mid_sweep_unregisters_first_and_its_trials_keep_honest_attempt_counts()
+    {
+        var journal = postgres.CreateDatabase();
+        int port = FreePort.Next();
+        var first = Start("run", Spec(8, 20, 200), "--sweep-id", "sigterm", "--port", port.ToString(), "--workers", "1", "--threads", "1", "--journal", journal, "--data-dir", temp);
+        first.WaitForLine(l => l.StartsWith("sweep sigterm"), Long);
+        var leaving = Start("worker", "--join", $"127.0.0.1:{port}", "--workers", "2", "--threads", "1", "--data-dir", temp);
+        var slotPrefix = $"sweep@{AddressOf(leaving)}/";
+        WaitUntilUp(first, leaving);
+        // Both of the worker's slots are part-way through a trial.
+        first.WaitForLines(lines => StartedOn(lines, slotPrefix).Count >= 2, Long);
+        first.WaitForLines(lines => StartedOn(lines, slotPrefix).Any(name => lines.Any(l => l.Contains($"{name}: iter 50/200"))), Long);
+
+        var terminatedAt = DateTimeOffset.UtcNow;
+        leaving.Signal(SweepProcess.SIGTERM);
+
+        Assert.Equal(0, leaving.WaitForExit(TimeSpan.FromMinutes(1)));
+        Assert.Contains("left the cluster", leaving.Stdout);
+        Assert.True(first.WaitForExit(Long) == 0, first.Stdout + first.Stderr);
+        var events = await Events(journal, "sigterm");
+        AssertEveryTrialCompletedOnce(events, 8);
+        Assert.Empty(events.OfType<TrialFailed>());
+
+        // Unregistered before handing back: the trials it ran went back once each, and whatever the
+        // coordinator handed it meanwhile came back unstarted (at most once per slot), not 783 times.
+        bool Names(string text) => text.Contains(slotPrefix, StringComparison.Ordinal);
+        var requeued = events.OfType<TrialRequeued>().Where(e => Names(e.Reason)).ToList();
+        var handedBack = events.OfType<TrialHandedBack>().Where(e => Names(e.WorkerId)).ToList();
+        var startedAfter = events.OfType<TrialStarted>().Where(e => Names(e.WorkerId) && e.At >= terminatedAt).ToList();
+        Assert.InRange(requeued.Count, 1, 2);
+        Assert.All(requeued, e => Assert.Contains("left at iteration", e.Reason));
+        Assert.InRange(handedBack.Count, 0, 2);
+        Assert.True(startedAfter.Count <= handedBack.Count, $"{startedAfter.Count} attempts started on the leaving worker after SIGTERM, {handedBack.Count} handed back");
+        Assert.True(requeued.Count + handedBack.Count + startedAfter.Count < 20);
+
+        // Attempts count runs that started: TrialStarted events, less those handed back unstarted.
+        var final = Sweep.Orchestrator.Coordination.SweepState.Start(events.OfType<SweepStarted>().Single());
+        foreach (var e in events.Where(e => e is not SweepStarted)) final.Apply(e);
+        foreach (var trial in final.Trials)
+        {
+            int runs = events.OfType<TrialStarted>().Count(e => e.TrialId == trial.Definition.Id) - events.OfType<TrialHandedBack>().Count(e => e.TrialId == trial.Definition.Id);
+            Assert.Equal(runs, trial.Attempts);
+            Assert.InRange(trial.Attempts, 1, 2);
+        }
+        // The sweep finished on the remaining slot, the run node's.
+        var lastLeave = requeued.Max(e => e.At);
+        Assert.All(events.OfType<TrialStarted>().Where(e => e.At > lastLeave), e => Assert.EndsWith($":{port}/cpu-1", e.WorkerId));
+    }
+
+    /// <summary>The names of the trials the progress lines show starting on a worker id beginning with <paramref name="slotPrefix"/>.</summary>
+    private static List<string> StartedOn(IReadOnlyList<string> lines, string slotPrefix) =>
+        lines.Where(l => l.Contains(": started attempt ") && l.Contains($" on {slotPrefix}"))
+            .Select(l => l[(l.IndexOf(' ') + 1)..l.IndexOf(": started attempt ", StringComparison.Ordinal)])
+            .ToList();
 
     [Fact]
     public async Task Messages_with_an_unknown_manifest_or_type_name_json_are_refused_without_harm()

@@ -397,6 +397,77 @@ public sealed class SweepCoordinatorTests : Akka.TestKit.Xunit2.TestKit
         Assert.Equal(1, joined.ExpectMsg<RunTrial>(Wait).Attempt);
     }
 
+    [Fact]
+    public void A_leaving_worker_gets_no_further_trials_and_the_trial_it_stopped_runs_on_another()
+    {
+        var coordinator = Start(Sweep(trials: 3));
+        var (a, b) = (Worker("a"), Worker("b"));
+        var first = a.ExpectMsg<RunTrial>(Wait);
+        var second = b.ExpectMsg<RunTrial>(Wait);
+
+        // As TrialWorker leaves: unregister, then hand the running attempt back with a checkpoint.
+        a.Send(coordinator, new WorkerLeaving(new WorkerSlot("a", "node-a", "cpu", 1), "incarnation-1"));
+        a.Send(coordinator, new TrialEnded(first.Trial.Id, first.Attempt, TrialEndKind.Stopped, 40, "worker a left", null));
+
+        a.ExpectNoMsg(TimeSpan.FromMilliseconds(500)); // idle, two trials queued, and still nothing for it
+        Complete(b, second);
+        var third = b.ExpectMsg<RunTrial>(Wait);
+        Complete(b, third);
+        var fourth = b.ExpectMsg<RunTrial>(Wait);
+        Complete(b, fourth);
+
+        a.ExpectNoMsg(TimeSpan.FromMilliseconds(200));
+        var rerun = new[] { third, fourth }.Single(r => r.Trial.Id == first.Trial.Id);
+        Assert.Equal(2, rerun.Attempt); // the stopped run did start: it counts as an attempt, not as a failure
+        var trial = AwaitTrial(coordinator, t => t.State == TrialState.Completed, first.Trial.Id);
+        Assert.Equal((2, 0), (trial.Attempts, trial.Failures));
+    }
+
+    [Fact]
+    public void A_trial_handed_back_before_it_started_keeps_its_attempt_count_and_its_worker_gets_no_more()
+    {
+        var coordinator = Start(Sweep(trials: 2, retry: new RetryPolicy(MaxAttempts: 1, BackoffSeconds: 0.2)));
+        var (a, b) = (Worker("a"), Worker("b"));
+        var refused = a.ExpectMsg<RunTrial>(Wait);
+        var other = b.ExpectMsg<RunTrial>(Wait);
+
+        // The worker was leaving when the trial reached it (its WorkerLeaving crossed the RunTrial).
+        a.Send(coordinator, new TrialEnded(refused.Trial.Id, refused.Attempt, TrialEndKind.HandedBack, 0, "worker a is leaving", null));
+        AwaitTrial(coordinator, t => t.State == TrialState.Queued && t.Attempts == 0, refused.Trial.Id);
+        a.ExpectNoMsg(TimeSpan.FromMilliseconds(500));
+        Complete(b, other);
+
+        var again = b.ExpectMsg<RunTrial>(Wait);
+        Assert.Equal((refused.Trial.Id, 1), (again.Trial.Id, again.Attempt));
+        Complete(b, again);
+        var trial = AwaitTrial(coordinator, t => t.State == TrialState.Completed, refused.Trial.Id);
+        Assert.Equal(1, trial.Attempts);
+        a.ExpectNoMsg(TimeSpan.FromMilliseconds(200));
+        var handedBack = Assert.Single(PersistedEvents("test").OfType<TrialHandedBack>());
+        Assert.Equal((refused.Trial.Id, 1, "a"), (handedBack.TrialId, handedBack.Attempt, handedBack.WorkerId));
+    }
+
+    [Fact]
+    public void A_run_stopped_because_its_worker_left_uses_up_no_retry()
+    {
+        var coordinator = Start(Sweep(trials: 1, retry: new RetryPolicy(MaxAttempts: 2, BackoffSeconds: 0.2)));
+        var (a, b) = (Worker("a"), Worker("b"));
+        var (first, leaving, staying) = FirstAssignment(a, b);
+        var leavingId = leaving == a ? "a" : "b";
+        leaving.Send(coordinator, new WorkerLeaving(new WorkerSlot(leavingId, "node-" + leavingId, "cpu", 1), "incarnation-1"));
+        leaving.Send(coordinator, new TrialEnded(first.Trial.Id, first.Attempt, TrialEndKind.Stopped, 40, $"worker {leavingId} left", null));
+
+        var second = staying.ExpectMsg<RunTrial>(Wait);
+        staying.Send(coordinator, Ended(second, TrialEndKind.Failed, "boom"));
+        var third = staying.ExpectMsg<RunTrial>(Wait); // max-attempts 2: one failure leaves one retry
+
+        Assert.Equal((2, 3), (second.Attempt, third.Attempt));
+        staying.Send(coordinator, Ended(third, TrialEndKind.Failed, "boom again"));
+        var trial = AwaitTrial(coordinator, t => t.State == TrialState.Failed);
+        Assert.Equal((3, 2, "boom again"), (trial.Attempts, trial.Failures, trial.Error));
+        leaving.ExpectNoMsg(TimeSpan.FromMilliseconds(200));
+    }
+
     private static readonly SlotHealth Unhealthy = new(false, "self-test failed on cpu (1 thread): training conv2 output off by 1.7e-01 relative to float64 (tolerance 1e-04)");
 
     // ---- helpers ----
