@@ -566,7 +566,9 @@ internal static class Benchmarks
             {
                 lock (progress) progress[p.TrialId].Add(p.Metrics);
             });
-            Receive<SweepFinished>(done => finished.TrySetResult(done.Snapshot));
+            // The end says no more than that: the final state is asked for in-process.
+            Receive<SweepFinished>(_ => coordinator.Tell(new GetSweepState()));
+            Receive<SweepSnapshot>(final => finished.TrySetResult(final));
             ReceiveAny(_ => { });
             coordinator.Tell(new SubscribeToSweep());
         }
