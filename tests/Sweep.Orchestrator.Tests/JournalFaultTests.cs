@@ -111,12 +111,8 @@ public sealed class JournalFaultTests(UninterruptedReference reference) : IDispo
     [Fact]
     public async Task A_full_disk_stops_the_sweep_within_seconds_with_one_line_and_resume_after_freeing_space_loses_nothing()
     {
-        if (Environment.UserName != "root") Assert.Fail("this test mounts a tmpfs and needs root (CI runs as root)");
         var spec = WriteSpec(temp);
-        var mount = Path.Combine(temp, "tiny");
-        Directory.CreateDirectory(mount);
-        Exec("mount", "-t", "tmpfs", "-o", "size=1200k", "tmpfs", mount);
-        mounts.Add(mount);
+        var mount = MountTmpfs("tiny", "1200k");
         var data = Path.Combine(mount, "d");
 
         var clock = Stopwatch.StartNew();
@@ -138,12 +134,8 @@ public sealed class JournalFaultTests(UninterruptedReference reference) : IDispo
     [Fact]
     public void A_disk_too_full_to_start_on_is_one_line_at_once_and_the_same_run_works_after_freeing_space()
     {
-        if (Environment.UserName != "root") Assert.Fail("this test mounts a tmpfs and needs root (CI runs as root)");
         var spec = WriteSpec(temp);
-        var mount = Path.Combine(temp, "tinier");
-        Directory.CreateDirectory(mount);
-        Exec("mount", "-t", "tmpfs", "-o", "size=100k", "tmpfs", mount);
-        mounts.Add(mount);
+        var mount = MountTmpfs("tinier", "100k");
         var data = Path.Combine(mount, "d");
 
         var clock = Stopwatch.StartNew();
@@ -163,10 +155,7 @@ public sealed class JournalFaultTests(UninterruptedReference reference) : IDispo
         Assert.StartsWith("sweep cramped (journal-faults): 12 of 12 trial(s) to run", stdout, StringComparison.Ordinal);
 
         // A report onto a full disk: one line naming the file, what to do, exit code 1.
-        var full = Path.Combine(temp, "full-out");
-        Directory.CreateDirectory(full);
-        Exec("mount", "-t", "tmpfs", "-o", "size=16k", "tmpfs", full);
-        mounts.Add(full);
+        var full = MountTmpfs("full-out", "16k");
         (exit, stdout, stderr) = SweepProcess.Run("report", "cramped", "--data-dir", data, "--out", Path.Combine(full, "r"));
         Assert.True(exit == 1, stdout + stderr);
         Assert.True(System.Text.RegularExpressions.Regex.IsMatch(stderr, $@"^sweep: [^\n]*'{System.Text.RegularExpressions.Regex.Escape(Path.Combine(full, "r"))}/[^']+'[^\n]*; free space and try again\n$"), stderr);
@@ -439,6 +428,17 @@ public sealed class JournalFaultTests(UninterruptedReference reference) : IDispo
     {
         using var locker = OpenExclusiveLock(journalFile);
         Thread.Sleep(howLong);
+    }
+
+    /// <summary>A real tmpfs of <paramref name="size"/> (e.g. "100k") at TEMP/NAME, unmounted when the test ends; needs root (CI runs as root).</summary>
+    private string MountTmpfs(string name, string size)
+    {
+        if (Environment.UserName != "root") Assert.Fail("this test mounts a tmpfs and needs root (CI runs as root)");
+        var mount = Path.Combine(temp, name);
+        Directory.CreateDirectory(mount);
+        Exec("mount", "-t", "tmpfs", "-o", $"size={size}", "tmpfs", mount);
+        mounts.Add(mount);
+        return mount;
     }
 
     private static void Exec(string file, params string[] args)
