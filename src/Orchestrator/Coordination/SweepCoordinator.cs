@@ -59,6 +59,8 @@ public sealed class SweepCoordinator : ReceivePersistentActor, IWithTimers
     private readonly HashSet<string> starting = [];
     private readonly HashSet<string> settling = [];
     private SweepState? state;
+    // The parts of a StartSweep received so far (a large definition travels in parts).
+    private IReadOnlyList<StartSweep> startParts = [];
     private IActorRef? stopRequester;
     private int eventsSinceSnapshot;
     private bool completing;
@@ -237,15 +239,24 @@ public sealed class SweepCoordinator : ReceivePersistentActor, IWithTimers
     /// <summary>The journal could not be read: nothing was changed; the process that started the sweep hears why.</summary>
     protected override void OnRecoveryFailure(Exception reason, object? message = null) => Abandon(JournalFaults.Describe(reason), stopTrials: false);
 
+    /// <summary>Records the sweep once every part of its definition is here (<see cref="StartAssembly"/>); only the last part is answered.</summary>
     private void HandleStart(StartSweep start)
     {
+        var step = StartAssembly.Add(startParts, start);
+        startParts = step.Held;
+        if (step is { Whole: null, Problem: null }) return;
         if (state is not null)
         {
             Sender.Tell(new SweepRefused(sweepId, $"sweep '{sweepId}' already exists in this journal; continue it with 'sweep resume {sweepId}' or choose another --sweep-id"));
             return;
         }
+        if (step.Whole is not { } definition)
+        {
+            Sender.Tell(new SweepRefused(sweepId, step.Problem!));
+            return;
+        }
         var requester = Sender;
-        Persist(new SweepStarted(sweepId, start.Definition, DateTimeOffset.UtcNow), started =>
+        Persist(new SweepStarted(sweepId, definition, DateTimeOffset.UtcNow), started =>
         {
             state = SweepState.Start(started);
             requester.Tell(new SweepAccepted(sweepId, state.Trials.Count, state.Trials.Count));

@@ -199,7 +199,7 @@ public static class SweepRun
 
         // Until the coordinator answers, a journal plugin that cannot start is a failure too (afterwards the coordinator says what failed).
         var failedBeforeAnswer = Task.WhenAny(journalFailed.Task, journalNotStarted.Task).Unwrap();
-        var answer = await AnswerOrJournalFailure(coordinator.Ask<ISweepMessage>(startOrResume, AskTimeout), failedBeforeAnswer, journal, sweepId, fresh: startOrResume is StartSweep);
+        var answer = await AnswerOrJournalFailure(StartOrResume(coordinator, startOrResume), failedBeforeAnswer, journal, sweepId, fresh: startOrResume is StartSweep);
         if (answer is SweepRefused refused) throw new InvalidInputException(refused.Reason);
         onStarted();
         var accepted = (SweepAccepted)answer;
@@ -271,6 +271,18 @@ public static class SweepRun
         output.WriteLine($"sweep {sweepId}: {state.FinishedCount} of {state.Trials.Count} trial(s) finished; everything is in {journal.Description}");
         output.WriteLine($"continue with: sweep resume {sweepId} {journal.CommandLine}");
         return 130;
+    }
+
+    /// <summary>
+    /// Sends the start (in parts when the definition is too large for one remote message: the
+    /// coordinator may be on another node) or the resume; the answer is the coordinator's to the last part.
+    /// </summary>
+    private static Task<ISweepMessage> StartOrResume(IActorRef coordinator, ISweepMessage startOrResume)
+    {
+        if (startOrResume is not StartSweep start) return coordinator.Ask<ISweepMessage>(startOrResume, AskTimeout);
+        var parts = StartSweep.InParts(start.Definition);
+        foreach (var part in parts.Take(parts.Count - 1)) coordinator.Tell(part);
+        return coordinator.Ask<ISweepMessage>(parts[^1], AskTimeout);
     }
 
     /// <summary>The sweep's state as the journal holds it once the coordinator said it ended or stopped (recorded before it says so).</summary>

@@ -3,8 +3,45 @@ using Sweep.Protocol.Specs;
 
 namespace Sweep.Protocol.Messages;
 
-/// <summary>Start a new sweep; refused when the sweep id already has events.</summary>
-public sealed record StartSweep(SweepDefinition Definition) : ISweepMessage;
+/// <summary>
+/// Start a new sweep; refused when the sweep id already has events. A definition too large for one
+/// remote message (Akka.Remote's frame is 128,000 bytes; a trial is about 375 bytes of JSON) travels
+/// in parts (<see cref="InParts"/>): part <paramref name="Part"/> of <paramref name="Parts"/> (0-based)
+/// carries the definition with a consecutive slice of its trials. The coordinator records the sweep
+/// once it holds every part, in order, and answers the last one; nothing is recorded otherwise.
+/// </summary>
+/// <param name="Definition">The sweep, or for a part its slice of <see cref="SweepDefinition.Trials"/>.</param>
+/// <param name="Part">0 to <paramref name="Parts"/> − 1.</param>
+/// <param name="Parts">How many parts the definition was cut into (1: it is whole).</param>
+public sealed record StartSweep(SweepDefinition Definition, int Part = 0, int Parts = 1) : ISweepMessage
+{
+    /// <summary>The most serialized bytes of trials a part carries: half of Akka.Remote's default frame, leaving room for the rest of the definition.</summary>
+    public const int MaxPartBytes = 64_000;
+
+    /// <summary>
+    /// Cuts <paramref name="definition"/> into parts whose trials take at most
+    /// <paramref name="maxBytes"/> bytes of wire JSON each (a single larger trial gets a part of its
+    /// own); concatenating the parts' trials in order gives back the definition's. One part when it
+    /// all fits.
+    /// </summary>
+    public static IReadOnlyList<StartSweep> InParts(SweepDefinition definition, int maxBytes = MaxPartBytes)
+    {
+        var slices = new List<List<TrialDefinition>> { new() };
+        long bytes = 0;
+        foreach (var trial in definition.Trials)
+        {
+            var size = System.Text.Json.JsonSerializer.SerializeToUtf8Bytes(trial, Serialization.SweepSerializer.Json).Length;
+            if (bytes + size > maxBytes && slices[^1].Count > 0)
+            {
+                slices.Add([]);
+                bytes = 0;
+            }
+            slices[^1].Add(trial);
+            bytes += size;
+        }
+        return slices.Select((slice, i) => new StartSweep(definition with { Trials = slice }, i, slices.Count)).ToList();
+    }
+}
 
 /// <summary>Continue a sweep from its journal: finished trials stay finished, running ones continue from their checkpoints.</summary>
 public sealed record ResumeSweep : ISweepMessage;

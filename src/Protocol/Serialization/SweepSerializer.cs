@@ -48,7 +48,7 @@ public sealed class SweepSerializer(ExtendedActorSystem system) : SerializerWith
         [typeof(TrialEnded)] = "trial-ended.v1",
         [typeof(TrialCheckpointMissing)] = "trial-checkpoint-missing.v1",
         // clients ↔ coordinator
-        [typeof(StartSweep)] = "start-sweep.v1",
+        [typeof(StartSweep)] = "start-sweep.v2",
         [typeof(ResumeSweep)] = "resume-sweep.v1",
         [typeof(SweepAccepted)] = "sweep-accepted.v1",
         [typeof(SweepRefused)] = "sweep-refused.v1",
