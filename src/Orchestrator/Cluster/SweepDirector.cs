@@ -32,6 +32,14 @@ public sealed class SweepDirector : ReceivePersistentActor, IWithTimers
 
     private sealed record RestartCoordinator;
 
+    // Whether the coordinator it started has said if its sweep finished (SweepSubscribed, then
+    // SweepFinished when it has): until then an OpenSweep of another sweep waits (stashed), so a
+    // director that just moved does not refuse a new sweep because the finished one looks active.
+    private bool settled = true;
+    private static readonly TimeSpan SettleTimeout = TimeSpan.FromSeconds(10);
+
+    private sealed record Settled;
+
     public ITimerScheduler Timers { get; set; } = null!;
 
     public SweepDirector(CoordinatorSettings settings)
@@ -52,7 +60,16 @@ public sealed class SweepDirector : ReceivePersistentActor, IWithTimers
         {
             if (failed.SweepId == activeSweep) journalFailed = true;
         });
-        Command<SweepSubscribed>(_ => { }); // the answer to the director's own subscription
+        // The answer to the director's own subscription; a SweepFinished the coordinator sent with it
+        // is in the mailbox already, ahead of this Settled.
+        Command<SweepSubscribed>(_ => Self.Tell(new Settled()));
+        Command<Settled>(_ =>
+        {
+            if (settled) return;
+            settled = true;
+            Timers.Cancel(nameof(Settled));
+            Stash.UnstashAll();
+        });
         Command<SweepHalted>(_ => { });
         Command<ISweepEvent>(_ => { });
         Command<Terminated>(terminated =>
@@ -60,6 +77,7 @@ public sealed class SweepDirector : ReceivePersistentActor, IWithTimers
             if (!terminated.ActorRef.Equals(coordinator)) return;
             // The coordinator stops when the journal fails a write; it recovers from the journal once started again.
             coordinator = null;
+            Self.Tell(new Settled());
             if (journalFailed)
             {
                 log.Warning("the coordinator of sweep {0} stopped on a journal failure; 'sweep resume {0}' starts it again", activeSweep);
@@ -81,6 +99,11 @@ public sealed class SweepDirector : ReceivePersistentActor, IWithTimers
 
     private void HandleOpen(OpenSweep open)
     {
+        if (!settled && open.SweepId != activeSweep)
+        {
+            Stash.Stash();
+            return;
+        }
         if (open.SweepId == activeSweep)
         {
             journalFailed = false;
@@ -112,6 +135,9 @@ public sealed class SweepDirector : ReceivePersistentActor, IWithTimers
     private void StartCoordinator(string sweepId)
     {
         coordinator = Context.ActorOf(SweepCoordinator.Props(sweepId, settings), "sweep-" + sweepId + "-" + Guid.NewGuid().ToString("N")[..8]);
+        settled = false;
+        // A coordinator with no sweep to recover never answers the subscription: wait no longer than this.
+        Timers.StartSingleTimer(nameof(Settled), new Settled(), SettleTimeout);
         Context.Watch(coordinator);
         coordinator.Tell(new SubscribeToSweep());
         log.Info("coordinating sweep {0}", sweepId);

@@ -196,6 +196,61 @@ public sealed class ClusterTests(PostgresServer postgres) : IDisposable
         AssertEveryTrialCompletedOnce(await Events(journal, "downing"), 40);
     }
 
+    /// <summary>
+    /// Issue 13's cliff: a 10,000-trial sweep is megabytes of definition and state, Akka.Remote's
+    /// frame 128,000 bytes. Started with `run --join` while the coordinator lives on another node
+    /// (the definition travels in parts), then taken over by that `run` node after kill -9 of the
+    /// coordinator's node (the state is read from the journal, never sent).
+    /// </summary>
+    [Fact]
+    public async Task A_10000_trial_sweep_starts_from_a_joining_node_and_survives_a_coordinator_take_over()
+    {
+        var journal = postgres.CreateDatabase();
+        int port = FreePort.Next();
+        var warm = Start("run", Spec(1, 1, 10), "--sweep-id", "warm", "--port", port.ToString(), "--workers", "0", "--journal", journal, "--data-dir", temp);
+        var host = Worker(port, journal); // may coordinate: it hosts the coordinator once the first node is gone
+        var hostAddress = AddressOf(host);
+        Assert.True(warm.WaitForExit(Long) == 0, warm.Stdout + warm.Stderr);
+
+        var spec = Path.Combine(temp, "large.conf");
+        File.WriteAllText(spec, $$"""
+            sweep {
+              name = large
+              model = synthetic
+              max-iter = 10
+              test-interval = 10
+              grid {
+                batch-size = [16, 32, 64, 128, 256]
+                base-lr = [0.001, 0.002, 0.005, 0.01, 0.02, 0.03, 0.05, 0.07, 0.1, 0.2]
+                seed = [{{string.Join(", ", Enumerable.Range(1, 200))}}]
+              }
+              synthetic { iteration-ms = 1 }
+            }
+            """);
+        var run = Start("run", spec, "--sweep-id", "large", "--port", FreePort.Next().ToString(), "--join", hostAddress, "--workers", "0", "--journal", journal, "--data-dir", temp);
+        run.WaitForLine(l => l.StartsWith("sweep large (large): 10000 of 10000 trial(s)"), Long);
+        int Completed() => run.Stdout.Split('\n').Count(l => l.EndsWith(": completed"));
+        run.WaitForLines(_ => Completed() >= 3, Long);
+        var other = Worker(int.Parse(hostAddress.Split(':')[1]));
+        WaitUntilUp(other);
+
+        host.Signal(SweepProcess.SIGKILL);
+        run.WaitForLine(l => l.EndsWith("the coordinator moved; following it"), Long);
+        int before = Completed();
+        run.WaitForLines(_ => Completed() >= before + 10, Long);
+        run.Signal(SweepProcess.SIGINT);
+        run.WaitForExit(Long);
+
+        foreach (var node in new[] { warm, host, run, other })
+            Assert.DoesNotContain("max allowed size", node.Stdout + node.Stderr);
+        var events = await Events(journal, "large");
+        var expected = Sweep.Orchestrator.Specs.SweepSpecLoader.Parse(File.ReadAllText(spec), spec, temp, []);
+        Assert.Equal(expected.Trials, events.OfType<SweepStarted>().Single().Definition.Trials);
+        var completed = events.OfType<TrialCompleted>().GroupBy(e => e.TrialId).ToList();
+        Assert.True(completed.Count >= before + 10, $"{completed.Count} trials completed");
+        Assert.All(completed, trial => Assert.Single(trial));
+    }
+
     [Fact]
     public async Task A_worker_that_leaves_with_ctrl_c_hands_its_trial_back_and_the_sweep_completes()
     {
