@@ -27,6 +27,7 @@ public static class ClusterNode
             output.WriteLine($"cluster node {cluster.SelfAddress} is up");
             output.Flush();
         });
+        system.ActorOf(ClusterNews.Props(system), "cluster-news");
         if (coordinatorCapable)
         {
             var departed = new ConcurrentDictionary<string, bool>();

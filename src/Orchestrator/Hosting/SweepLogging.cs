@@ -29,7 +29,9 @@ public static class SweepLogging
             .MinimumLevel.Is(level)
             .Enrich.FromLogContext()
             .Enrich.With<ExceptionInOneLine>()
-            .WriteTo.Console(ConsoleLines.Formatter, restrictedToMinimumLevel: consoleLevel > level ? consoleLevel : level, standardErrorFromLevel: LogEventLevel.Verbose);
+            .WriteTo.Logger(console => console
+                .Filter.ByExcluding(e => ConsoleLines.IsReplacedAkkaLine(e.MessageTemplate.Text))
+                .WriteTo.Console(ConsoleLines.Formatter, restrictedToMinimumLevel: consoleLevel > level ? consoleLevel : level, standardErrorFromLevel: LogEventLevel.Verbose));
         if (logName is not null)
         {
             configuration.WriteTo.File(new CompactJsonFormatter(), Path.Combine(Directory(journal), logName + "-.json"),
@@ -121,6 +123,30 @@ public sealed class ConsoleLines(Serilog.Formatting.ITextFormatter inner) : Seri
     /// <summary>The console format of every `sweep` process.</summary>
     public static ConsoleLines Formatter { get; } =
         new(new Serilog.Formatting.Display.MessageTemplateTextFormatter("[{Level:u3}] {Message:lj}{" + ExceptionInOneLine.Property + "}{NewLine}"));
+
+    /// <summary>
+    /// Akka's lines that Cluster.ClusterNews replaces on the console, by message template:
+    /// the transport's reports of a connection to a node that died or was downed (association
+    /// failed, gated, quarantined, disassociated) and the failure detector's and split-brain
+    /// resolver's own reports. Every other Akka line (an oversized message, a serializer error)
+    /// still reaches the console.
+    /// </summary>
+    public static bool IsReplacedAkkaLine(string messageTemplate) =>
+        ReplacedTemplates.Any(prefix => messageTemplate.StartsWith(prefix, StringComparison.Ordinal));
+
+    private static readonly string[] ReplacedTemplates =
+    [
+        "Tried to associate with unreachable remote address",
+        "Association with remote system {0} has failed; address is now gated",
+        "AssociationError [",
+        "Association to [",
+        "Disassociated",
+        "Quarantined address [",
+        "Cluster Node [{0}] - Marking node(s) as UNREACHABLE",
+        "Cluster Node [{0}] - Marking node(s) as REACHABLE",
+        "Cluster Node [{0}] - Marking node as TERMINATED",
+        "SBR took decision",
+    ];
 
     /// <inheritdoc/>
     public void Format(Serilog.Events.LogEvent logEvent, TextWriter output)

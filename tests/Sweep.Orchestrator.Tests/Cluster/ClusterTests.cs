@@ -150,7 +150,12 @@ public sealed class ClusterTests(PostgresServer postgres) : IDisposable
             var console = node.Stdout + node.Stderr;
             Assert.DoesNotContain("   at ", console);
             Assert.DoesNotContain("ClusterSingletonProxy failed to find", console);
+            // The loss in the cluster's own words, once per event, not Akka's transport reports.
+            Assert.DoesNotContain("Disassociated", console);
+            Assert.DoesNotContain("Tried to associate", console);
         }
+        Assert.Contains($"cluster: node 127.0.0.1:{port} (coordinator) is unreachable; it is downed if it stays so for 4 s", standby.Stderr);
+        Assert.Contains($"cluster: node 127.0.0.1:{port} (coordinator) was downed", standby.Stderr);
         var events = await Events(journal, "failover");
         AssertEveryTrialCompletedOnce(events, 8);
         Assert.Single(events.OfType<SweepCompleted>());

@@ -38,6 +38,21 @@ public sealed class SweepLoggingTests : IDisposable
         Assert.Equal("[WRN] two lines\n  indented, not a frame\n", ConsoleLines.WithoutStackTraces("[WRN] two lines\n  indented, not a frame\n"));
     }
 
+    /// <summary>The templates Akka 1.5 logs at a node's loss (taken from a fail-over's JSON log), and lines that must stay.</summary>
+    [Theory]
+    [InlineData("Tried to associate with unreachable remote address [{0}]. Address is now gated for {1} ms, all messages to this address will be delivered to dead letters. Reason: [{2}] {3}", true)]
+    [InlineData("Association with remote system {0} has failed; address is now gated for {1} ms. Reason is: [{2}]", true)]
+    [InlineData("AssociationError [akka.tcp://sweep@127.0.0.1:37111] -> akka.tcp://sweep@127.0.0.1:25993: Error [Connection refused tcp://sweep@127.0.0.1:25993] []", true)]
+    [InlineData("Association to [akka.tcp://sweep@127.0.0.1:25993] having UID [1404482602] is irrecoverably failed. UID is now quarantined and all messages to this UID will be delivered to dead letters. Remote actorsystem must be restarted to recover from this situation.", true)]
+    [InlineData("Disassociated", true)]
+    [InlineData("Cluster Node [{0}] - Marking node(s) as UNREACHABLE [{1}]. Node roles [{2}]", true)]
+    [InlineData("SBR took decision Akka.Cluster.SBR.DownUnreachable and is downing [akka.tcp://sweep@127.0.0.1:25993], [1] unreachable of [4] members", true)]
+    [InlineData("Transient association error (association remains live)", false)] // an oversized message: a real problem
+    [InlineData("cluster: node 127.0.0.1:25993 (coordinator) is unreachable; it is downed if it stays so for 4 s", false)]
+    [InlineData("worker {0}: the coordinator is gone; registering with its successor{1}", false)]
+    public void A_lost_nodes_akka_transport_lines_leave_the_console_to_the_cluster_news(string template, bool replaced) =>
+        Assert.Equal(replaced, ConsoleLines.IsReplacedAkkaLine(template));
+
     [Fact]
     public void The_console_format_shows_an_exception_in_one_line()
     {
