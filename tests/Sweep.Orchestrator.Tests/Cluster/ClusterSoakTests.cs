@@ -1,3 +1,4 @@
+using Sweep.Orchestrator.Coordination;
 using Sweep.Orchestrator.Hosting;
 using Sweep.Orchestrator.Journal;
 using Sweep.Orchestrator.Running;
@@ -27,6 +28,9 @@ public sealed class ClusterSoakTests(PostgresServer postgres, ITestOutputHelper 
     private readonly string temp = Directory.CreateTempSubdirectory("sweep-soak-").FullName;
     private readonly List<SoakNode> nodes = [];
     private readonly List<(DateTimeOffset At, string What)> timeline = [];
+
+    /// <summary>The timeline as it happens, beside the report (the test's output shows only at its end): `tail -f` it.</summary>
+    private string? progressFile;
 
     public void Dispose()
     {
@@ -60,6 +64,10 @@ public sealed class ClusterSoakTests(PostgresServer postgres, ITestOutputHelper 
     {
         var settings = SoakSettings.From(Environment.GetEnvironmentVariable, Path.Combine(RepositoryFiles.Root, "artifacts", "soak", "report.md"));
         testOutput.WriteLine(settings.Summary);
+        Directory.CreateDirectory(Path.GetDirectoryName(settings.ReportPath)!);
+        File.Delete(settings.ReportPath); // never a report of an earlier run
+        progressFile = Path.Combine(Path.GetDirectoryName(settings.ReportPath)!, "progress.log");
+        File.WriteAllText(progressFile, settings.Summary + Environment.NewLine);
         var journal = new JournalSettings(temp, postgres.CreateDatabase());
         var spec = Path.Combine(temp, "soak.conf");
         File.WriteAllText(spec, settings.SpecText(SweepId));
@@ -88,7 +96,7 @@ public sealed class ClusterSoakTests(PostgresServer postgres, ITestOutputHelper 
             var exited = nodes.Where(n => n.Alive && n.Process.HasExited).ToList();
             if (now >= nextPoll || exited.Count > 0)
             {
-                var state = await SweepJournal.ReadAsync(reader.System, SweepId);
+                var state = await ReadStateAsync(reader.System);
                 if (state?.Phase == SweepPhase.Completed)
                 {
                     finished = DateTimeOffset.UtcNow;
@@ -97,7 +105,7 @@ public sealed class ClusterSoakTests(PostgresServer postgres, ITestOutputHelper 
                 }
                 if (now >= nextProgress && state is not null)
                 {
-                    testOutput.WriteLine($"t+{(now - chaosStart).TotalSeconds:0} s: {state.FinishedCount}/{state.Trials.Count} trials finished");
+                    Say($"t+{(now - chaosStart).TotalSeconds:0} s: {state.FinishedCount}/{state.Trials.Count} trials finished");
                     nextProgress += TimeSpan.FromSeconds(30);
                 }
                 nextPoll = now + Poll;
@@ -144,6 +152,20 @@ public sealed class ClusterSoakTests(PostgresServer postgres, ITestOutputHelper 
         Assert.True(misses.Count == 0, $"missed: {string.Join("; ", misses)} (report: {settings.ReportPath})");
     }
 
+    /// <summary>The sweep's state in the journal; null (noted) when the journal cannot be read this time: the soak looks again.</summary>
+    private async Task<SweepState?> ReadStateAsync(Akka.Actor.ActorSystem system)
+    {
+        try
+        {
+            return await SweepJournal.ReadAsync(system, SweepId);
+        }
+        catch (JournalUnavailableException e)
+        {
+            Note(DateTimeOffset.UtcNow, $"could not read the journal: {e.Message}");
+            return null;
+        }
+    }
+
     /// <summary>Starts the node of <paramref name="position"/>: the very first run node records the sweep; every other node joins <paramref name="join"/>.</summary>
     private SoakNode Start(SoakSettings settings, JournalSettings journal, string spec, int position, string? join)
     {
@@ -171,9 +193,24 @@ public sealed class ClusterSoakTests(PostgresServer postgres, ITestOutputHelper 
             Note(DateTimeOffset.UtcNow, $"no node alive at position {position} to kill");
             return null;
         }
-        var owner = await SweepOwnership.ReadAsync(journal, SweepId);
+        SweepOwner? owner = null;
+        try
+        {
+            owner = await SweepOwnership.ReadAsync(journal, SweepId);
+        }
+        catch (System.Data.Common.DbException e)
+        {
+            Note(DateTimeOffset.UtcNow, $"could not read the coordinator's host from sweep_owner ({e.Message.Split('\n')[0]}): this kill is not counted as one of the coordinator's host");
+        }
         bool hosted = owner is { Released: false } && owner.Owner.Pid == victim.Process.Id;
-        victim.Process.Signal(SweepProcess.SIGKILL);
+        try
+        {
+            victim.Process.Signal(SweepProcess.SIGKILL);
+        }
+        catch (InvalidOperationException)
+        {
+            return null; // it ended on its own a moment ago: the next look at the nodes replaces it
+        }
         var at = victim.KilledAt = DateTimeOffset.UtcNow;
         Note(at.Value, $"kill -9 {victim}{(hosted ? ", hosting the coordinator" : "")}");
         return new SoakKillRecord(at.Value, position, victim.Kind, victim.Address, victim.Process.Id, hosted);
@@ -191,7 +228,13 @@ public sealed class ClusterSoakTests(PostgresServer postgres, ITestOutputHelper 
     private void Note(DateTimeOffset at, string what)
     {
         timeline.Add((at, what));
-        testOutput.WriteLine($"{at:HH:mm:ss.f} {what}");
+        Say($"{at:HH:mm:ss.f} {what}");
+    }
+
+    private void Say(string line)
+    {
+        testOutput.WriteLine(line);
+        if (progressFile is not null) File.AppendAllText(progressFile, line + Environment.NewLine);
     }
 
     /// <summary>The report, each node's console (with the time of each line) and the nodes' JSON log files, beside the report.</summary>
