@@ -21,9 +21,10 @@ public sealed record NodeConsole(string Node, SoakNodeKind Kind, DateTimeOffset?
 
 /// <summary>
 /// An attempt that trained to its end, as its worker slot logged it (TrialWorker: "Trial NAME attempt
-/// N ended on WORKER: Completed at iteration I"): <paramref name="Outcome"/> is Completed or Diverged.
+/// N ended on WORKER: Completed at iteration I"): <paramref name="Outcome"/> is Completed or Diverged;
+/// <paramref name="Node"/> is the worker's node, host:port (its worker id is "sweep@HOST:PORT/cpu-N").
 /// </summary>
-public sealed partial record AttemptEnd(string TrialName, int Attempt, string Outcome, DateTimeOffset At)
+public sealed partial record AttemptEnd(string TrialName, int Attempt, string Outcome, string Node, DateTimeOffset At)
 {
     /// <summary>The attempt end a worker's log line records, or null for any other line (or an attempt that was stopped or failed).</summary>
     public static AttemptEnd? Parse(SweepLogs.LogLine line)
@@ -31,10 +32,10 @@ public sealed partial record AttemptEnd(string TrialName, int Attempt, string Ou
         if (line.Trial is null) return null;
         var match = Ended().Match(line.Message);
         if (!match.Success || match.Groups["outcome"].Value is not ("Completed" or "Diverged")) return null;
-        return new AttemptEnd(line.Trial, int.Parse(match.Groups["attempt"].Value, System.Globalization.CultureInfo.InvariantCulture), match.Groups["outcome"].Value, line.At);
+        return new AttemptEnd(line.Trial, int.Parse(match.Groups["attempt"].Value, System.Globalization.CultureInfo.InvariantCulture), match.Groups["outcome"].Value, match.Groups["node"].Value, line.At);
     }
 
-    [GeneratedRegex(@"^Trial .+ attempt (?<attempt>\d+) ended on \S+: (?<outcome>\w+) at iteration \d+")]
+    [GeneratedRegex(@"^Trial .+ attempt (?<attempt>\d+) ended on (\S+@)?(?<node>[^\s/]+)/\S+: (?<outcome>\w+) at iteration \d+")]
     private static partial Regex Ended();
 }
 
@@ -71,6 +72,7 @@ public sealed record Spread(TimeSpan Min, TimeSpan Median, TimeSpan Max, int Cou
 /// <param name="Lost">Names of trials in the spec with no terminal event (completed, diverged, failed for good).</param>
 /// <param name="RecordedTwice">Names of trials with more than one terminal event.</param>
 /// <param name="TrainedTwice">Names of trials more than one of whose attempts trained to its end (worker logs and journal together).</param>
+/// <param name="TrainedTwiceAsNodeDied">Those of <paramref name="TrainedTwice"/> with an attempt that ended on a node killed within <see cref="SoakAnalysis.DiedWithNode"/> after: its result died with the node (kill -9 in the moment between the end and its report), which no protocol can save.</param>
 /// <param name="Failed">Names of trials that failed for good.</param>
 /// <param name="Attempts">How many trials (value) had how many attempts that started (key).</param>
 /// <param name="HandOvers">Every kill of the coordinator's host, with its hand-over time.</param>
@@ -84,6 +86,7 @@ public sealed record SoakResult(
     IReadOnlyList<string> Lost,
     IReadOnlyList<string> RecordedTwice,
     IReadOnlyList<string> TrainedTwice,
+    IReadOnlyList<string> TrainedTwiceAsNodeDied,
     IReadOnlyList<string> Failed,
     IReadOnlyDictionary<int, int> Attempts,
     IReadOnlyList<HandOver> HandOvers,
@@ -105,6 +108,9 @@ public sealed record SoakResult(
 /// <summary>The soak's measurements, computed from the journal's events, the workers' log lines and the nodes' consoles: pure functions, tested without processes.</summary>
 public static class SoakAnalysis
 {
+    /// <summary>An attempt that ended on a node killed at most this long after died with it, result and all.</summary>
+    public static readonly TimeSpan DiedWithNode = TimeSpan.FromSeconds(2);
+
     /// <summary>Longer than this without any event recorded while the sweep runs counts as having no coordinator.</summary>
     public static readonly TimeSpan SilenceThreshold = TimeSpan.FromSeconds(60);
 
@@ -139,6 +145,8 @@ public static class SoakAnalysis
         foreach (var e in events.Skip(1)) state.Apply(e);
         var finishedAt = events.OfType<SweepCompleted>().Select(e => (DateTimeOffset?)e.At).FirstOrDefault();
         var terminal = TerminalEvents(events);
+        var endList = ends.ToList();
+        var trainedTwice = Names(definition, TrainedTwice(definition, events, endList));
 
         var work = TimeSpan.FromMilliseconds(definition.Synthetic.IterationMs * state.Trials.Sum(t => t.State switch
         {
@@ -151,7 +159,8 @@ public static class SoakAnalysis
             finishedAt,
             Names(definition, definition.Trials.Select(t => t.Id).Where(id => !terminal.Contains(id))),
             Names(definition, terminal.GroupBy(id => id).Where(g => g.Count() > 1).Select(g => g.Key)),
-            Names(definition, TrainedTwice(definition, events, ends)),
+            trainedTwice,
+            trainedTwice.Intersect(EndedAsTheirNodeDied(endList, kills)).ToList(),
             Names(definition, events.OfType<TrialFailed>().Where(e => e.Final).Select(e => e.TrialId)),
             AttemptsDistribution(state.Trials.Select(t => t.Attempts)),
             HandOvers(kills, events.OfType<TrialStarted>().Select(e => e.At)),
@@ -189,6 +198,13 @@ public static class SoakAnalysis
             if (e is TrialDiverged diverged) Add(diverged.TrialId, diverged.Attempt);
         }
         return attempts.Where(a => a.Value.Count > 1).Select(a => a.Key);
+    }
+
+    /// <summary>The names of trials with an attempt that ended on a node the soak killed at most <see cref="DiedWithNode"/> after.</summary>
+    public static IEnumerable<string> EndedAsTheirNodeDied(IEnumerable<AttemptEnd> ends, IEnumerable<SoakKillRecord> kills)
+    {
+        var killedAt = kills.ToLookup(k => k.Node, k => k.At);
+        return ends.Where(e => killedAt[e.Node].Any(at => at >= e.At && at - e.At <= DiedWithNode)).Select(e => e.TrialName).Distinct();
     }
 
     /// <summary>How many trials had each number of attempts, by number of attempts.</summary>

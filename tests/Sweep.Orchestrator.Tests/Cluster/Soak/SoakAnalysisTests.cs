@@ -98,16 +98,16 @@ public sealed class SoakAnalysisTests
             // As TrialWorker writes it (compact JSON through Akka.Logger.Serilog).
             File.WriteAllLines(Path.Combine(folder, "worker-vm-42-20261201.json"),
             [
-                """{"@t":"2026-12-01T05:09:48.9912235Z","@mt":"Trial {TrialName} attempt {Attempt} ended on {Worker}: {Outcome} at iteration {Iteration} {Reason}","TrialName":"b16-lr0.001-s2","Attempt":2,"Worker":"127.0.0.1:4053/cpu-1","Outcome":"Completed","Iteration":100,"Reason":"","SweepId":"soak","TrialId":"afe77177f124","Node":"127.0.0.1:4053"}""",
-                """{"@t":"2026-12-01T05:09:49.2026755Z","@mt":"Trial {TrialName} attempt {Attempt} ended on {Worker}: {Outcome} at iteration {Iteration} {Reason}","TrialName":"b16-lr0.1-s1","Attempt":1,"Worker":"127.0.0.1:4053/cpu-2","Outcome":"Diverged","Iteration":20,"Reason":"loss is NaN","SweepId":"soak","TrialId":"98eb54373e60","Node":"127.0.0.1:4053"}""",
+                """{"@t":"2026-12-01T05:09:48.9912235Z","@mt":"Trial {TrialName} attempt {Attempt} ended on {Worker}: {Outcome} at iteration {Iteration} {Reason}","TrialName":"b16-lr0.001-s2","Attempt":2,"Worker":"sweep@127.0.0.1:4053/cpu-1","Outcome":"Completed","Iteration":100,"Reason":"","SweepId":"soak","TrialId":"afe77177f124","Node":"127.0.0.1:4053"}""",
+                """{"@t":"2026-12-01T05:09:49.2026755Z","@mt":"Trial {TrialName} attempt {Attempt} ended on {Worker}: {Outcome} at iteration {Iteration} {Reason}","TrialName":"b16-lr0.1-s1","Attempt":1,"Worker":"127.0.0.1:4054/cpu-2","Outcome":"Diverged","Iteration":20,"Reason":"loss is NaN","SweepId":"soak","TrialId":"98eb54373e60","Node":"127.0.0.1:4053"}""",
                 """{"@t":"2026-12-01T05:09:49.3000000Z","@mt":"Trial {TrialName} attempt {Attempt} ended on {Worker}: {Outcome} at iteration {Iteration} {Reason}","TrialName":"b32-lr0.001-s1","Attempt":1,"Worker":"127.0.0.1:4053/cpu-2","Outcome":"Stopped","Iteration":40,"Reason":"worker left","SweepId":"soak","TrialId":"0123456789ab","Node":"127.0.0.1:4053"}""",
                 """{"@t":"2026-12-01T05:09:48.4792433Z","@mt":"Worker {Worker} runs trial {TrialName} attempt {Attempt}","Worker":"127.0.0.1:4053/cpu-1","TrialName":"b16-lr0.001-s2","Attempt":2,"SweepId":"soak","TrialId":"afe77177f124"}""",
             ]);
             var ends = SweepLogs.Read(folder, [], "soak", trialName: null).Select(AttemptEnd.Parse).OfType<AttemptEnd>().OrderBy(e => e.At).ToList();
             Assert.Equal(
             [
-                new AttemptEnd("b16-lr0.001-s2", 2, "Completed", DateTimeOffset.Parse("2026-12-01T05:09:48.9912235Z", System.Globalization.CultureInfo.InvariantCulture)),
-                new AttemptEnd("b16-lr0.1-s1", 1, "Diverged", DateTimeOffset.Parse("2026-12-01T05:09:49.2026755Z", System.Globalization.CultureInfo.InvariantCulture)),
+                new AttemptEnd("b16-lr0.001-s2", 2, "Completed", "127.0.0.1:4053", DateTimeOffset.Parse("2026-12-01T05:09:48.9912235Z", System.Globalization.CultureInfo.InvariantCulture)),
+                new AttemptEnd("b16-lr0.1-s1", 1, "Diverged", "127.0.0.1:4054", DateTimeOffset.Parse("2026-12-01T05:09:49.2026755Z", System.Globalization.CultureInfo.InvariantCulture)),
             ], ends);
         }
         finally
@@ -137,18 +137,31 @@ public sealed class SoakAnalysisTests
             new TrialDiverged(c.Id, 1, 20, "loss is NaN", At(2)),
             new TrialDiverged(c.Id, 1, 20, "loss is NaN", At(2.5)),
         ];
-        AttemptEnd[] ends = [new(a.Name, 1, "Completed", At(3)), new(b.Name, 1, "Completed", At(20)), new(b.Name, 2, "Completed", At(33))];
+        AttemptEnd[] ends = [new(a.Name, 1, "Completed", "n1", At(3)), new(b.Name, 1, "Completed", "n1", At(20)), new(b.Name, 2, "Completed", "n2", At(33))];
 
         var result = SoakAnalysis.Analyse(events, ends, [], [new SlotSpan(At(0), null, 4)], [], At(40));
 
         Assert.Equal([d.Name], result.Lost);
         Assert.Equal([c.Name], result.RecordedTwice);
         Assert.Equal([b.Name], result.TrainedTwice);
+        Assert.Empty(result.TrainedTwiceAsNodeDied);
         Assert.Equal(0.25, result.TrainedTwiceShare);
         Assert.Empty(result.Failed);
         Assert.Equal(new Dictionary<int, int> { [1] = 3, [2] = 1 }, result.Attempts);
         Assert.Null(result.FinishedAt);
         Assert.Null(result.Makespan);
+    }
+
+    [Fact]
+    public void An_attempt_that_ended_on_a_node_killed_a_moment_later_died_with_it()
+    {
+        SoakKillRecord Kill(string node, double at) => new(At(at), 1, SoakNodeKind.Worker, node, 1, HostedCoordinator: false);
+        AttemptEnd[] ends = [new("a", 1, "Completed", "n1", At(10)), new("b", 1, "Completed", "n2", At(10)), new("c", 1, "Completed", "n1", At(12.5)), new("d", 1, "Completed", "n3", At(10))];
+
+        var died = SoakAnalysis.EndedAsTheirNodeDied(ends, [Kill("n1", 11.9), Kill("n2", 9.9), Kill("n3", 12.1)]);
+
+        // a: 1.9 s before n1's kill; b ended after n2 was killed (another node of that address); c after n1's kill; d 2.1 s before.
+        Assert.Equal(["a"], died);
     }
 
     [Fact]
@@ -238,7 +251,7 @@ public sealed class SoakAnalysisTests
     [Fact]
     public void Hard_targets_are_always_missed_out_loud_and_soft_ones_only_when_strict()
     {
-        var clean = new SoakResult(200, At(100), [], [], [], [], new Dictionary<int, int> { [1] = 200 }, [], TimeSpan.FromSeconds(100), TimeSpan.FromSeconds(80), [], []);
+        var clean = new SoakResult(200, At(100), [], [], [], [], [], new Dictionary<int, int> { [1] = 200 }, [], TimeSpan.FromSeconds(100), TimeSpan.FromSeconds(80), [], []);
         var deadline = At(200);
         Assert.All(SoakReport.Targets(clean, At(0), deadline), t => Assert.True(t.Met, t.Name));
 

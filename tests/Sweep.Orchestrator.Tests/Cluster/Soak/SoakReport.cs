@@ -94,6 +94,7 @@ public static class SoakReport
         md.AppendLine("## Trials");
         md.AppendLine();
         md.AppendLine($"- trained twice ({result.TrainedTwice.Count}): {List(result.TrainedTwice)}");
+        md.AppendLine(CultureInfo.InvariantCulture, $"  - of which an attempt ended on a node killed at most {SoakAnalysis.DiedWithNode.TotalSeconds:0} s after, its result dying with it ({result.TrainedTwiceAsNodeDied.Count}): {List(result.TrainedTwiceAsNodeDied)}");
         md.AppendLine($"- lost ({result.Lost.Count}): {List(result.Lost)}");
         md.AppendLine($"- recorded twice ({result.RecordedTwice.Count}): {List(result.RecordedTwice)}");
         md.AppendLine($"- failed for good ({result.Failed.Count}): {List(result.Failed)}");
