@@ -145,6 +145,7 @@ public static class SoakAnalysis
         foreach (var e in events.Skip(1)) state.Apply(e);
         var finishedAt = events.OfType<SweepCompleted>().Select(e => (DateTimeOffset?)e.At).FirstOrDefault();
         var terminal = TerminalEvents(events);
+        var ended = terminal.ToHashSet(StringComparer.Ordinal);
         var endList = ends.ToList();
         var trainedTwice = Names(definition, TrainedTwice(definition, events, endList));
 
@@ -157,7 +158,7 @@ public static class SoakAnalysis
         return new SoakResult(
             definition.Trials.Count,
             finishedAt,
-            Names(definition, definition.Trials.Select(t => t.Id).Where(id => !terminal.Contains(id))),
+            Names(definition, definition.Trials.Select(t => t.Id).Where(id => !ended.Contains(id))),
             Names(definition, terminal.GroupBy(id => id).Where(g => g.Count() > 1).Select(g => g.Key)),
             trainedTwice,
             trainedTwice.Intersect(EndedAsTheirNodeDied(endList, kills)).ToList(),
