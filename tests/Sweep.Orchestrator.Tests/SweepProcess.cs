@@ -11,6 +11,10 @@ public sealed class SweepProcess : IDisposable
     private readonly StringBuilder stdout = new();
     private readonly StringBuilder stderr = new();
     private readonly List<string> lines = [];
+    private readonly List<OutputLine> timed = [];
+
+    /// <summary>A line the process wrote, stamped when it arrived here; <paramref name="Error"/> for stderr.</summary>
+    public sealed record OutputLine(DateTimeOffset At, string Text, bool Error);
 
     private SweepProcess(IEnumerable<string> args, IReadOnlyDictionary<string, string>? environment = null)
     {
@@ -31,12 +35,17 @@ public sealed class SweepProcess : IDisposable
             {
                 lines.Add(e.Data);
                 stdout.AppendLine(e.Data);
+                timed.Add(new OutputLine(DateTimeOffset.UtcNow, e.Data, Error: false));
             }
         };
         process.ErrorDataReceived += (_, e) =>
         {
             if (e.Data is null) return;
-            lock (lines) stderr.AppendLine(e.Data);
+            lock (lines)
+            {
+                stderr.AppendLine(e.Data);
+                timed.Add(new OutputLine(DateTimeOffset.UtcNow, e.Data, Error: true));
+            }
         };
         process.Start();
         process.BeginOutputReadLine();
@@ -85,7 +94,22 @@ public sealed class SweepProcess : IDisposable
         throw new TimeoutException($"no such line within {timeout}.\n{Stdout}\n{Stderr}");
     }
 
+    /// <summary>Every line of stdout and stderr so far, in the order they arrived, each with its time.</summary>
+    public IReadOnlyList<OutputLine> Output
+    {
+        get { lock (lines) return timed.ToList(); }
+    }
+
+    /// <summary>Whether <paramref name="line"/> is a cluster node saying it is a member in state Up (before that, the split-brain resolver does not count it).</summary>
+    public static bool SaysUp(string line) => line.StartsWith("cluster node ", StringComparison.Ordinal) && line.EndsWith(" is up", StringComparison.Ordinal);
+
     public bool HasExited => process.HasExited;
+
+    /// <summary>The process id (of the `dotnet` process that runs sweep.dll: the one a signal ends).</summary>
+    public int Id => process.Id;
+
+    /// <summary>The exit code of a process that has exited.</summary>
+    public int ExitCode => process.ExitCode;
 
     public void Signal(int signal)
     {

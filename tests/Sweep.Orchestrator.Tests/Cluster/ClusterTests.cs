@@ -387,7 +387,7 @@ public sealed class ClusterTests(PostgresServer postgres) : IDisposable
     /// <summary>Waits until each node says it is a member in state Up: before that, the split-brain resolver would not count it.</summary>
     private static void WaitUntilUp(params SweepProcess[] nodes)
     {
-        foreach (var node in nodes) node.WaitForLine(l => l.StartsWith("cluster node ") && l.EndsWith(" is up"), Long);
+        foreach (var node in nodes) node.WaitForLine(SweepProcess.SaysUp, Long);
     }
 
     private static string AddressOf(SweepProcess worker)

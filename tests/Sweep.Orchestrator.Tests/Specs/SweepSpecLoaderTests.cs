@@ -15,15 +15,7 @@ public sealed class SweepSpecLoaderTests : IDisposable
     public void Dispose() => Directory.Delete(temp, recursive: true);
 
     /// <summary>The preset in the repository (the source of truth, not a copy in the build output).</summary>
-    internal static string Preset(string name)
-    {
-        for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
-        {
-            if (File.Exists(Path.Combine(dir.FullName, "Sweep.Actors.sln")))
-                return Path.Combine(dir.FullName, "hocon", "sweeps", name);
-        }
-        throw new InvalidOperationException("the repository root (Sweep.Actors.sln) is not above the test output");
-    }
+    internal static string Preset(string name) => Path.Combine(RepositoryFiles.Root, "hocon", "sweeps", name);
 
     private static SweepDefinition Parse(string text, params string[] overrides) =>
         SweepSpecLoader.Parse(text, "spec.conf", Path.GetTempPath(), overrides);
