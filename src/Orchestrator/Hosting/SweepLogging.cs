@@ -145,7 +145,8 @@ public sealed class ConsoleLines(Serilog.Formatting.ITextFormatter inner) : Seri
         "Cluster Node [{0}] - Marking node(s) as UNREACHABLE",
         "Cluster Node [{0}] - Marking node(s) as REACHABLE",
         "Cluster Node [{0}] - Marking node as TERMINATED",
-        "SBR took decision",
+        // The routine decision (downing unreachable nodes); one that downs this node's own side stays.
+        "SBR took decision Akka.Cluster.SBR.DownUnreachable and is downing",
     ];
 
     /// <inheritdoc/>
