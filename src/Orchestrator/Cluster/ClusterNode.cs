@@ -30,6 +30,7 @@ public static class ClusterNode
         system.ActorOf(ClusterNews.Props(system), "cluster-news");
         if (coordinatorCapable)
         {
+            WarmUpJournal(system);
             var departed = new ConcurrentDictionary<string, bool>();
             system.ActorOf(Props.Create(() => new DepartureWatch(departed)), "departures");
             owner ??= OwnerIdentity.ThisProcess(cluster.SelfAddress.ToString());
@@ -52,6 +53,19 @@ public static class ClusterNode
         var answer = await proxy.Ask<ISweepMessage>(new OpenSweep(sweepId), timeout);
         if (answer is SweepRefused refused) throw new InvalidInputException(refused.Reason);
         return proxy;
+    }
+
+    /// <summary>
+    /// Starts the journal plugin and its first connection now rather than when this node takes the
+    /// coordinator over: a node that never touched the journal spent about 1.8 s of a hand-over on it
+    /// (the plugin starts lazily). Asks the journal to replay none of the director's events (it reads their highest sequence number); the answer, or
+    /// a failure (reported when the coordinator itself reads), is not needed.
+    /// </summary>
+    private static void WarmUpJournal(ActorSystem system)
+    {
+        var journal = Akka.Persistence.Persistence.Instance.Apply(system).JournalFor(null);
+        _ = journal.Ask<object>(reply => new Akka.Persistence.ReplayMessages(0, 0, 0, SweepDirector.PersistenceIdValue, reply), TimeSpan.FromMinutes(1), CancellationToken.None)
+            .ContinueWith(task => task.Exception, TaskContinuationOptions.OnlyOnFaulted);
     }
 
     /// <summary>The cluster address of a node that starts a cluster or joins one, as the journal's ownership claims record it.</summary>
