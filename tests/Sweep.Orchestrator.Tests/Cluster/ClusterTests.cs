@@ -218,20 +218,7 @@ public sealed class ClusterTests(PostgresServer postgres) : IDisposable
         Assert.True(warm.WaitForExit(Long) == 0, warm.Stdout + warm.Stderr);
 
         var spec = Path.Combine(temp, "large.conf");
-        File.WriteAllText(spec, $$"""
-            sweep {
-              name = large
-              model = synthetic
-              max-iter = 10
-              test-interval = 10
-              grid {
-                batch-size = [16, 32, 64, 128, 256]
-                base-lr = [0.001, 0.002, 0.005, 0.01, 0.02, 0.03, 0.05, 0.07, 0.1, 0.2]
-                seed = [{{string.Join(", ", Enumerable.Range(1, 200))}}]
-              }
-              synthetic { iteration-ms = 1 }
-            }
-            """);
+        File.WriteAllText(spec, Coordination.StartAssemblyTests.TenThousandTrialsSpec);
         var run = Start("run", spec, "--sweep-id", "large", "--port", FreePort.Next().ToString(), "--join", hostAddress, "--workers", "0", "--journal", journal, "--data-dir", temp);
         run.WaitForLine(l => l.StartsWith("sweep large (large): 10000 of 10000 trial(s)"), Long);
         int Completed() => run.Stdout.Split('\n').Count(l => l.EndsWith(": completed"));

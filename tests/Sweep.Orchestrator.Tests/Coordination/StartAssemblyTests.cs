@@ -16,20 +16,23 @@ public sealed class StartAssemblyTests : Akka.TestKit.Xunit2.TestKit
 {
     private const int AkkaRemoteFrameBytes = 128_000;
 
-    /// <summary>10,000 trials expanded from a real spec (5 batch sizes × 10 rates × 200 seeds).</summary>
-    private static SweepDefinition TenThousandTrials() => SweepSpecLoader.Parse($$"""
+    /// <summary>A spec of 10,000 synthetic trials (5 batch sizes × 10 rates × 200 seeds, 10 iterations of 1 ms), as a user writes it.</summary>
+    internal static string TenThousandTrialsSpec => $$"""
         sweep {
           name = large
           model = synthetic
-          max-iter = 100
-          test-interval = 50
+          max-iter = 10
+          test-interval = 10
           grid {
             batch-size = [16, 32, 64, 128, 256]
             base-lr = [0.001, 0.002, 0.005, 0.01, 0.02, 0.03, 0.05, 0.07, 0.1, 0.2]
             seed = [{{string.Join(", ", Enumerable.Range(1, 200))}}]
           }
+          synthetic { iteration-ms = 1 }
         }
-        """, "large.conf", Path.GetTempPath(), []);
+        """;
+
+    private static SweepDefinition TenThousandTrials() => SweepSpecLoader.Parse(TenThousandTrialsSpec, "large.conf", Path.GetTempPath(), []);
 
     private byte[] Wire(StartSweep message) => new SweepSerializer((ExtendedActorSystem)Sys).ToBinary(message);
 
