@@ -47,6 +47,7 @@ public sealed class SweepSerializerTests : Akka.TestKit.Xunit2.TestKit
         new TrialProgressed("abc123", 1, new TrialMetrics(0, 2.3, 0.1, 2.3, 0.1, 0.01, 0.2, 1)),
         new TrialCheckpointSaved("abc123", 1, 100, "/ck/abc123.ckpt"),
         new TrialEnded("abc123", 1, TrialEndKind.OutOfMemory, 40, "out of memory", null),
+        new TrialEndRecorded("abc123", 1),
         new StartSweep(Definition),
         new SweepAccepted("s1", 9, 3),
         new SweepRefused("s1", "exists"),
