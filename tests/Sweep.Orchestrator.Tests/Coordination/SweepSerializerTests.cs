@@ -99,6 +99,21 @@ public sealed class SweepSerializerTests : Akka.TestKit.Xunit2.TestKit
         Assert.Null(((TrialRestartedFromScratch)restarted).Reason);
     }
 
+    [Fact]
+    public void A_snapshot_written_before_trials_kept_their_last_test_point_reads_with_none()
+    {
+        var serializer = new SweepSerializer((ExtendedActorSystem)Sys);
+        var running = TrialRecord.Queued(Trial) with { State = TrialState.Running, Attempts = 2, Iteration = 300, LastTestPoint = 300 };
+        var snapshot = new SweepSnapshot("s1", Definition, SweepPhase.Running, [running], At, null);
+        var json = System.Text.Encoding.UTF8.GetString(serializer.ToBinary(snapshot));
+        Assert.Contains("\"lastTestPoint\":300,", json);
+
+        // Exactly what a snapshot held before the field existed.
+        var old = (SweepSnapshot)serializer.FromBinary(System.Text.Encoding.UTF8.GetBytes(json.Replace("\"lastTestPoint\":300,", "")), "sweep-snapshot.v1");
+
+        Assert.Equal(running with { LastTestPoint = null }, Assert.Single(old.Trials));
+    }
+
     [Theory]
     [InlineData("System.IO.FileInfo, System.IO.FileSystem")]
     [InlineData("trial-completed.v9")]
