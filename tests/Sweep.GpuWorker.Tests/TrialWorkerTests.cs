@@ -32,6 +32,14 @@ public sealed class TrialWorkerTests : Akka.TestKit.Xunit2.TestKit, IDisposable
         Dispose();
     }
 
+    /// <summary>The next end the coordinator hears, acknowledged as the coordinator does once the journal holds it.</summary>
+    private TrialEnded Ended()
+    {
+        var ended = coordinator.FishForMessage<TrialEnded>(_ => true, Wait);
+        worker.Tell(new TrialEndRecorded(ended.TrialId, ended.Attempt), coordinator.Ref);
+        return ended;
+    }
+
     private RunTrial Run(string name = "t1", double lr = 0.01, int attempt = 1, DivergencePolicy? divergence = null, double iterationMs = 1, int maxIter = 100, params SyntheticFault[] faults) =>
         new("sweep", new TrialDefinition("id-" + name, name, new TrialSpec(32, 64, lr, maxIter, 50, 1, new SolverSpec(), new DatasetSpec("unused"))),
             attempt, ModelKind.Synthetic, new SyntheticSpec(iterationMs, 0.08, faults), divergence ?? new DivergencePolicy(), temp.File(name + ".ckpt"), null);
@@ -67,6 +75,7 @@ public sealed class TrialWorkerTests : Akka.TestKit.Xunit2.TestKit, IDisposable
 
         Assert.Equal(new[] { 0, 50, 100 }, iterations);
         Assert.Equal((TrialEndKind.Completed, 100, 1), (ended.Kind, ended.Iteration, ended.Attempt));
+        worker.Tell(new TrialEndRecorded(ended.TrialId, ended.Attempt), coordinator.Ref);
         coordinator.ExpectNoMsg(TimeSpan.FromMilliseconds(500)); // no second run of the same attempt
     }
 
@@ -75,7 +84,7 @@ public sealed class TrialWorkerTests : Akka.TestKit.Xunit2.TestKit, IDisposable
     {
         worker.Tell(Run(divergence: new DivergencePolicy(ChanceAfter: 50, ChanceAccuracy: 0.999)), coordinator.Ref);
 
-        var ended = coordinator.FishForMessage<TrialEnded>(_ => true, Wait);
+        var ended = Ended();
 
         Assert.Equal(TrialEndKind.Diverged, ended.Kind);
         Assert.Equal(50, ended.Iteration);
@@ -86,16 +95,16 @@ public sealed class TrialWorkerTests : Akka.TestKit.Xunit2.TestKit, IDisposable
     public void A_nan_loss_ends_as_diverged_and_faults_end_as_failed_or_out_of_memory()
     {
         worker.Tell(Run("nan", lr: 0.1), coordinator.Ref);
-        var nan = coordinator.FishForMessage<TrialEnded>(_ => true, Wait);
+        var nan = Ended();
         Assert.Equal((TrialEndKind.Diverged, "loss is NaN"), (nan.Kind, nan.Reason));
 
         worker.Tell(Run("boom", faults: new SyntheticFault("boom", 30, FaultKind.Exception, [1])), coordinator.Ref);
-        var failed = coordinator.FishForMessage<TrialEnded>(_ => true, Wait);
+        var failed = Ended();
         Assert.Equal(TrialEndKind.Failed, failed.Kind);
         Assert.Contains("injected fault", failed.Reason);
 
         worker.Tell(Run("oom", faults: new SyntheticFault("oom", 10, FaultKind.OutOfMemory, [1])), coordinator.Ref);
-        var oom = coordinator.FishForMessage<TrialEnded>(_ => true, Wait);
+        var oom = Ended();
         Assert.Equal(TrialEndKind.OutOfMemory, oom.Kind);
     }
 
@@ -104,7 +113,7 @@ public sealed class TrialWorkerTests : Akka.TestKit.Xunit2.TestKit, IDisposable
     {
         worker.Tell(Run("broken-device", faults: new SyntheticFault("broken-device", 0, FaultKind.Nan, [1])), coordinator.Ref);
 
-        var ended = coordinator.FishForMessage<TrialEnded>(_ => true, Wait);
+        var ended = Ended();
 
         Assert.Equal((TrialEndKind.Failed, 0), (ended.Kind, ended.Iteration));
         Assert.Equal("training loss is NaN under the initial weights (iteration 0, before any update): a fault of the device or the data, not a divergence", ended.Reason);
@@ -170,7 +179,7 @@ public sealed class TrialWorkerTests : Akka.TestKit.Xunit2.TestKit, IDisposable
         var missing = coordinator.ExpectMsg<TrialCheckpointMissing>(Wait);
         Assert.Equal((run.Trial.Id, 2, run.ResumeFrom), (missing.TrialId, missing.Attempt, missing.Path));
         Assert.Equal(0, coordinator.ExpectMsg<TrialProgressed>(Wait).Metrics.Iteration);
-        Assert.Equal(TrialEndKind.Completed, coordinator.FishForMessage<TrialEnded>(_ => true, Wait).Kind);
+        Assert.Equal(TrialEndKind.Completed, Ended().Kind);
     }
 
     [Fact]
@@ -182,14 +191,14 @@ public sealed class TrialWorkerTests : Akka.TestKit.Xunit2.TestKit, IDisposable
 
         worker.Tell(new StopTrial(run.Trial.Id, run.Attempt, Checkpoint: true), coordinator.Ref);
 
-        var ended = coordinator.FishForMessage<TrialEnded>(_ => true, Wait);
+        var ended = Ended();
         Assert.Equal(TrialEndKind.Stopped, ended.Kind);
         Assert.InRange(ended.Iteration, 0, 99);
         Assert.Equal(CheckpointFiles.Versioned(run.CheckpointPath, ended.Iteration), ended.CheckpointPath);
         Assert.True(File.Exists(ended.CheckpointPath));
 
         worker.Tell(run with { Attempt = 2, ResumeFrom = ended.CheckpointPath }, coordinator.Ref);
-        var resumed = coordinator.FishForMessage<TrialEnded>(_ => true, Wait);
+        var resumed = Ended();
         Assert.Equal((TrialEndKind.Completed, 2), (resumed.Kind, resumed.Attempt));
     }
 
@@ -295,6 +304,87 @@ public sealed class TrialWorkerTests : Akka.TestKit.Xunit2.TestKit, IDisposable
         Assert.Equal(Computed(first.Where(m => m.Iteration > 100)), Computed(new SyntheticRunner().Run(run, new TrainingOptions(1, ResumeFrom: journalled), new Observer(), CancellationToken.None).Metrics));
     }
 
+    [Fact]
+    public void An_end_nobody_acknowledges_is_sent_again_and_after_a_hand_over_to_the_successor_until_it_acknowledges()
+    {
+        var (proxy, first, slotWorker) = WorkerBehindProxy("w-end");
+        var run = Run();
+        slotWorker.Tell(run, first.Ref);
+
+        // The first coordinator hears the attempt (three test points, a checkpoint, the end) and never answers: its node is dying.
+        var heard = ReportsUntilEnd(proxy);
+        Assert.Equal(["progressed 0", "progressed 50", "checkpoint 50", "progressed 100", "ended Completed"], heard.Select(Describe));
+        Assert.Equal(heard, ReportsUntilEnd(proxy)); // sent again, all of the attempt, in order
+        // Its node is gone: the worker registers with the successor (idle), and only then sends it what was not acknowledged.
+        Sys.Stop(first.Ref);
+        Assert.Null(proxy.FishForMessage<RegisterWorker>(_ => true, Wait).Running);
+        var successor = CreateTestProbe();
+        successor.Send(slotWorker, new WorkerRegistered("sweep"));
+        Assert.Equal(heard, ReportsUntilEnd(proxy));
+
+        successor.Send(slotWorker, new TrialEndRecorded(run.Trial.Id, run.Attempt));
+
+        // Acknowledged: nothing of the attempt goes again (WorkerLeaving marks when the worker had the answer).
+        slotWorker.Tell(new TrialWorker.Leave());
+        proxy.FishForMessage<WorkerLeaving>(_ => true, Wait);
+        proxy.ExpectNoMsg(TrialWorker.RetryEvery * 2);
+    }
+
+    [Fact]
+    public void A_running_attempts_reports_wait_while_it_has_no_coordinator_and_the_successor_gets_all_since_the_last_acknowledged_checkpoint_in_order()
+    {
+        var (proxy, first, slotWorker) = WorkerBehindProxy("w-running");
+        var run = Run(maxIter: 300, iterationMs: 20);
+        slotWorker.Tell(run, first.Ref);
+        proxy.FishForMessage<TrialCheckpointSaved>(c => c.Iteration == 100, Wait);
+        first.Send(slotWorker, new TrialCheckpointRecorded(run.Trial.Id, run.Attempt, 100));
+        AwaitAssert(() => Assert.False(File.Exists(At(run, 50))), Wait); // the acknowledgement is in
+
+        Sys.Stop(first.Ref);
+
+        // Whatever went out before the worker saw its coordinator die, the registration names the running attempt, and nothing follows it until the successor answers.
+        Assert.Equal(run, proxy.FishForMessage<RegisterWorker>(_ => true, Wait).Running);
+        var successor = CreateTestProbe();
+        successor.Send(slotWorker, new WorkerRegistered("sweep"));
+        Assert.Equal(
+            ["progressed 150", "checkpoint 150", "progressed 200", "checkpoint 200", "progressed 250", "checkpoint 250", "progressed 300", "ended Completed"],
+            ReportsUntilEnd(proxy).Select(Describe));
+    }
+
+    /// <summary>
+    /// A worker whose coordinator is the proxy <c>Proxy</c> (what it sends to) and which registered with
+    /// <c>First</c> (what it watches), as a worker node reaches the cluster singleton.
+    /// </summary>
+    private (TestProbe Proxy, TestProbe First, IActorRef Worker) WorkerBehindProxy(string workerId)
+    {
+        var proxy = CreateTestProbe();
+        var first = CreateTestProbe();
+        var slotWorker = Sys.ActorOf(TrialWorker.Props(new WorkerSlot(workerId, "node", "cpu", 1), proxy.Ref));
+        proxy.ExpectMsg<RegisterWorker>(Wait);
+        first.Send(slotWorker, new WorkerRegistered("sweep"));
+        return (proxy, first, slotWorker);
+    }
+
+    /// <summary>The reports <paramref name="proxy"/> hears up to and with the next end (registrations aside).</summary>
+    private static List<ISweepMessage> ReportsUntilEnd(TestProbe proxy)
+    {
+        var reports = new List<ISweepMessage>();
+        while (reports.LastOrDefault() is not TrialEnded)
+        {
+            var message = proxy.ExpectMsg<ISweepMessage>(Wait);
+            if (message is not RegisterWorker) reports.Add(message);
+        }
+        return reports;
+    }
+
+    private static string Describe(ISweepMessage report) => report switch
+    {
+        TrialProgressed p => $"progressed {p.Metrics.Iteration}",
+        TrialCheckpointSaved c => $"checkpoint {c.Iteration}",
+        TrialEnded e => $"ended {e.Kind}",
+        _ => report.GetType().Name,
+    };
+
     /// <summary>The versioned checkpoint file of <paramref name="run"/>'s trial at <paramref name="iteration"/>.</summary>
     private static string At(RunTrial run, int iteration) => CheckpointFiles.Versioned(run.CheckpointPath, iteration);
 
@@ -338,6 +428,7 @@ internal static class TrialWorkerTesting
                     break;
                 case TrialEnded e when e.Attempt == run.Attempt:
                     Assert.Equal(TrialEndKind.Completed, e.Kind);
+                    worker.Tell(new TrialEndRecorded(e.TrialId, e.Attempt), coordinator.Ref);
                     return (metrics, saved, missing);
             }
         }

@@ -19,6 +19,18 @@ namespace Sweep.GpuWorker.Workers;
 /// attempt it already runs is ignored, so redelivery is harmless.
 /// </summary>
 /// <remarks>
+/// <para>
+/// Reports survive a coordinator that dies (its node killed, then a hand-over to its successor):
+/// every report stays in the slot's <see cref="ReportOutbox"/> until the coordinator acknowledges
+/// it (a checkpoint with <see cref="TrialCheckpointRecorded"/>, an end with
+/// <see cref="TrialEndRecorded"/>). While the worker has no coordinator (it saw the one it
+/// registered with die), reports wait there; once a coordinator accepts its registration, the
+/// worker first sends it everything not acknowledged, in order, then carries on. An ended attempt's
+/// reports also go again every <see cref="RetryEvery"/> until its end is acknowledged. So an attempt
+/// that ends during a hand-over is recorded by the new coordinator, not trained again, and a running
+/// one's test points are all in the journal, each once (the coordinator ignores what it has).
+/// </para>
+/// <para>
 /// Checkpoints: an attempt writes one file per checkpoint iteration
 /// (<see cref="CheckpointFiles.Versioned"/> of <see cref="RunTrial.CheckpointPath"/>) and resumes
 /// from exactly <see cref="RunTrial.ResumeFrom"/>, the file the journal names. At its start the
@@ -27,11 +39,15 @@ namespace Sweep.GpuWorker.Workers;
 /// attempt's files of earlier iterations. A checkpoint that cannot be read
 /// (<see cref="CheckpointUnreadableException"/>) is treated like a missing one: the coordinator is
 /// told why, and the same attempt starts again from scratch at once.
+/// </para>
 /// </remarks>
 public sealed class TrialWorker : ReceiveActor, IWithTimers
 {
     private const string RegisterTimer = "register";
-    private static readonly TimeSpan RegisterRetry = TimeSpan.FromSeconds(2);
+    private const string ResendTimer = "resend";
+
+    /// <summary>How often a worker registers again while unanswered, and sends an ended attempt's reports again while its end is unacknowledged.</summary>
+    public static readonly TimeSpan RetryEvery = TimeSpan.FromSeconds(2);
 
     private readonly WorkerSlot slot;
     private readonly IActorRef coordinator;
@@ -48,6 +64,7 @@ public sealed class TrialWorker : ReceiveActor, IWithTimers
     private Attempt? previous;
     private IActorRef? registeredWith;
     private IActorRef? leaveRequester;
+    private readonly ReportOutbox outbox = new();
 
     /// <summary>The attempt being run, and how to stop it.</summary>
     private sealed class Attempt(RunTrial trial)
@@ -99,6 +116,11 @@ public sealed class TrialWorker : ReceiveActor, IWithTimers
 
     private sealed record RegisterDue;
 
+    private sealed record ResendDue;
+
+    /// <summary>A report from the training thread, to keep and send (<see cref="Send"/>).</summary>
+    private sealed record Report(ISweepMessage Message);
+
     private sealed record SelfTestDone(SlotHealth Health);
 
     /// <summary>The training thread found the attempt's checkpoint unreadable and started it again from scratch.</summary>
@@ -126,6 +148,9 @@ public sealed class TrialWorker : ReceiveActor, IWithTimers
         Receive<StopTrial>(HandleStop);
         Receive<AttemptFinished>(HandleFinished);
         Receive<TrialCheckpointRecorded>(HandleRecorded);
+        Receive<TrialEndRecorded>(HandleEndRecorded);
+        Receive<Report>(report => Send(report.Message));
+        Receive<ResendDue>(_ => ResendEnded());
         Receive<StartedOver>(HandleStartedOver);
         Receive<Leave>(_ => HandleLeave());
         Receive<SweepJournalFailed>(failed => coordinatorStopped = $"journal failure: {failed.Cause}");
@@ -203,7 +228,7 @@ public sealed class TrialWorker : ReceiveActor, IWithTimers
         if (health.Healthy) log.Info("worker {0}: {1}", slot.WorkerId, health.Summary);
         else log.Warning("worker {0} takes no trials: {1}", slot.WorkerId, health.Summary);
         Register();
-        Timers.StartPeriodicTimer(RegisterTimer, new RegisterDue(), RegisterRetry);
+        Timers.StartPeriodicTimer(RegisterTimer, new RegisterDue(), RetryEvery);
     }
 
     private void Register()
@@ -211,7 +236,11 @@ public sealed class TrialWorker : ReceiveActor, IWithTimers
         if (health is not null && leaveRequester is null) coordinator.Tell(new RegisterWorker(slot, current?.Trial, incarnation, health));
     }
 
-    /// <summary>Watches the coordinator that answered: if it dies (its node went down), the worker registers with its successor.</summary>
+    /// <summary>
+    /// Watches the coordinator that answered: if it dies (its node went down), the worker registers
+    /// with its successor. A coordinator new to this worker first gets every report not acknowledged,
+    /// in order: the previous one may have died before it had them.
+    /// </summary>
     private void HandleRegistered()
     {
         Timers.Cancel(RegisterTimer);
@@ -220,6 +249,39 @@ public sealed class TrialWorker : ReceiveActor, IWithTimers
         if (registeredWith is not null) Context.Unwatch(registeredWith);
         registeredWith = Sender;
         Context.Watch(registeredWith);
+        if (outbox.Pending.Count == 0) return;
+        log.Info("worker {0}: sending the coordinator {1} report(s) not acknowledged yet", slot.WorkerId, outbox.Pending.Count);
+        foreach (var report in outbox.Pending) coordinator.Tell(report);
+    }
+
+    /// <summary>
+    /// Keeps a report until it is acknowledged and sends it, unless the worker has no coordinator
+    /// (it registers again, and sends everything then). An end is sent again every
+    /// <see cref="RetryEvery"/> until acknowledged.
+    /// </summary>
+    private void Send(ISweepMessage report)
+    {
+        outbox.Add(report);
+        if (registeredWith is not null) coordinator.Tell(report);
+        if (report is TrialEnded && !Timers.IsTimerActive(ResendTimer)) Timers.StartPeriodicTimer(ResendTimer, new ResendDue(), RetryEvery);
+    }
+
+    /// <summary>The ended attempts' reports again, to the coordinator this worker is registered with, while an end is unacknowledged.</summary>
+    private void ResendEnded()
+    {
+        if (!outbox.AwaitsEnd)
+        {
+            Timers.Cancel(ResendTimer);
+            return;
+        }
+        if (registeredWith is null) return;
+        foreach (var report in outbox.OfEndedAttempts) coordinator.Tell(report);
+    }
+
+    private void HandleEndRecorded(TrialEndRecorded recorded)
+    {
+        outbox.Acknowledge(recorded);
+        if (!outbox.AwaitsEnd) Timers.Cancel(ResendTimer);
     }
 
     private void HandleCoordinatorGone(Terminated terminated)
@@ -233,7 +295,7 @@ public sealed class TrialWorker : ReceiveActor, IWithTimers
         else
             log.Warning("worker {0}: the coordinator is gone; registering with its successor{1}", slot.WorkerId, current is null ? "" : $" (still running {current.Trial.Trial.Name})");
         Register();
-        Timers.StartPeriodicTimer(RegisterTimer, new RegisterDue(), RegisterRetry);
+        Timers.StartPeriodicTimer(RegisterTimer, new RegisterDue(), RetryEvery);
     }
 
     /// <summary>
@@ -277,8 +339,7 @@ public sealed class TrialWorker : ReceiveActor, IWithTimers
 
         var attempt = current = new Attempt(trial);
         var self = Self;
-        var reportTo = coordinator;
-        var observer = new ForwardingObserver(attempt, trial, reportTo, self);
+        var observer = new ForwardingObserver(attempt, trial, self);
         var resumeFrom = ResumeFromIfPresent(trial);
         CleanUpAtStart(trial, resumeFrom);
         if (resumeFrom is not null && CheckpointFiles.IterationOf(trial.CheckpointPath, resumeFrom) is { } resumeIteration) attempt.Own(resumeIteration, resumeFrom);
@@ -287,7 +348,7 @@ public sealed class TrialWorker : ReceiveActor, IWithTimers
         TrialLogFor(trial).Info("Worker {Worker} runs trial {TrialName} attempt {Attempt}", slot.WorkerId, trial.Trial.Name, trial.Attempt);
 
         Task.Factory.StartNew(
-                () => RunAttempt(runner, trial, options, observer, attempt, reportTo, self),
+                () => RunAttempt(runner, trial, options, observer, attempt, self),
                 CancellationToken.None,
                 TaskCreationOptions.LongRunning,
                 TaskScheduler.Default)
@@ -299,11 +360,11 @@ public sealed class TrialWorker : ReceiveActor, IWithTimers
 
     /// <summary>
     /// Runs on the training thread. A checkpoint that cannot be read is treated like a missing one,
-    /// once: the coordinator is told why, the trial's versioned files go (the damaged one with them)
-    /// and the same attempt runs from scratch at once. Loaders throw before anything is reported, so
-    /// nothing of the failed start reaches the coordinator.
+    /// once: the coordinator is told why (through the worker, which keeps the report), the trial's
+    /// versioned files go (the damaged one with them) and the same attempt runs from scratch at
+    /// once. Loaders throw before anything is reported, so nothing of the failed start reaches the coordinator.
     /// </summary>
-    private static TrainingResult RunAttempt(ITrialRunner runner, RunTrial trial, TrainingOptions options, ITrainingObserver observer, Attempt attempt, IActorRef coordinator, IActorRef self)
+    private static TrainingResult RunAttempt(ITrialRunner runner, RunTrial trial, TrainingOptions options, ITrainingObserver observer, Attempt attempt, IActorRef self)
     {
         try
         {
@@ -311,7 +372,7 @@ public sealed class TrialWorker : ReceiveActor, IWithTimers
         }
         catch (CheckpointUnreadableException damage) when (options.ResumeFrom is { } path)
         {
-            coordinator.Tell(new TrialCheckpointMissing(trial.Trial.Id, trial.Attempt, path, damage.Cause), self);
+            self.Tell(new Report(new TrialCheckpointMissing(trial.Trial.Id, trial.Attempt, path, damage.Cause)));
             attempt.DisownAll();
             var failures = CheckpointFiles.Delete(TrialFilesIn(trial, [options.CheckpointPath!, path]));
             self.Tell(new StartedOver(trial, damage, failures));
@@ -339,9 +400,10 @@ public sealed class TrialWorker : ReceiveActor, IWithTimers
             .SelectMany(directory => CheckpointFiles.VersionedIn(trial.CheckpointPath, directory))
             .ToList();
 
-    /// <summary>The journal holds the checkpoint at the acknowledged iteration: the attempt's earlier files are superseded.</summary>
+    /// <summary>The journal holds the checkpoint at the acknowledged iteration: the attempt's earlier files are superseded, and its reports up to it are delivered.</summary>
     private void HandleRecorded(TrialCheckpointRecorded recorded)
     {
+        outbox.Acknowledge(recorded);
         var attempt = current is { } running && running.Is(recorded.TrialId, recorded.Attempt) ? running
             : previous is { } ended && ended.Is(recorded.TrialId, recorded.Attempt) ? ended
             : null;
@@ -368,7 +430,7 @@ public sealed class TrialWorker : ReceiveActor, IWithTimers
         if (trial.ResumeFrom is not { } path) return null;
         if (File.Exists(path)) return path;
         TrialLogFor(trial).Warning("Checkpoint {Checkpoint} of trial {TrialName} is not on this node: it starts from scratch", path, trial.Trial.Name);
-        coordinator.Tell(new TrialCheckpointMissing(trial.Trial.Id, trial.Attempt, path));
+        Send(new TrialCheckpointMissing(trial.Trial.Id, trial.Attempt, path));
         return null;
     }
 
@@ -400,7 +462,7 @@ public sealed class TrialWorker : ReceiveActor, IWithTimers
             _ => End(TrialEndKind.Failed, 0, "the attempt ended without a result"),
         };
         TrialLogFor(trial).Info("Trial {TrialName} attempt {Attempt} ended on {Worker}: {Outcome} at iteration {Iteration} {Reason}", trial.Trial.Name, trial.Attempt, slot.WorkerId, ended.Kind, ended.Iteration, ended.Reason ?? "");
-        coordinator.Tell(ended);
+        Send(ended);
         attempt?.Cancellation.Dispose();
         leaveRequester?.Tell(new Left(slot.WorkerId));
 
@@ -409,10 +471,11 @@ public sealed class TrialWorker : ReceiveActor, IWithTimers
     }
 
     /// <summary>
-    /// Runs on the training thread: tells the coordinator directly (Tell is thread-safe) and stops
-    /// the attempt the moment the sweep's divergence policy says so.
+    /// Runs on the training thread: hands each report to the worker (Tell is thread-safe), which
+    /// keeps it until acknowledged and sends it on, and stops the attempt the moment the sweep's
+    /// divergence policy says so.
     /// </summary>
-    private sealed class ForwardingObserver(Attempt attempt, RunTrial trial, IActorRef coordinator, IActorRef worker) : ITrainingObserver
+    private sealed class ForwardingObserver(Attempt attempt, RunTrial trial, IActorRef worker) : ITrainingObserver
     {
         private double? firstTrainLoss;
 
@@ -426,7 +489,7 @@ public sealed class TrialWorker : ReceiveActor, IWithTimers
             }
             attempt.LastIteration = metrics.Iteration;
             if (metrics.Iteration == 0) firstTrainLoss = metrics.TrainLoss;
-            coordinator.Tell(new TrialProgressed(trial.Trial.Id, trial.Attempt, metrics), worker);
+            worker.Tell(new Report(new TrialProgressed(trial.Trial.Id, trial.Attempt, metrics)));
             if (trial.Divergence.Check(metrics, firstTrainLoss) is { } reason)
             {
                 attempt.DivergenceReason = reason;
@@ -438,7 +501,7 @@ public sealed class TrialWorker : ReceiveActor, IWithTimers
         {
             // Owned before the coordinator hears of it, so its acknowledgement always finds the file.
             attempt.Own(iteration, path);
-            coordinator.Tell(new TrialCheckpointSaved(trial.Trial.Id, trial.Attempt, iteration, path), worker);
+            worker.Tell(new Report(new TrialCheckpointSaved(trial.Trial.Id, trial.Attempt, iteration, path)));
         }
     }
 }

@@ -38,6 +38,9 @@ public sealed record SweepLease(Func<Task<LeaseCheck>> Adopt, Func<Task<LeaseChe
 /// follows the on-out-of-memory policy, re-queues the trial of a worker that dies (DeathWatch), gives
 /// a worker that is leaving no more trials (an attempt it hands back unstarted does not count), and
 /// after a restart re-queues what nobody claims: no trial is left running with nobody running it.
+/// Workers send what it has not acknowledged again (to a new coordinator after a hand-over): each
+/// report is recorded once (<see cref="WorkerReportPolicy"/>), and each end is acknowledged
+/// (<see cref="TrialEndRecorded"/>) once the journal holds it.
 /// </summary>
 public sealed class SweepCoordinator : ReceivePersistentActor, IWithTimers
 {
@@ -54,10 +57,10 @@ public sealed class SweepCoordinator : ReceivePersistentActor, IWithTimers
     private readonly HashSet<string> orphans = [];
 
     // Events are written with PersistAsync so that many commands' events share one journal
-    // transaction; until a trial's pending events are applied, these keep it from being handed out
-    // twice (starting) or ended twice (settling).
-    private readonly HashSet<string> starting = [];
-    private readonly HashSet<string> settling = [];
+    // transaction. Until a trial's events are applied they wait here, and decisions see the trial as
+    // it will be once they are (Projected): it is never handed out twice, ended twice, or given the
+    // same report twice.
+    private readonly Dictionary<string, List<ITrialEvent>> unapplied = [];
     private SweepState? state;
     // The parts of a StartSweep received so far (a large definition travels in parts).
     private IReadOnlyList<StartSweep> startParts = [];
@@ -120,12 +123,7 @@ public sealed class SweepCoordinator : ReceivePersistentActor, IWithTimers
         });
         Command<TrialProgressed>(HandleProgress);
         Command<TrialCheckpointSaved>(HandleCheckpoint);
-        Command<TrialCheckpointMissing>(missing =>
-        {
-            // Missing or damaged alike: the trial has no checkpoint from now on, so no later attempt tries that file again.
-            if (IsCurrent(missing.TrialId, missing.Attempt))
-                PersistAndApply(new TrialRestartedFromScratch(missing.TrialId, missing.Attempt, missing.Path, DateTimeOffset.UtcNow, missing.Reason));
-        });
+        Command<TrialCheckpointMissing>(HandleCheckpointMissing);
         Command<TrialEnded>(HandleEnded);
         Command<Terminated>(HandleTerminated);
         Command<StopSweep>(_ => HandleStop());
@@ -140,6 +138,7 @@ public sealed class SweepCoordinator : ReceivePersistentActor, IWithTimers
     }
 
     public override string PersistenceId => PersistenceIdFor(sweepId);
+
 
     public ITimerScheduler Timers { get; set; } = null!;
 
@@ -316,11 +315,10 @@ public sealed class SweepCoordinator : ReceivePersistentActor, IWithTimers
                 log.ForSweep(sweepId).Info("Worker {Worker} on {Node} registered unhealthy and takes no trials ({Device}, {Threads} thread(s)): {SelfTest}", register.Slot.WorkerId, register.Slot.Node, register.Slot.Device, register.Slot.Threads, health.Summary);
             RecordSlots();
         }
-        if (register.Running is { } running && state is not null && orphans.Remove(running.Trial.Id)
-            && state[running.Trial.Id] is { State: TrialState.Running } record && record.Attempts == running.Attempt)
+        if (register.Running is { } running && orphans.Remove(running.Trial.Id) && IsCurrent(running.Trial.Id, running.Attempt))
         {
             workers[Sender].Running = (running.Trial.Id, running.Attempt);
-            log.Info("worker {0} still runs trial {1} attempt {2}: adopted", register.Slot.WorkerId, record.Definition.Name, running.Attempt);
+            log.Info("worker {0} still runs trial {1} attempt {2}: adopted", register.Slot.WorkerId, running.Trial.Name, running.Attempt);
         }
         Sender.Tell(new WorkerRegistered(sweepId));
         if (!HaltIfNoHealthySlot()) Dispatch();
@@ -359,43 +357,84 @@ public sealed class SweepCoordinator : ReceivePersistentActor, IWithTimers
         return true;
     }
 
+    /// <summary>
+    /// Whether a worker's report about <paramref name="trialId"/> is one to consider: about a trial
+    /// of this sweep, from a worker registered here. A worker that is not (it lost its coordinator)
+    /// sends everything the coordinator has not acknowledged again, in order, once it has
+    /// registered: a report taken before that could be taken out of order.
+    /// </summary>
+    private bool IsReportToConsider(string trialId) => workers.ContainsKey(Sender) && state is not null && state.Contains(trialId);
+
+    /// <summary>Records a test point once: the same point sent again (after a hand-over) is ignored.</summary>
     private void HandleProgress(TrialProgressed progress)
     {
-        if (!IsCurrent(progress.TrialId, progress.Attempt)) return;
+        if (!IsReportToConsider(progress.TrialId) || !WorkerReportPolicy.IsNewTestPoint(Projected(progress.TrialId), progress)) return;
         PersistAndApply(new TrialProgress(progress.TrialId, progress.Attempt, progress.Metrics, DateTimeOffset.UtcNow));
+    }
+
+    /// <summary>A missing or damaged checkpoint: the trial has no checkpoint from now on, so no later attempt tries that file again.</summary>
+    private void HandleCheckpointMissing(TrialCheckpointMissing missing)
+    {
+        if (IsReportToConsider(missing.TrialId) && WorkerReportPolicy.RestartsFromScratch(Projected(missing.TrialId), missing))
+            PersistAndApply(new TrialRestartedFromScratch(missing.TrialId, missing.Attempt, missing.Path, DateTimeOffset.UtcNow, missing.Reason));
     }
 
     /// <summary>
     /// Records the checkpoint, then tells the worker that saved it (TrialCheckpointRecorded), which
     /// only then deletes the attempt's older checkpoint files: the file the journal names is never
-    /// deleted, and when persisting fails nothing is acknowledged.
+    /// deleted, and when persisting fails nothing is acknowledged. A checkpoint the journal already
+    /// holds (sent again) is acknowledged at once (<see cref="WorkerReportPolicy.OnCheckpoint"/>).
     /// </summary>
     private void HandleCheckpoint(TrialCheckpointSaved saved)
     {
-        if (!IsCurrent(saved.TrialId, saved.Attempt)) return;
+        if (!IsReportToConsider(saved.TrialId)) return;
         var worker = Sender;
-        PersistAsync(new TrialCheckpointed(saved.TrialId, saved.Attempt, saved.Iteration, saved.Path, DateTimeOffset.UtcNow), checkpointed =>
+        switch (WorkerReportPolicy.OnCheckpoint(state![saved.TrialId], Projected(saved.TrialId), saved))
         {
-            Applied(checkpointed);
-            worker.Tell(new TrialCheckpointRecorded(checkpointed.TrialId, checkpointed.Attempt, checkpointed.Iteration));
+            case Receipt.Acknowledge:
+                worker.Tell(new TrialCheckpointRecorded(saved.TrialId, saved.Attempt, saved.Iteration));
+                return;
+            case Receipt.Ignore:
+                return;
+        }
+        var checkpointed = new TrialCheckpointed(saved.TrialId, saved.Attempt, saved.Iteration, saved.Path, DateTimeOffset.UtcNow);
+        Writing([checkpointed]);
+        PersistAsync(checkpointed, e =>
+        {
+            Applied(e);
+            worker.Tell(new TrialCheckpointRecorded(e.TrialId, e.Attempt, e.Iteration));
             AfterChange();
         });
     }
 
+    /// <summary>
+    /// Records an attempt's end once (<see cref="WorkerReportPolicy.OnEnded"/>, then
+    /// <see cref="TrialEndPolicy"/>) and answers <see cref="TrialEndRecorded"/> once it is written;
+    /// an end the journal holds already, or of an attempt a later one replaced, is answered at once.
+    /// The worker keeps the end, and sends it again, until answered.
+    /// </summary>
     private void HandleEnded(TrialEnded ended)
     {
-        if (workers.TryGetValue(Sender, out var seat))
+        if (!workers.TryGetValue(Sender, out var seat)) return; // it sends the end again once registered here
+        if (seat.Running == (ended.TrialId, ended.Attempt)) seat.Running = null;
+        // A worker that hands an attempt back is leaving, whether or not its WorkerLeaving came first.
+        if (ended.Kind == TrialEndKind.HandedBack) MarkLeaving(seat);
+        var worker = Sender;
+        var answer = new TrialEndRecorded(ended.TrialId, ended.Attempt);
+        var receipt = state is not null && state.Contains(ended.TrialId)
+            ? WorkerReportPolicy.OnEnded(state[ended.TrialId], Projected(ended.TrialId), ended)
+            : Receipt.Acknowledge;
+        if (receipt != Receipt.Record)
         {
-            if (seat.Running == (ended.TrialId, ended.Attempt)) seat.Running = null;
-            // A worker that hands an attempt back is leaving, whether or not its WorkerLeaving came first.
-            if (ended.Kind == TrialEndKind.HandedBack) MarkLeaving(seat);
+            if (receipt == Receipt.Acknowledge) worker.Tell(answer);
+            AfterChange();
+            return;
         }
-        if (!IsCurrent(ended.TrialId, ended.Attempt)) return;
         orphans.Remove(ended.TrialId);
 
-        var record = state![ended.TrialId];
+        var record = Projected(ended.TrialId);
         lastWorkerByTrial[ended.TrialId] = record.WorkerId ?? "";
-        PersistAllAndApply(TrialEndPolicy.Decide(state.Definition, record, ended, DateTimeOffset.UtcNow));
+        PersistAllAndApply(TrialEndPolicy.Decide(state!.Definition, record, ended, DateTimeOffset.UtcNow), written: () => worker.Tell(answer));
         // The worker is free now: its next trial's start goes into the same journal write as this end.
         Dispatch();
     }
@@ -454,7 +493,7 @@ public sealed class SweepCoordinator : ReceivePersistentActor, IWithTimers
         if (state is null || orphans.Count == 0) return;
         var now = DateTimeOffset.UtcNow;
         var events = orphans
-            .Where(id => state[id].State == TrialState.Running && !settling.Contains(id))
+            .Where(id => Projected(id).State == TrialState.Running)
             .Select(id => (ISweepEvent)new TrialRequeued(id, "its worker did not come back after the coordinator restarted", null, false, now, now))
             .ToArray();
         orphans.Clear();
@@ -473,7 +512,7 @@ public sealed class SweepCoordinator : ReceivePersistentActor, IWithTimers
         foreach (var trial in state.ReadyToRun(now))
         {
             if (idle.Count == 0) break;
-            if (orphans.Contains(trial.Definition.Id) || starting.Contains(trial.Definition.Id) || settling.Contains(trial.Definition.Id)) continue;
+            if (orphans.Contains(trial.Definition.Id) || unapplied.ContainsKey(trial.Definition.Id)) continue;
             lastWorkerByTrial.TryGetValue(trial.Definition.Id, out var lastWorker);
             var worker = idle.FirstOrDefault(w => workers[w].Slot.WorkerId != lastWorker) ?? idle[0];
             idle.Remove(worker);
@@ -486,10 +525,10 @@ public sealed class SweepCoordinator : ReceivePersistentActor, IWithTimers
         if (assignments.Count == 0) return;
 
         var workerByTrial = assignments.ToDictionary(a => a.Started.TrialId, a => a.Worker);
-        starting.UnionWith(workerByTrial.Keys);
-        PersistAllAsync(assignments.Select(a => a.Started), started =>
+        var starts = assignments.Select(a => a.Started).ToList();
+        Writing(starts);
+        PersistAllAsync(starts, started =>
         {
-            starting.Remove(started.TrialId);
             Applied(started);
             var record = state[started.TrialId];
             workerByTrial[started.TrialId].Tell(new RunTrial(
@@ -506,33 +545,46 @@ public sealed class SweepCoordinator : ReceivePersistentActor, IWithTimers
 
     private string CheckpointPath(string trialId) => Path.Combine(settings.CheckpointDirectory, sweepId, trialId + ".ckpt");
 
-    /// <summary>Whether a worker's report is about the attempt the journal says is running: stale or repeated reports are ignored.</summary>
+    /// <summary>Whether <paramref name="attempt"/> is the one the trial runs, counting the events being written: reports of any other are stale.</summary>
     private bool IsCurrent(string trialId, int attempt) =>
-        state is not null && state.Contains(trialId) && !settling.Contains(trialId)
-        && state[trialId] is { State: TrialState.Running } record && record.Attempts == attempt;
+        state is not null && state.Contains(trialId) && WorkerReportPolicy.Runs(Projected(trialId), attempt);
+
+    /// <summary>The trial as it will be once the events being written about it are applied.</summary>
+    private TrialRecord Projected(string trialId) =>
+        unapplied.TryGetValue(trialId, out var pending) ? pending.Aggregate(state![trialId], SweepState.Next) : state![trialId];
+
+    /// <summary>Notes trial events handed to the journal: until each is applied (<see cref="Applied"/>), <see cref="Projected"/> counts it.</summary>
+    private void Writing(IEnumerable<ISweepEvent> events)
+    {
+        foreach (var e in events.OfType<ITrialEvent>())
+        {
+            if (!unapplied.TryGetValue(e.TrialId, out var pending)) unapplied[e.TrialId] = pending = [];
+            pending.Add(e);
+        }
+    }
 
     private void PersistAndApply(ISweepEvent @event) => PersistAllAndApply([@event]);
 
     /// <summary>
-    /// Persists events and applies each once it is written. Events about a trial's end (or its
-    /// return to the queue) mark the trial as settling until they are applied, so a repeated or
-    /// crossing report cannot end it twice.
+    /// Persists events and applies each once it is written; then <paramref name="written"/>, if
+    /// any, once all of them are. Until then, decisions see the trials as they will be
+    /// (<see cref="Projected"/>), so a repeated or crossing report cannot end a trial twice.
     /// </summary>
-    private void PersistAllAndApply(IReadOnlyCollection<ISweepEvent> events)
+    private void PersistAllAndApply(IReadOnlyCollection<ISweepEvent> events, Action? written = null)
     {
         if (events.Count == 0)
         {
+            written?.Invoke();
             AfterChange();
             return;
         }
-        var settles = events.OfType<ITrialEvent>().Where(e => e is not (TrialProgress or TrialCheckpointed or TrialRestartedFromScratch)).Select(e => e.TrialId).ToHashSet();
-        settling.UnionWith(settles);
+        Writing(events);
         int remaining = events.Count;
         PersistAllAsync(events, e =>
         {
             Applied(e);
             if (--remaining > 0) return;
-            settling.ExceptWith(settles);
+            written?.Invoke();
             AfterChange();
         });
     }
@@ -540,7 +592,11 @@ public sealed class SweepCoordinator : ReceivePersistentActor, IWithTimers
     private void Applied(ISweepEvent e)
     {
         state!.Apply(e);
-        if (e is ITrialEvent trialEvent) LogTrialEvent(trialEvent);
+        if (e is ITrialEvent trialEvent)
+        {
+            if (unapplied.TryGetValue(trialEvent.TrialId, out var pending) && pending.Remove(trialEvent) && pending.Count == 0) unapplied.Remove(trialEvent.TrialId);
+            LogTrialEvent(trialEvent);
+        }
         foreach (var subscriber in subscribers) subscriber.Tell(e);
         // A snapshot holds every trial: for large sweeps, one per sweep-size worth of events.
         if (++eventsSinceSnapshot >= Math.Max(settings.SnapshotEvery, state.Trials.Count))
@@ -602,12 +658,19 @@ public sealed class SweepCoordinator : ReceivePersistentActor, IWithTimers
         Dispatch();
     }
 
+    /// <remarks>
+    /// This and <see cref="FinishStop"/> write with PersistAsync (their flags keep them from writing
+    /// twice): both run from other events' PersistAsync handlers (<see cref="AfterChange"/>), and a
+    /// Persist nested in a PersistAsync handler leaves the actor stashing every command after the
+    /// next one for good (akka/akka-core#23781, the same in Akka.NET 1.5), so the coordinator would
+    /// no longer answer a worker sending an end again.
+    /// </remarks>
     private bool CompleteIfDone()
     {
         if (state is null || !state.AllFinished) return false;
         if (state.Phase == SweepPhase.Completed || completing) return true;
         completing = true;
-        Persist(new SweepCompleted(DateTimeOffset.UtcNow), completed =>
+        PersistAsync(new SweepCompleted(DateTimeOffset.UtcNow), completed =>
         {
             Applied(completed);
             log.Info("sweep {0} completed", sweepId);
@@ -626,7 +689,7 @@ public sealed class SweepCoordinator : ReceivePersistentActor, IWithTimers
             if (state is not null) requester.Tell(new SweepStopped(sweepId));
             return;
         }
-        Persist(new SweepInterrupted(DateTimeOffset.UtcNow), interrupted =>
+        PersistAsync(new SweepInterrupted(DateTimeOffset.UtcNow), interrupted =>
         {
             Applied(interrupted);
             requester.Tell(new SweepStopped(sweepId));

@@ -94,62 +94,13 @@ public sealed class SweepState
             case SlotChecked e:
                 slots[e.Slot.WorkerId] = new SlotRecord(e.Slot, e.Health, e.At);
                 break;
-            case TrialStarted e:
-                InterruptReason = null;
-                Update(e.TrialId, t => t with
+            case ITrialEvent e:
+                if (e is TrialStarted)
                 {
-                    State = TrialState.Running,
-                    Attempts = e.Attempt,
-                    WorkerId = e.WorkerId,
-                    Node = e.Node,
-                    Iteration = e.FromIteration,
-                });
-                Phase = SweepPhase.Running;
-                break;
-            case TrialProgress e:
-                Update(e.TrialId, t => t with
-                {
-                    Iteration = e.Metrics.Iteration,
-                    FinalTestAccuracy = e.Metrics.TestAccuracy,
-                    BestTestAccuracy = Math.Max(t.BestTestAccuracy ?? double.MinValue, e.Metrics.TestAccuracy),
-                    FirstTrainLoss = t.FirstTrainLoss ?? (e.Metrics.Iteration == 0 ? e.Metrics.TrainLoss : null),
-                    TimedSeconds = t.TimedSeconds + (e.Metrics.Iteration > t.Iteration ? e.Metrics.Seconds : 0),
-                    TimedIterations = t.TimedIterations + Math.Max(0, e.Metrics.Iteration - t.Iteration),
-                    PeakMemoryBytes = Math.Max(t.PeakMemoryBytes, e.Metrics.PeakMemoryBytes),
-                });
-                break;
-            case TrialCheckpointed e:
-                Update(e.TrialId, t => t with { CheckpointPath = e.Path, CheckpointIteration = e.Iteration });
-                break;
-            case TrialRestartedFromScratch e:
-                Update(e.TrialId, t => t with { CheckpointPath = null, CheckpointIteration = 0, Iteration = 0 });
-                break;
-            case TrialCompleted e:
-                Update(e.TrialId, t => t with { State = TrialState.Completed, FinishedAt = e.At, WorkerId = null });
-                break;
-            case TrialDiverged e:
-                // The iteration is where it stopped (between test points, often), as `sweep train` reports it.
-                Update(e.TrialId, t => t with { State = TrialState.Diverged, Iteration = Math.Max(t.Iteration, e.Iteration), DivergedAtIteration = e.Iteration, DivergenceReason = e.Reason, FinishedAt = e.At, WorkerId = null });
-                break;
-            case TrialFailed { Final: true } e:
-                Update(e.TrialId, t => t with { State = TrialState.Failed, Error = e.Error, FinishedAt = e.At, WorkerId = null, Failures = t.Failures + 1 });
-                break;
-            case TrialFailed e:
-                Update(e.TrialId, t => t with { Error = e.Error, Failures = t.Failures + 1 });
-                break;
-            case TrialHandedBack e:
-                // The attempt never started: it does not count, and the trial is ready again at once.
-                Update(e.TrialId, t => t.State != TrialState.Running || t.Attempts != e.Attempt ? t
-                    : t with { State = TrialState.Queued, Attempts = e.Attempt - 1, NotBefore = e.At, WorkerId = null, Node = null });
-                break;
-            case TrialRequeued e:
-                Update(e.TrialId, t =>
-                {
-                    var requeued = t with { State = TrialState.Queued, NotBefore = e.NotBefore, WorkerId = null, Node = null };
-                    if (e.NewSpec is { } spec) requeued = requeued with { Definition = t.Definition with { Spec = spec } };
-                    if (e.FromScratch) requeued = requeued with { CheckpointPath = null, CheckpointIteration = 0, Iteration = 0 };
-                    return requeued;
-                });
+                    InterruptReason = null;
+                    Phase = SweepPhase.Running;
+                }
+                Update(e.TrialId, t => Next(t, e));
                 break;
             case SweepInterrupted e:
                 Phase = SweepPhase.Interrupted;
@@ -162,6 +113,55 @@ public sealed class SweepState
             case SweepStarted:
                 throw new InvalidOperationException($"sweep {SweepId} was already started");
         }
+    }
+
+    /// <summary>
+    /// The trial <paramref name="t"/> after <paramref name="e"/>, one of its events: what each trial
+    /// event means. Pure, so the coordinator can also tell what a trial will be once the events it
+    /// is writing are written.
+    /// </summary>
+    public static TrialRecord Next(TrialRecord t, ITrialEvent e) => e switch
+    {
+        TrialStarted s => t with
+        {
+            State = TrialState.Running,
+            Attempts = s.Attempt,
+            WorkerId = s.WorkerId,
+            Node = s.Node,
+            Iteration = s.FromIteration,
+            LastTestPoint = null,
+        },
+        TrialProgress p => t with
+        {
+            Iteration = p.Metrics.Iteration,
+            LastTestPoint = p.Metrics.Iteration,
+            FinalTestAccuracy = p.Metrics.TestAccuracy,
+            BestTestAccuracy = Math.Max(t.BestTestAccuracy ?? double.MinValue, p.Metrics.TestAccuracy),
+            FirstTrainLoss = t.FirstTrainLoss ?? (p.Metrics.Iteration == 0 ? p.Metrics.TrainLoss : null),
+            TimedSeconds = t.TimedSeconds + (p.Metrics.Iteration > t.Iteration ? p.Metrics.Seconds : 0),
+            TimedIterations = t.TimedIterations + Math.Max(0, p.Metrics.Iteration - t.Iteration),
+            PeakMemoryBytes = Math.Max(t.PeakMemoryBytes, p.Metrics.PeakMemoryBytes),
+        },
+        TrialCheckpointed c => t with { CheckpointPath = c.Path, CheckpointIteration = c.Iteration },
+        TrialRestartedFromScratch => t with { CheckpointPath = null, CheckpointIteration = 0, Iteration = 0 },
+        TrialCompleted c => t with { State = TrialState.Completed, FinishedAt = c.At, WorkerId = null },
+        // The iteration is where it stopped (between test points, often), as `sweep train` reports it.
+        TrialDiverged d => t with { State = TrialState.Diverged, Iteration = Math.Max(t.Iteration, d.Iteration), DivergedAtIteration = d.Iteration, DivergenceReason = d.Reason, FinishedAt = d.At, WorkerId = null },
+        TrialFailed { Final: true } f => t with { State = TrialState.Failed, Error = f.Error, FinishedAt = f.At, WorkerId = null, Failures = t.Failures + 1 },
+        TrialFailed f => t with { Error = f.Error, Failures = t.Failures + 1 },
+        // The attempt never started: it does not count, and the trial is ready again at once.
+        TrialHandedBack h => t.State != TrialState.Running || t.Attempts != h.Attempt ? t
+            : t with { State = TrialState.Queued, Attempts = h.Attempt - 1, NotBefore = h.At, WorkerId = null, Node = null },
+        TrialRequeued r => Requeued(t, r),
+        _ => t,
+    };
+
+    private static TrialRecord Requeued(TrialRecord t, TrialRequeued e)
+    {
+        var requeued = t with { State = TrialState.Queued, NotBefore = e.NotBefore, WorkerId = null, Node = null };
+        if (e.NewSpec is { } spec) requeued = requeued with { Definition = t.Definition with { Spec = spec } };
+        if (e.FromScratch) requeued = requeued with { CheckpointPath = null, CheckpointIteration = 0, Iteration = 0 };
+        return requeued;
     }
 
     private void Update(string trialId, Func<TrialRecord, TrialRecord> change)

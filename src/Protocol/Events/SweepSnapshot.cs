@@ -28,7 +28,9 @@ public enum SweepPhase
 /// does not count); <paramref name="Failures"/> the attempts that failed (out of memory included),
 /// which is what <c>retry.max-attempts</c> limits: a run stopped because its worker left or was lost,
 /// or because the sweep was interrupted, uses up no retry. Snapshots written before failures were
-/// counted read 0.
+/// counted read 0. <paramref name="LastTestPoint"/> is the iteration of the last test point recorded
+/// for the attempt that runs (or ran last), null before its first: a test point a worker sends again
+/// is recognised by it (snapshots written before it existed read null).
 /// </summary>
 public sealed record TrialRecord(
     TrialDefinition Definition,
@@ -50,7 +52,8 @@ public sealed record TrialRecord(
     string? CheckpointPath,
     int CheckpointIteration,
     DateTimeOffset NotBefore,
-    int Failures = 0)
+    int Failures = 0,
+    int? LastTestPoint = null)
 {
     public static TrialRecord Queued(TrialDefinition definition) =>
         new(definition, TrialState.Queued, 0, 0, null, null, null, 0, 0, 0, null, null, null, null, null, null, null, 0, DateTimeOffset.MinValue);

@@ -108,5 +108,18 @@ public enum TrialEndKind
     HandedBack,
 }
 
-/// <summary>An attempt ended; <paramref name="Reason"/> says why it diverged or failed.</summary>
+/// <summary>
+/// An attempt ended; <paramref name="Reason"/> says why it diverged or failed. The worker keeps it,
+/// and sends it again, until the coordinator answers <see cref="TrialEndRecorded"/>.
+/// </summary>
 public sealed record TrialEnded(string TrialId, int Attempt, TrialEndKind Kind, int Iteration, string? Reason, string? CheckpointPath) : ISweepMessage;
+
+/// <summary>
+/// The coordinator's answer to <see cref="TrialEnded"/>: the journal holds that attempt's end (it
+/// was just written, or was there already), or holds a later attempt, so the end will never be
+/// recorded. The worker forgets the attempt's reports, and stops sending them. Never sent before
+/// the end is written, so an end is never forgotten by both sides.
+/// </summary>
+/// <param name="TrialId">The trial.</param>
+/// <param name="Attempt">The attempt whose end this answers.</param>
+public sealed record TrialEndRecorded(string TrialId, int Attempt) : ISweepMessage;

@@ -46,6 +46,7 @@ public sealed class SweepSerializer(ExtendedActorSystem system) : SerializerWith
         [typeof(TrialCheckpointSaved)] = "trial-checkpoint-saved.v1",
         [typeof(TrialCheckpointRecorded)] = "trial-checkpoint-recorded.v1",
         [typeof(TrialEnded)] = "trial-ended.v1",
+        [typeof(TrialEndRecorded)] = "trial-end-recorded.v1",
         [typeof(TrialCheckpointMissing)] = "trial-checkpoint-missing.v1",
         // clients ↔ coordinator
         [typeof(StartSweep)] = "start-sweep.v2",

@@ -2,8 +2,14 @@ using Akka.Actor;
 using Akka.Configuration;
 using Akka.Serialization;
 using Sweep.Orchestrator.Hosting;
+using Sweep.GpuWorker.Synthetic;
+using Sweep.GpuWorker.Training;
 using Sweep.Orchestrator.Journal;
+using Sweep.Orchestrator.Running;
 using Sweep.Protocol.Events;
+using Sweep.Protocol.Messages;
+using Sweep.Protocol.Specs;
+using Sweep.Protocol.Training;
 
 namespace Sweep.Orchestrator.Tests.Cluster;
 
@@ -12,7 +18,7 @@ namespace Sweep.Orchestrator.Tests.Cluster;
 /// standby coordinator, a shared PostgreSQL journal, SIGKILL and Ctrl+C.
 /// </summary>
 [Collection(ProcessCollection.Name)]
-public sealed class ClusterTests(PostgresServer postgres) : IDisposable
+public sealed partial class ClusterTests(PostgresServer postgres) : IDisposable
 {
     private static readonly TimeSpan Long = TimeSpan.FromMinutes(3);
     private readonly string temp = Directory.CreateTempSubdirectory("sweep-cluster-").FullName;
@@ -52,8 +58,8 @@ public sealed class ClusterTests(PostgresServer postgres) : IDisposable
         return process;
     }
 
-    private SweepProcess Worker(int seedPort, string? journal = null) =>
-        Start(["worker", "--join", $"127.0.0.1:{seedPort}", "--workers", "1", "--threads", "1", "--data-dir", temp,
+    private SweepProcess Worker(int seedPort, string? journal = null, int slots = 1) =>
+        Start(["worker", "--join", $"127.0.0.1:{seedPort}", "--workers", slots.ToString(), "--threads", "1", "--data-dir", temp,
             .. (journal is null ? Array.Empty<string>() : ["--journal", journal])]);
 
     [Fact]
@@ -128,15 +134,7 @@ public sealed class ClusterTests(PostgresServer postgres) : IDisposable
     [Fact]
     public async Task Killing_the_node_hosting_the_coordinator_moves_it_to_the_standby_which_finishes_the_sweep()
     {
-        var journal = postgres.CreateDatabase();
-        int port = FreePort.Next();
-        var first = Start("run", Spec(8, 20, 200), "--sweep-id", "failover", "--port", port.ToString(), "--workers", "0", "--journal", journal, "--data-dir", temp);
-        first.WaitForLine(l => l.StartsWith("sweep failover"), Long);
-        var standby = Start("resume", "failover", "--port", FreePort.Next().ToString(), "--join", $"127.0.0.1:{port}", "--workers", "0", "--journal", journal, "--data-dir", temp);
-        standby.WaitForLine(l => l.StartsWith("sweep failover"), Long);
-        var workers = new[] { Worker(port), Worker(port) };
-        WaitUntilUp([first, standby, .. workers]);
-        first.WaitForLines(lines => lines.Count(l => l.EndsWith(": completed")) >= 2, Long);
+        var (journal, first, standby, workers) = CoordinatorStandbyAndTwoWorkersMidSweep("failover", trials: 8, slotsPerWorker: 1);
 
         first.Signal(SweepProcess.SIGKILL);
 
@@ -241,6 +239,66 @@ public sealed class ClusterTests(PostgresServer postgres) : IDisposable
         var completed = events.OfType<TrialCompleted>().GroupBy(e => e.TrialId).ToList();
         Assert.True(completed.Count >= before + 10, $"{completed.Count} trials completed");
         Assert.All(completed, trial => Assert.Single(trial));
+    }
+
+    [Fact]
+    public async Task Results_finished_while_the_coordinators_node_is_dead_reach_its_successor_and_no_trial_trains_to_the_end_twice()
+    {
+        // 24 trials of 4 s on 6 slots: when the coordinator's node dies, the 6 running trials finish
+        // well inside the hand-over (its node is downed ~13-16 s later), with nobody to tell.
+        var (journal, first, standby, _) = CoordinatorStandbyAndTwoWorkersMidSweep("handover", trials: 24, slotsPerWorker: 3);
+
+        var killedAt = DateTimeOffset.UtcNow;
+        first.Signal(SweepProcess.SIGKILL);
+
+        Assert.True(standby.WaitForExit(Long) == 0, standby.Stdout + standby.Stderr);
+        var events = await Events(journal, "handover");
+        AssertEveryTrialCompletedOnce(events, 24);
+
+        // Trained to the end exactly once: each trial has one worker's word that an attempt of it
+        // completed (the worker logs every end), and it is the attempt the journal records.
+        var ends = SweepLogs.Read(SweepLogging.Directory(new JournalSettings(temp)), [], "handover", null)
+            .Select(line => (line.At, End: WorkerEnd().Match(line.Message)))
+            .Where(line => line.End.Success)
+            .ToList();
+        var completedByWorkers = ends.Where(e => e.End.Groups["outcome"].Value == "Completed")
+            .GroupBy(e => e.End.Groups["trial"].Value)
+            .ToDictionary(g => g.Key, g => g.Select(e => (e.At, Attempt: int.Parse(e.End.Groups["attempt"].Value))).ToList());
+        var trials = events.OfType<SweepStarted>().Single().Definition.Trials;
+        Assert.Equal(trials.Select(t => t.Name).Order(), completedByWorkers.Keys.Order());
+        var twice = completedByWorkers.Where(t => t.Value.Count > 1).Select(t => $"{t.Key} (attempts {string.Join(", ", t.Value.Select(c => c.Attempt))})").ToList();
+        Assert.True(twice.Count == 0, $"{twice.Count} trial(s) trained to the end more than once: {string.Join("; ", twice)}");
+        foreach (var trial in trials)
+            Assert.Equal(events.OfType<TrialCompleted>().Single(e => e.TrialId == trial.Id).Attempt, completedByWorkers[trial.Name][0].Attempt);
+        // The case this is about happened: attempts the old coordinator started finished while it was dead.
+        var startedBeforeKill = events.OfType<TrialStarted>().Where(e => e.At < killedAt).Select(e => (e.TrialId, e.Attempt)).ToHashSet();
+        var finishedInHandOver = trials.Count(t => completedByWorkers[t.Name][0] is var c && c.At > killedAt && startedBeforeKill.Contains((t.Id, c.Attempt)));
+        Assert.True(finishedInHandOver >= 3, $"{finishedInHandOver} attempts finished during the hand-over");
+
+        // Every test point of every trial is in the journal exactly once, with the numbers the trial computes alone.
+        foreach (var trial in trials)
+        {
+            var points = events.OfType<TrialProgress>().Where(e => e.TrialId == trial.Id).Select(e => e.Metrics).OrderBy(m => m.Iteration).ToList();
+            Assert.Equal(SyntheticAlone(trial).Select(SoloTrain.Computed), points.Select(SoloTrain.Computed));
+        }
+    }
+
+    /// <summary>A worker's line at the end of an attempt: "Trial NAME attempt N ended on WORKER: OUTCOME at iteration I …".</summary>
+    [System.Text.RegularExpressions.GeneratedRegex(@"^Trial (?<trial>.+) attempt (?<attempt>\d+) ended on \S+: (?<outcome>\w+) at iteration")]
+    private static partial System.Text.RegularExpressions.Regex WorkerEnd();
+
+    /// <summary>The test points of <paramref name="trial"/> of a synthetic sweep, computed here, alone and unpaced.</summary>
+    private static IReadOnlyList<TrialMetrics> SyntheticAlone(TrialDefinition trial)
+    {
+        var run = new RunTrial("alone", trial, 1, ModelKind.Synthetic, new SyntheticSpec(IterationMs: 0), new DivergencePolicy(), "unused.ckpt", null);
+        return new SyntheticRunner().Run(run, new TrainingOptions(1), new NoObserver(), CancellationToken.None).Metrics;
+    }
+
+    private sealed class NoObserver : ITrainingObserver
+    {
+        public void OnMetrics(TrialMetrics metrics)
+        {
+        }
     }
 
     [Fact]
@@ -369,6 +427,26 @@ public sealed class ClusterTests(PostgresServer postgres) : IDisposable
         coordinator.WaitForLine(l => l.Contains($"on sweep@{address}") && l.Contains("started attempt"), Long);
         coordinator.WaitForLine(l => l.Contains("iter 50/200"), Long);
         return (journal, coordinator, first, address);
+    }
+
+    /// <summary>
+    /// A sweep of <paramref name="trials"/> synthetic trials of 4 s (200 iterations of 20 ms, a
+    /// test point and checkpoint every 50) on a first node that only coordinates, with a standby
+    /// coordinator (`resume --join`) and two worker nodes of <paramref name="slotsPerWorker"/>
+    /// slots, once a trial per slot has completed: every slot is busy, the first node is ready to kill.
+    /// </summary>
+    private (string Journal, SweepProcess First, SweepProcess Standby, SweepProcess[] Workers) CoordinatorStandbyAndTwoWorkersMidSweep(string sweepId, int trials, int slotsPerWorker)
+    {
+        var journal = postgres.CreateDatabase();
+        int port = FreePort.Next();
+        var first = Start("run", Spec(trials, 20, 200), "--sweep-id", sweepId, "--port", port.ToString(), "--workers", "0", "--journal", journal, "--data-dir", temp);
+        first.WaitForLine(l => l.StartsWith($"sweep {sweepId}"), Long);
+        var standby = Start("resume", sweepId, "--port", FreePort.Next().ToString(), "--join", $"127.0.0.1:{port}", "--workers", "0", "--journal", journal, "--data-dir", temp);
+        standby.WaitForLine(l => l.StartsWith($"sweep {sweepId}"), Long);
+        var workers = new[] { Worker(port, slots: slotsPerWorker), Worker(port, slots: slotsPerWorker) };
+        WaitUntilUp([first, standby, .. workers]);
+        first.WaitForLines(lines => lines.Count(l => l.EndsWith(": completed")) >= 2 * slotsPerWorker, Long);
+        return (journal, first, standby, workers);
     }
 
     /// <summary>Waits until each node says it is a member in state Up: before that, the split-brain resolver would not count it.</summary>

@@ -63,17 +63,17 @@ public sealed class SweepCoordinatorTests : Akka.TestKit.Xunit2.TestKit
         var (a, b) = (Worker("a"), Worker("b"));
         var (first, firstWorker, otherWorker) = FirstAssignment(a, b);
 
-        firstWorker.Send(coordinator, Ended(first, TrialEndKind.Failed, "boom"));
+        End(firstWorker, Ended(first, TrialEndKind.Failed, "boom"));
         // The back-off holds the retry back, then it goes to the worker that did not fail.
         otherWorker.ExpectNoMsg(TimeSpan.FromMilliseconds(700));
         var second = otherWorker.ExpectMsg<RunTrial>(Wait);
         Assert.Equal((first.Trial.Id, 2), (second.Trial.Id, second.Attempt));
         firstWorker.ExpectNoMsg(TimeSpan.FromMilliseconds(100));
 
-        otherWorker.Send(coordinator, Ended(second, TrialEndKind.Failed, "boom again"));
+        End(otherWorker, Ended(second, TrialEndKind.Failed, "boom again"));
         var third = firstWorker.ExpectMsg<RunTrial>(Wait);
         Assert.Equal(3, third.Attempt);
-        firstWorker.Send(coordinator, Ended(third, TrialEndKind.Failed, "still broken"));
+        End(firstWorker, Ended(third, TrialEndKind.Failed, "still broken"));
 
         var trial = AwaitTrial(coordinator, t => t.State == TrialState.Failed);
         Assert.Equal(3, trial.Attempts);
@@ -89,7 +89,7 @@ public sealed class SweepCoordinatorTests : Akka.TestKit.Xunit2.TestKit
         var a = Worker("a");
         var run = a.ExpectMsg<RunTrial>(Wait);
 
-        a.Send(coordinator, new TrialEnded(run.Trial.Id, run.Attempt, TrialEndKind.Diverged, 23, "loss is NaN", null));
+        End(a, new TrialEnded(run.Trial.Id, run.Attempt, TrialEndKind.Diverged, 23, "loss is NaN", null));
 
         var trial = AwaitTrial(coordinator, t => t.State == TrialState.Diverged);
         Assert.Equal((1, 23, "loss is NaN"), (trial.Attempts, trial.DivergedAtIteration, trial.DivergenceReason));
@@ -118,7 +118,7 @@ public sealed class SweepCoordinatorTests : Akka.TestKit.Xunit2.TestKit
         var a = Worker("a");
         var run = a.ExpectMsg<RunTrial>(Wait);
 
-        a.Send(coordinator, Ended(run, TrialEndKind.OutOfMemory, "out of memory at batch 64"));
+        End(a, Ended(run, TrialEndKind.OutOfMemory, "out of memory at batch 64"));
 
         var halved = a.ExpectMsg<RunTrial>(Wait);
         Assert.Equal((32, 64, 2), (halved.Trial.Spec.BatchSize, halved.Trial.Spec.TestBatchSize, halved.Attempt));
@@ -135,7 +135,7 @@ public sealed class SweepCoordinatorTests : Akka.TestKit.Xunit2.TestKit
         var a = Worker("a");
         var run = a.ExpectMsg<RunTrial>(Wait);
 
-        a.Send(coordinator, Ended(run, TrialEndKind.OutOfMemory, "out of memory at batch 64"));
+        End(a, Ended(run, TrialEndKind.OutOfMemory, "out of memory at batch 64"));
 
         var trial = AwaitTrial(coordinator, t => t.State == TrialState.Failed);
         Assert.Equal(1, trial.Attempts);
@@ -152,7 +152,7 @@ public sealed class SweepCoordinatorTests : Akka.TestKit.Xunit2.TestKit
         var again = idle.ExpectMsg<RunTrial>(Wait);
 
         // A late word from the first attempt (say, across a partition) must not end the second.
-        idle.Send(coordinator, Ended(run, TrialEndKind.Completed));
+        End(idle, Ended(run, TrialEndKind.Completed));
         idle.Send(coordinator, new TrialProgressed(run.Trial.Id, run.Attempt, Metrics(100, 0.5)));
 
         var trial = AwaitTrial(coordinator, t => t.Attempts == 2);
@@ -175,7 +175,7 @@ public sealed class SweepCoordinatorTests : Akka.TestKit.Xunit2.TestKit
         stopper.Send(coordinator, new StopSweep());
         var stop = a.ExpectMsg<StopTrial>(Wait);
         Assert.True(stop.Checkpoint);
-        a.Send(coordinator, new TrialEnded(run.Trial.Id, run.Attempt, TrialEndKind.Stopped, 150, null, run.CheckpointPath));
+        End(a, new TrialEnded(run.Trial.Id, run.Attempt, TrialEndKind.Stopped, 150, null, run.CheckpointPath));
 
         stopper.ExpectMsg<SweepStopped>(Wait);
         var stopped = StateOf(coordinator);
@@ -262,7 +262,7 @@ public sealed class SweepCoordinatorTests : Akka.TestKit.Xunit2.TestKit
         var journalled = first.CheckpointPath.Replace(".ckpt", ".it000000050.ckpt");
         a.Send(coordinator, new TrialCheckpointSaved(first.Trial.Id, 1, 50, journalled));
         a.ExpectMsg<TrialCheckpointRecorded>(Wait);
-        a.Send(coordinator, Ended(first, TrialEndKind.Failed, "boom"));
+        End(a, Ended(first, TrialEndKind.Failed, "boom"));
         var second = a.ExpectMsg<RunTrial>(Wait);
         Assert.Equal((2, journalled), (second.Attempt, second.ResumeFrom));
 
@@ -273,7 +273,7 @@ public sealed class SweepCoordinatorTests : Akka.TestKit.Xunit2.TestKit
         Assert.Equal((first.Trial.Id, 2, journalled, reason), (restarted.TrialId, restarted.Attempt, restarted.Path, restarted.Reason));
         var trial = AwaitTrial(coordinator, t => t.CheckpointPath is null);
         Assert.Equal((0, 0, 2), (trial.CheckpointIteration, trial.Iteration, trial.Attempts));
-        a.Send(coordinator, Ended(second, TrialEndKind.Failed, "boom again"));
+        End(a, Ended(second, TrialEndKind.Failed, "boom again"));
         var third = a.ExpectMsg<RunTrial>(Wait);
         Assert.Equal((3, null), (third.Attempt, third.ResumeFrom));
         var started = subscriber.FishForMessage<TrialStarted>(e => e.Attempt == 3, Wait);
@@ -301,6 +301,84 @@ public sealed class SweepCoordinatorTests : Akka.TestKit.Xunit2.TestKit
         subscriber.ExpectNoMsg(TimeSpan.FromMilliseconds(300));
         var trial = AwaitTrial(coordinator, t => t.CheckpointIteration == 100);
         Assert.Equal(at100, trial.CheckpointPath);
+    }
+
+    [Fact]
+    public void Reports_sent_again_while_the_first_copies_are_being_written_are_recorded_once_and_the_end_is_acknowledged_once_written()
+    {
+        var coordinator = Start(Sweep(trials: 1), sweepId: "twice");
+        var subscriber = CreateTestProbe();
+        subscriber.Send(coordinator, new SubscribeToSweep());
+        var a = Worker("a");
+        var run = a.ExpectMsg<RunTrial>(Wait);
+        var at50 = run.CheckpointPath.Replace(".ckpt", ".it000000050.ckpt");
+        ISweepMessage[] attempt =
+        [
+            new TrialProgressed(run.Trial.Id, 1, Metrics(0, 0.1)),
+            new TrialProgressed(run.Trial.Id, 1, Metrics(50, 0.5)),
+            new TrialCheckpointSaved(run.Trial.Id, 1, 50, at50),
+            new TrialProgressed(run.Trial.Id, 1, Metrics(100, 0.9)),
+            Ended(run, TrialEndKind.Completed),
+        ];
+
+        // Everything twice, back to back (a worker sending what a dead coordinator never acknowledged), then once more.
+        foreach (var report in attempt.Concat(attempt)) a.Send(coordinator, report);
+        var answered = a.FishForMessage<TrialEndRecorded>(_ => true, Wait);
+        subscriber.FishForMessage<SweepFinished>(_ => true, Wait);
+        foreach (var report in attempt) a.Send(coordinator, report);
+
+        Assert.Equal(new TrialEndRecorded(run.Trial.Id, 1), answered);
+        Assert.Equal(new TrialEndRecorded(run.Trial.Id, 1), a.FishForMessage<TrialEndRecorded>(_ => true, Wait)); // the journal has it: answered at once
+        var events = PersistedEvents("twice");
+        Assert.Equal(new[] { 0, 50, 100 }, events.OfType<TrialProgress>().Select(e => e.Metrics.Iteration));
+        Assert.Equal(50, Assert.Single(events.OfType<TrialCheckpointed>()).Iteration);
+        Assert.Equal(1, Assert.Single(events.OfType<TrialCompleted>()).Attempt);
+        Assert.Single(events.OfType<SweepCompleted>());
+    }
+
+    [Fact]
+    public void A_new_coordinator_records_the_end_of_an_attempt_its_predecessor_never_heard_of_once_the_worker_registers()
+    {
+        var settings = new CoordinatorSettings(journal.Settings.CheckpointDirectory, OrphanGrace: TimeSpan.FromMinutes(5));
+        var first = Sys.ActorOf(SweepCoordinator.Props("successor", settings));
+        first.Tell(new StartSweep(Sweep(trials: 2)));
+        ExpectMsg<SweepAccepted>(Wait);
+        var a = CreateTestProbe("a");
+        var slot = new WorkerSlot("a", "node-a", "cpu", 1);
+        a.Send(first, new RegisterWorker(slot, null, "incarnation-1", SlotHealth.NotNeeded));
+        a.ExpectMsg<WorkerRegistered>(Wait);
+        var run = a.ExpectMsg<RunTrial>(Wait);
+        a.Send(first, new TrialProgressed(run.Trial.Id, 1, Metrics(0, 0.1)));
+        a.Send(first, new TrialCheckpointSaved(run.Trial.Id, 1, 50, run.CheckpointPath.Replace(".ckpt", ".it000000050.ckpt")));
+        a.ExpectMsg<TrialCheckpointRecorded>(Wait);
+
+        // The coordinator dies (its node killed); the attempt ends meanwhile, unheard.
+        Watch(first);
+        Sys.Stop(first);
+        ExpectTerminated(first, Wait);
+        var successor = Sys.ActorOf(SweepCoordinator.Props("successor", settings));
+        var subscriber = CreateTestProbe();
+        subscriber.Send(successor, new SubscribeToSweep());
+        subscriber.ExpectMsg<SweepSubscribed>(Wait);
+
+        // Before the worker registers with it, the successor takes nothing from it (it sends it all again once registered).
+        a.Send(successor, Ended(run, TrialEndKind.Completed));
+        a.ExpectNoMsg(TimeSpan.FromMilliseconds(300));
+        // Registered idle, the worker sends what was not acknowledged: the test points after the checkpoint, and the end.
+        a.Send(successor, new RegisterWorker(slot, null, "incarnation-1", SlotHealth.NotNeeded));
+        a.ExpectMsg<WorkerRegistered>(Wait);
+        a.Send(successor, new TrialProgressed(run.Trial.Id, 1, Metrics(50, 0.5)));
+        a.Send(successor, new TrialProgressed(run.Trial.Id, 1, Metrics(100, 0.9)));
+        a.Send(successor, Ended(run, TrialEndKind.Completed));
+
+        var next = a.ExpectMsg<RunTrial>(Wait); // idle, it is given the other trial at once; the first waits for its worker, not re-queued
+        Assert.NotEqual(run.Trial.Id, next.Trial.Id);
+        Assert.Equal(new TrialEndRecorded(run.Trial.Id, 1), a.ExpectMsg<TrialEndRecorded>(Wait));
+        var trial = AwaitTrial(successor, t => t.Definition.Id == run.Trial.Id && t.State == TrialState.Completed);
+        Assert.Equal((1, 0.9), (trial.Attempts, trial.FinalTestAccuracy));
+        var events = PersistedEvents("successor");
+        Assert.Equal(new[] { 0, 50, 100 }, events.OfType<TrialProgress>().Where(e => e.TrialId == run.Trial.Id).Select(e => e.Metrics.Iteration));
+        Assert.DoesNotContain(events, e => e is TrialRequeued);
     }
 
     [Fact]
@@ -407,7 +485,7 @@ public sealed class SweepCoordinatorTests : Akka.TestKit.Xunit2.TestKit
 
         // As TrialWorker leaves: unregister, then hand the running attempt back with a checkpoint.
         a.Send(coordinator, new WorkerLeaving(new WorkerSlot("a", "node-a", "cpu", 1), "incarnation-1"));
-        a.Send(coordinator, new TrialEnded(first.Trial.Id, first.Attempt, TrialEndKind.Stopped, 40, "worker a left", null));
+        End(a, new TrialEnded(first.Trial.Id, first.Attempt, TrialEndKind.Stopped, 40, "worker a left", null));
 
         a.ExpectNoMsg(TimeSpan.FromMilliseconds(500)); // idle, two trials queued, and still nothing for it
         Complete(b, second);
@@ -432,7 +510,7 @@ public sealed class SweepCoordinatorTests : Akka.TestKit.Xunit2.TestKit
         var other = b.ExpectMsg<RunTrial>(Wait);
 
         // The worker was leaving when the trial reached it (its WorkerLeaving crossed the RunTrial).
-        a.Send(coordinator, new TrialEnded(refused.Trial.Id, refused.Attempt, TrialEndKind.HandedBack, 0, "worker a is leaving", null));
+        End(a, new TrialEnded(refused.Trial.Id, refused.Attempt, TrialEndKind.HandedBack, 0, "worker a is leaving", null));
         AwaitTrial(coordinator, t => t.State == TrialState.Queued && t.Attempts == 0, refused.Trial.Id);
         a.ExpectNoMsg(TimeSpan.FromMilliseconds(500));
         Complete(b, other);
@@ -455,14 +533,14 @@ public sealed class SweepCoordinatorTests : Akka.TestKit.Xunit2.TestKit
         var (first, leaving, staying) = FirstAssignment(a, b);
         var leavingId = leaving == a ? "a" : "b";
         leaving.Send(coordinator, new WorkerLeaving(new WorkerSlot(leavingId, "node-" + leavingId, "cpu", 1), "incarnation-1"));
-        leaving.Send(coordinator, new TrialEnded(first.Trial.Id, first.Attempt, TrialEndKind.Stopped, 40, $"worker {leavingId} left", null));
+        End(leaving, new TrialEnded(first.Trial.Id, first.Attempt, TrialEndKind.Stopped, 40, $"worker {leavingId} left", null));
 
         var second = staying.ExpectMsg<RunTrial>(Wait);
-        staying.Send(coordinator, Ended(second, TrialEndKind.Failed, "boom"));
+        End(staying, Ended(second, TrialEndKind.Failed, "boom"));
         var third = staying.ExpectMsg<RunTrial>(Wait); // max-attempts 2: one failure leaves one retry
 
         Assert.Equal((2, 3), (second.Attempt, third.Attempt));
-        staying.Send(coordinator, Ended(third, TrialEndKind.Failed, "boom again"));
+        End(staying, Ended(third, TrialEndKind.Failed, "boom again"));
         var trial = AwaitTrial(coordinator, t => t.State == TrialState.Failed);
         Assert.Equal((3, 2, "boom again"), (trial.Attempts, trial.Failures, trial.Error));
         leaving.ExpectNoMsg(TimeSpan.FromMilliseconds(200));
@@ -557,7 +635,14 @@ public sealed class SweepCoordinatorTests : Akka.TestKit.Xunit2.TestKit
         throw new TimeoutException("no worker got the trial");
     }
 
-    private void Complete(TestProbe worker, RunTrial run) => worker.Send(lastCoordinator!, Ended(run, TrialEndKind.Completed));
+    private void Complete(TestProbe worker, RunTrial run) => End(worker, Ended(run, TrialEndKind.Completed));
+
+    /// <summary>The worker reports the end; the coordinator acknowledges it (once written, or at once for an end it has or never will record).</summary>
+    private void End(TestProbe worker, TrialEnded ended)
+    {
+        worker.Send(lastCoordinator!, ended);
+        Assert.Equal(new TrialEndRecorded(ended.TrialId, ended.Attempt), worker.ExpectMsg<TrialEndRecorded>(Wait));
+    }
 
     private static TrialEnded Ended(RunTrial run, TrialEndKind kind, string? reason = null) =>
         new(run.Trial.Id, run.Attempt, kind, run.Trial.Spec.MaxIter, reason, null);

@@ -47,6 +47,7 @@ public sealed class SweepSerializerTests : Akka.TestKit.Xunit2.TestKit
         new TrialProgressed("abc123", 1, new TrialMetrics(0, 2.3, 0.1, 2.3, 0.1, 0.01, 0.2, 1)),
         new TrialCheckpointSaved("abc123", 1, 100, "/ck/abc123.ckpt"),
         new TrialEnded("abc123", 1, TrialEndKind.OutOfMemory, 40, "out of memory", null),
+        new TrialEndRecorded("abc123", 1),
         new StartSweep(Definition),
         new SweepAccepted("s1", 9, 3),
         new SweepRefused("s1", "exists"),
@@ -96,6 +97,21 @@ public sealed class SweepSerializerTests : Akka.TestKit.Xunit2.TestKit
         Assert.Equal(new TrialRestartedFromScratch("abc123", 2, "/ck/abc123.ckpt", At), restarted);
         Assert.Equal(new TrialCheckpointMissing("abc123", 2, "/ck/abc123.ckpt"), missing);
         Assert.Null(((TrialRestartedFromScratch)restarted).Reason);
+    }
+
+    [Fact]
+    public void A_snapshot_written_before_trials_kept_their_last_test_point_reads_with_none()
+    {
+        var serializer = new SweepSerializer((ExtendedActorSystem)Sys);
+        var running = TrialRecord.Queued(Trial) with { State = TrialState.Running, Attempts = 2, Iteration = 300, LastTestPoint = 300 };
+        var snapshot = new SweepSnapshot("s1", Definition, SweepPhase.Running, [running], At, null);
+        var json = System.Text.Encoding.UTF8.GetString(serializer.ToBinary(snapshot));
+        Assert.Contains("\"lastTestPoint\":300,", json);
+
+        // Exactly what a snapshot held before the field existed.
+        var old = (SweepSnapshot)serializer.FromBinary(System.Text.Encoding.UTF8.GetBytes(json.Replace("\"lastTestPoint\":300,", "")), "sweep-snapshot.v1");
+
+        Assert.Equal(running with { LastTestPoint = null }, Assert.Single(old.Trials));
     }
 
     [Theory]

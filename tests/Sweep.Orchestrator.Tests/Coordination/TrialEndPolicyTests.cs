@@ -1,25 +1,17 @@
 using Sweep.Orchestrator.Coordination;
 using Sweep.Protocol.Events;
 using Sweep.Protocol.Messages;
-using Sweep.Protocol.Specs;
-using Sweep.Protocol.Training;
+using static Sweep.Orchestrator.Tests.Coordination.OneTrialSweep;
 
 namespace Sweep.Orchestrator.Tests.Coordination;
 
 /// <summary>What the coordinator records when an attempt ends, and how the state folds it: pure functions, no actors.</summary>
 public sealed class TrialEndPolicyTests
 {
-    private static readonly DateTimeOffset Now = new(2026, 11, 26, 12, 0, 0, TimeSpan.Zero);
-
-    private static readonly SweepDefinition Definition = new(
-        "policy", "test", ModelKind.Synthetic,
-        [new TrialDefinition("t1", "T1", new TrialSpec(64, 128, 0.01, 100, 50, 1, new SolverSpec(), new DatasetSpec("unused")))],
-        new DivergencePolicy(), new RetryPolicy(MaxAttempts: 2, BackoffSeconds: 1), OutOfMemoryPolicy.Fail, -1, new SyntheticSpec());
-
     /// <summary>The sweep with its one trial started <paramref name="times"/> times (attempt <paramref name="times"/> running on w1).</summary>
     private static SweepState Started(int times)
     {
-        var state = SweepState.Start(new SweepStarted("s", Definition, Now));
+        var state = Fold();
         for (int attempt = 1; attempt <= times; attempt++)
         {
             if (attempt > 1) state.Apply(new TrialRequeued("t1", "worker w1 left at iteration 40", null, false, Now, Now));
