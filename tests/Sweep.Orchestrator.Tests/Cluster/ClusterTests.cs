@@ -134,7 +134,7 @@ public sealed partial class ClusterTests(PostgresServer postgres) : IDisposable
     [Fact]
     public async Task Killing_the_node_hosting_the_coordinator_moves_it_to_the_standby_which_finishes_the_sweep()
     {
-        var (journal, first, standby, workers) = CoordinatorStandbyAndTwoWorkersMidSweep("failover", trials: 8, slotsPerWorker: 1);
+        var (journal, port, first, standby, workers) = CoordinatorStandbyAndTwoWorkersMidSweep("failover", trials: 8, slotsPerWorker: 1);
 
         first.Signal(SweepProcess.SIGKILL);
 
@@ -168,15 +168,8 @@ public sealed partial class ClusterTests(PostgresServer postgres) : IDisposable
     [Fact]
     public async Task The_surviving_side_stays_up_when_half_the_nodes_die_at_once_and_when_a_node_leaves_while_another_dies()
     {
-        var journal = postgres.CreateDatabase();
-        int port = FreePort.Next();
-        var first = Start("run", Spec(40, 20, 100), "--sweep-id", "downing", "--port", port.ToString(), "--workers", "0", "--journal", journal, "--data-dir", temp);
-        first.WaitForLine(l => l.StartsWith("sweep downing"), Long);
-        var standby = Start("resume", "downing", "--port", FreePort.Next().ToString(), "--join", $"127.0.0.1:{port}", "--workers", "0", "--journal", journal, "--data-dir", temp);
-        SweepProcess[] doomed = [Worker(port), Worker(port)];
-        WaitUntilUp([first, standby, .. doomed]);
+        var (journal, port, first, standby, doomed) = CoordinatorStandbyAndTwoWorkersMidSweep("downing", trials: 40, slotsPerWorker: 1, maxIter: 100);
         int Completed() => first.Stdout.Split('\n').Count(l => l.EndsWith(": completed"));
-        first.WaitForLines(_ => Completed() >= 2, Long);
 
         // Two of four members die together: 2 against 2.
         foreach (var worker in doomed) worker.Signal(SweepProcess.SIGKILL);
@@ -246,7 +239,7 @@ public sealed partial class ClusterTests(PostgresServer postgres) : IDisposable
     {
         // 24 trials of 4 s on 6 slots: when the coordinator's node dies, the 6 running trials finish
         // well inside the hand-over (its node is downed ~13-16 s later), with nobody to tell.
-        var (journal, first, standby, _) = CoordinatorStandbyAndTwoWorkersMidSweep("handover", trials: 24, slotsPerWorker: 3);
+        var (journal, _, first, standby, _) = CoordinatorStandbyAndTwoWorkersMidSweep("handover", trials: 24, slotsPerWorker: 3);
 
         var killedAt = DateTimeOffset.UtcNow;
         first.Signal(SweepProcess.SIGKILL);
@@ -430,23 +423,24 @@ public sealed partial class ClusterTests(PostgresServer postgres) : IDisposable
     }
 
     /// <summary>
-    /// A sweep of <paramref name="trials"/> synthetic trials of 4 s (200 iterations of 20 ms, a
-    /// test point and checkpoint every 50) on a first node that only coordinates, with a standby
+    /// A sweep of <paramref name="trials"/> synthetic trials of <paramref name="maxIter"/> iterations
+    /// of 20 ms (4 s by default; a test point and checkpoint every 50) on a first node that only coordinates, with a standby
     /// coordinator (`resume --join`) and two worker nodes of <paramref name="slotsPerWorker"/>
-    /// slots, once a trial per slot has completed: every slot is busy, the first node is ready to kill.
+    /// slots, once a trial per slot has completed: every slot is busy, the first node (on
+    /// <c>Port</c>) is ready to kill.
     /// </summary>
-    private (string Journal, SweepProcess First, SweepProcess Standby, SweepProcess[] Workers) CoordinatorStandbyAndTwoWorkersMidSweep(string sweepId, int trials, int slotsPerWorker)
+    private (string Journal, int Port, SweepProcess First, SweepProcess Standby, SweepProcess[] Workers) CoordinatorStandbyAndTwoWorkersMidSweep(string sweepId, int trials, int slotsPerWorker, int maxIter = 200)
     {
         var journal = postgres.CreateDatabase();
         int port = FreePort.Next();
-        var first = Start("run", Spec(trials, 20, 200), "--sweep-id", sweepId, "--port", port.ToString(), "--workers", "0", "--journal", journal, "--data-dir", temp);
+        var first = Start("run", Spec(trials, 20, maxIter), "--sweep-id", sweepId, "--port", port.ToString(), "--workers", "0", "--journal", journal, "--data-dir", temp);
         first.WaitForLine(l => l.StartsWith($"sweep {sweepId}"), Long);
         var standby = Start("resume", sweepId, "--port", FreePort.Next().ToString(), "--join", $"127.0.0.1:{port}", "--workers", "0", "--journal", journal, "--data-dir", temp);
         standby.WaitForLine(l => l.StartsWith($"sweep {sweepId}"), Long);
         var workers = new[] { Worker(port, slots: slotsPerWorker), Worker(port, slots: slotsPerWorker) };
         WaitUntilUp([first, standby, .. workers]);
         first.WaitForLines(lines => lines.Count(l => l.EndsWith(": completed")) >= 2 * slotsPerWorker, Long);
-        return (journal, first, standby, workers);
+        return (journal, port, first, standby, workers);
     }
 
     /// <summary>Waits until each node says it is a member in state Up: before that, the split-brain resolver would not count it.</summary>
