@@ -12,8 +12,8 @@
 # Every other parameter is an environment variable the test reads (defaults in brackets):
 #   SWEEP_SOAK_KILL_EVERY [20] s, SWEEP_SOAK_REPLACE_AFTER [5] s, SWEEP_SOAK_JOIN [random|oldest],
 #   SWEEP_SOAK_SEED [13], SWEEP_SOAK_NODES [run=1,worker=2,standby=1], SWEEP_SOAK_SLOTS [2],
-#   SWEEP_SOAK_TRIALS [5x10x(2 per minute)], SWEEP_SOAK_ITERATIONS [125], SWEEP_SOAK_ITERATION_MS [20],
-#   SWEEP_SOAK_FINISH_WITHIN [180] s after the window, SWEEP_SOAK_STRICT [1 here, 0 in CI],
+#   SWEEP_SOAK_TRIALS [5x10x(2 per minute)], SWEEP_SOAK_ITERATIONS [160], SWEEP_SOAK_ITERATION_MS [20],
+#   SWEEP_SOAK_FINISH_WITHIN [300] s after the window, SWEEP_SOAK_STRICT [1 here, 0 in CI],
 #   SWEEP_SOAK_REPORT [artifacts/soak/report.md].
 # Needs PostgreSQL's server binaries (bash scripts/test.sh installs Debian's postgresql) or
 # SWEEP_TEST_POSTGRES. Follow it while it runs: tail -f artifacts/soak/progress.log

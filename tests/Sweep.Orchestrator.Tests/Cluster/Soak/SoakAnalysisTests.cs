@@ -41,7 +41,7 @@ public sealed class SoakAnalysisTests
         var definition = Definition(settings);
         Assert.Equal(100, definition.Trials.Count);
         Assert.Equal(10, definition.Trials.Count(t => t.Spec.BaseLr >= definition.Synthetic.DivergentLr));
-        Assert.All(definition.Trials, t => Assert.Equal(125, t.Spec.MaxIter));
+        Assert.All(definition.Trials, t => Assert.Equal(160, t.Spec.MaxIter));
         Assert.Equal(20, definition.Synthetic.IterationMs);
         Assert.Equal(100, definition.Trials.Select(t => t.Name).Distinct().Count());
     }
@@ -207,10 +207,10 @@ public sealed class SoakAnalysisTests
 
         var result = SoakAnalysis.Analyse(events, [], [], [new SlotSpan(At(-1), null, 1)], [], At(10));
 
-        // 125 + 20 iterations of 20 ms on one slot.
-        Assert.Equal(TimeSpan.FromSeconds(2.9), result.IdealMakespan);
+        // 160 + 20 iterations of 20 ms on one slot.
+        Assert.Equal(TimeSpan.FromSeconds(3.6), result.IdealMakespan);
         Assert.Equal(TimeSpan.FromSeconds(3), result.Makespan);
-        Assert.Equal(3 / 2.9, result.MakespanRatio!.Value, precision: 9);
+        Assert.Equal(3 / 3.6, result.MakespanRatio!.Value, precision: 9);
         Assert.Equal(At(3), result.FinishedAt);
         Assert.Empty(result.Lost);
     }
