@@ -199,7 +199,7 @@ public static class SweepRun
 
         // Until the coordinator answers, a journal plugin that cannot start is a failure too (afterwards the coordinator says what failed).
         var failedBeforeAnswer = Task.WhenAny(journalFailed.Task, journalNotStarted.Task).Unwrap();
-        var answer = await AnswerOrJournalFailure(StartOrResume(coordinator, startOrResume), failedBeforeAnswer, journal, sweepId, fresh: startOrResume is StartSweep);
+        var answer = await AnswerOrJournalFailure(StartOrResume(coordinator, startOrResume, remote: cluster is not null), failedBeforeAnswer, journal, sweepId, fresh: startOrResume is StartSweep);
         if (answer is SweepRefused refused) throw new InvalidInputException(refused.Reason);
         onStarted();
         var accepted = (SweepAccepted)answer;
@@ -274,12 +274,13 @@ public static class SweepRun
     }
 
     /// <summary>
-    /// Sends the start (in parts when the definition is too large for one remote message: the
-    /// coordinator may be on another node) or the resume; the answer is the coordinator's to the last part.
+    /// Sends the start or the resume; in a cluster (<paramref name="remote"/>: the coordinator may be
+    /// on another node) the start goes in parts small enough for one remote message each, and the
+    /// answer is the coordinator's to the last part. In-process, nothing is serialized: it goes whole.
     /// </summary>
-    private static Task<ISweepMessage> StartOrResume(IActorRef coordinator, ISweepMessage startOrResume)
+    private static Task<ISweepMessage> StartOrResume(IActorRef coordinator, ISweepMessage startOrResume, bool remote)
     {
-        if (startOrResume is not StartSweep start) return coordinator.Ask<ISweepMessage>(startOrResume, AskTimeout);
+        if (startOrResume is not StartSweep start || !remote) return coordinator.Ask<ISweepMessage>(startOrResume, AskTimeout);
         var parts = StartSweep.InParts(start.Definition);
         foreach (var part in parts.Take(parts.Count - 1)) coordinator.Tell(part);
         return coordinator.Ask<ISweepMessage>(parts[^1], AskTimeout);
