@@ -20,6 +20,13 @@ using static Sweep.Benchmarks.Threads;
 var arguments = Arguments.Parse(args);
 try
 {
+    Benchmarks.SlotsInThreads = arguments.Options.TryGetValue("slots-in", out var slotsIn) switch
+    {
+        false => false,
+        true when slotsIn == "processes" => false,
+        true when slotsIn == "threads" => true,
+        _ => throw new ArgumentException($"--slots-in {slotsIn}: expected processes (a worker process per slot, as `sweep` runs them) or threads (the design before 2026-12-01: every slot a thread of one process)"),
+    };
     var figures = arguments.Name switch
     {
         "overhead" => await Benchmarks.OverheadAsync(arguments.Int("trials", 10_000), arguments.Int("slots", 16), arguments.Int("iterations", 5), arguments.Double("iteration-ms", 2)),
@@ -75,6 +82,12 @@ internal sealed record Arguments(string Name, Dictionary<string, string> Options
 
 internal static class Benchmarks
 {
+    /// <summary>
+    /// Whether sweeps run their slots as threads of this process (the design before 2026-12-01, for
+    /// side-by-side figures: `--slots-in threads`) rather than in a worker process each, as `sweep` does.
+    /// </summary>
+    public static bool SlotsInThreads { get; set; }
+
     /// <summary>
     /// N synthetic trials of known sleep over S worker slots in one process, through the real
     /// coordinator, worker actors and SQLite journal: makespan against the ideal (total work / slots).
@@ -427,7 +440,10 @@ internal static class Benchmarks
             var clock = Stopwatch.StartNew();
             await coordinator.Ask<SweepAccepted>(new StartSweep(definition), TimeSpan.FromMinutes(5));
             for (int i = 0; i < slots; i++)
-                system.ActorOf(TrialWorker.Props(new WorkerSlot($"slot-{i + 1}", "bench", "cpu", threads), coordinator));
+            {
+                var slot = new WorkerSlot($"slot-{i + 1}", "bench", "cpu", threads);
+                system.ActorOf(SlotsInThreads ? TrialWorker.Props(slot, coordinator) : TrialWorker.InWorkerProcess(slot, coordinator, selfTest: false));
+            }
             var final = await finished.Task;
             double seconds = clock.Elapsed.TotalSeconds;
             lock (progress) return new SweepRunResult(seconds, startup.Elapsed.TotalSeconds, final, PeakMemoryBytes(), GC.GetTotalMemory(forceFullCollection: true), progress.ToDictionary(p => p.Key, p => p.Value.ToList()));

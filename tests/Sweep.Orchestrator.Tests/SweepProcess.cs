@@ -111,6 +111,58 @@ public sealed class SweepProcess : IDisposable
     /// <summary>The exit code of a process that has exited.</summary>
     public int ExitCode => process.ExitCode;
 
+    /// <summary>The worker processes this sweep process has started (its children running Sweep.GpuWorker), by process id.</summary>
+    public IReadOnlyList<int> WorkerProcesses() => ChildWorkerProcesses(process.Id);
+
+    /// <summary>The live processes whose parent is <paramref name="parent"/> and whose command line runs Sweep.GpuWorker.</summary>
+    public static IReadOnlyList<int> ChildWorkerProcesses(int parent) =>
+        Directory.GetDirectories("/proc")
+            .Select(d => int.TryParse(Path.GetFileName(d), out var pid) ? pid : 0)
+            .Where(pid => pid > 0 && ParentOf(pid) == parent && !IsGone(pid) && CommandLine(pid).Contains("Sweep.GpuWorker", StringComparison.Ordinal))
+            .ToList();
+
+    /// <summary>Whether process <paramref name="pid"/> is gone: no such process, or a zombie waiting for its parent to reap it.</summary>
+    public static bool IsGone(int pid)
+    {
+        try
+        {
+            var stat = File.ReadAllText($"/proc/{pid}/stat");
+            return stat[(stat.LastIndexOf(')') + 2)..].StartsWith('Z');
+        }
+        catch (IOException)
+        {
+            return true;
+        }
+    }
+
+    private static int ParentOf(int pid)
+    {
+        try
+        {
+            var stat = File.ReadAllText($"/proc/{pid}/stat");
+            return int.Parse(stat[(stat.LastIndexOf(')') + 2)..].Split(' ')[1], System.Globalization.CultureInfo.InvariantCulture);
+        }
+        catch (IOException)
+        {
+            return -1;
+        }
+    }
+
+    private static string CommandLine(int pid)
+    {
+        try
+        {
+            return File.ReadAllText($"/proc/{pid}/cmdline").Replace('\0', ' ');
+        }
+        catch (IOException)
+        {
+            return "";
+        }
+    }
+
+    /// <summary>Whether process <paramref name="pid"/> has LibTorch mapped (its /proc maps name libtorch).</summary>
+    public static bool MapsLibTorch(int pid) => File.ReadLines($"/proc/{pid}/maps").Any(line => line.Contains("libtorch", StringComparison.Ordinal));
+
     public void Signal(int signal)
     {
         if (kill(process.Id, signal) != 0) throw new InvalidOperationException($"kill({process.Id}, {signal}) failed: errno {Marshal.GetLastPInvokeError()}");

@@ -180,23 +180,79 @@ public sealed class SweepRunEndToEndTests : IDisposable
     }
 
     [Fact]
-    public async Task A_crash_fault_ends_the_process_and_resume_runs_the_trial_again_as_attempt_2()
+    public async Task A_crash_fault_kills_only_its_worker_process_and_the_same_run_retries_the_trial_from_its_checkpoint()
     {
+        var reference = await Uninterrupted(WriteSpec(""), "reference");
         var spec = WriteSpec("{ trial = b64-lr0.02, at-iteration = 120, kind = crash, attempts = [1] }");
 
-        var (exit, _, _) = SweepProcess.Run("run", spec, "--sweep-id", "crashed", "--data-dir", DataDir, "--workers", "1");
-        Assert.NotEqual(0, exit);
-        var before = await Events("crashed");
-        Assert.DoesNotContain(before, e => e is SweepCompleted);
+        var (exit, stdout, stderr) = SweepProcess.Run("run", spec, "--sweep-id", "crashed", "--data-dir", DataDir, "--workers", "2");
 
-        var resumed = SweepProcess.Run("resume", "crashed", "--data-dir", DataDir);
-        Assert.True(resumed.ExitCode == 0, resumed.Stdout + resumed.Stderr);
-
-        var status = JsonDocument.Parse(SweepProcess.Run("status", "crashed", "--data-dir", DataDir, "--json").Stdout).RootElement;
-        var crashed = status.GetProperty("trials").EnumerateArray().Single(t => t.GetProperty("name").GetString() == "b64-lr0.02");
-        Assert.Equal(("Completed", 2), (crashed.GetProperty("state").GetString(), crashed.GetProperty("attempts").GetInt32()));
-        Assert.Equal(1, (await Events("crashed")).OfType<TrialCompleted>().Count(e => e.TrialId == crashed.GetProperty("id").GetString()));
+        Assert.True(exit == 0, stdout + stderr);
+        var events = await Events("crashed");
+        var crashed = events.OfType<TrialStarted>().First(e => e.Attempt == 2).TrialId;
+        var failed = Assert.Single(events.OfType<TrialFailed>());
+        Assert.Equal((crashed, 1, false), (failed.TrialId, failed.Attempt, failed.Final));
+        Assert.Matches(@"^worker process \d+ exited with signal 9 \(SIGKILL\) during iteration 100$", failed.Error);
+        Assert.Equal(100, events.OfType<TrialStarted>().Single(e => e.TrialId == crashed && e.Attempt == 2).FromIteration);
+        Assert.Equal(9, events.OfType<TrialCompleted>().Count());
+        Assert.Single(events.OfType<SweepCompleted>());
+        // Every trial's numbers as in the run without the crash, the crashed one's too.
+        var curves = TrialCurves.FromEvents(events);
+        foreach (var (trialId, curve) in TrialCurves.FromEvents(reference.Events)) AssertSameNumbers(curve, curves[trialId], 200);
     }
+
+    [Fact]
+    public async Task A_worker_process_killed_mid_trial_is_started_again_and_the_trial_continues_from_its_checkpoint_with_the_uninterrupted_curve()
+    {
+        var spec = WriteOneTrialSpec();
+        var reference = await Uninterrupted(spec, "alone");
+        using var run = SweepProcess.Start("run", spec, "--sweep-id", "worker-killed", "--data-dir", DataDir, "--workers", "1");
+        run.WaitForLine(l => l.Contains("only: iter 200/400"), Long);
+        var killed = Assert.Single(run.WorkerProcesses());
+        // A terminal's Ctrl+C and a service manager's SIGTERM reach the whole process group: the worker process leaves them to its agent.
+        Assert.Equal(0, kill(killed, SweepProcess.SIGINT));
+        Assert.Equal(0, kill(killed, SweepProcess.SIGTERM));
+        await Task.Delay(TimeSpan.FromSeconds(1));
+        Assert.False(SweepProcess.IsGone(killed), "a worker process ended on SIGINT or SIGTERM");
+        Assert.Equal(0, kill(killed, SweepProcess.SIGKILL));
+
+        Assert.Equal(0, run.WaitForExit(Long));
+        var events = await Events("worker-killed");
+        var failed = Assert.Single(events.OfType<TrialFailed>());
+        Assert.StartsWith($"worker process {killed} exited with signal 9 (SIGKILL) during iteration ", failed.Error);
+        var resumedAt = events.OfType<TrialStarted>().Single(e => e.Attempt == 2).FromIteration;
+        Assert.Equal(events.OfType<TrialCheckpointed>().Last(e => e.At <= failed.At).Iteration, resumedAt);
+        Assert.InRange(resumedAt, 150, 350);
+        AssertSameNumbers(reference.Curve, TrialCurves.FromEvents(events)[reference.TrialId]);
+        Assert.Contains(run.Stdout.Split('\n'), l => l.Contains("completed", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public async Task Killing_the_sweep_process_takes_its_worker_processes_with_it_within_10_seconds_and_resume_completes()
+    {
+        var spec = WriteSpec("");
+        IReadOnlyList<int> workers;
+        using (var run = SweepProcess.Start("run", spec, "--sweep-id", "orphans", "--data-dir", DataDir, "--workers", "2"))
+        {
+            run.WaitForLines(lines => lines.Count(l => l.Contains(": iter 100/200", StringComparison.Ordinal)) >= 2, Long);
+            workers = run.WorkerProcesses();
+            Assert.Equal(2, workers.Count);
+            run.Signal(SweepProcess.SIGKILL);
+            run.WaitForExit(TimeSpan.FromSeconds(30));
+            var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(10);
+            while (DateTime.UtcNow < deadline && !workers.All(SweepProcess.IsGone)) await Task.Delay(100);
+        }
+        Assert.All(workers, pid => Assert.True(SweepProcess.IsGone(pid), $"worker process {pid} still runs 10 s after its sweep process was killed"));
+
+        var (exit, stdout, stderr) = SweepProcess.Run("resume", "orphans", "--data-dir", DataDir, "--workers", "2");
+        Assert.True(exit == 0, stdout + stderr);
+        var events = await Events("orphans");
+        Assert.Equal(9, events.OfType<TrialCompleted>().Select(e => e.TrialId).Distinct().Count());
+        Assert.Equal(9, events.OfType<TrialCompleted>().Count());
+    }
+
+    [System.Runtime.InteropServices.DllImport("libc", SetLastError = true)]
+    private static extern int kill(int pid, int signal);
 
     /// <summary>One synthetic trial, 400 iterations of 20 ms, tested and checkpointed every 50.</summary>
     private string WriteOneTrialSpec()
@@ -216,12 +272,15 @@ public sealed class SweepRunEndToEndTests : IDisposable
     }
 
     /// <summary>The trial of <paramref name="sweepId"/> run without interruption: its curve, and the checkpoint files it left.</summary>
-    private async Task<(string TrialId, IReadOnlyList<TrialMetrics> Curve, string[] Files)> Uninterrupted(string spec, string sweepId)
+    private async Task<(string TrialId, IReadOnlyList<TrialMetrics> Curve, string[] Files, IReadOnlyList<ISweepEvent> Events)> Uninterrupted(string spec, string sweepId)
     {
         var (exit, stdout, stderr) = SweepProcess.Run("run", spec, "--sweep-id", sweepId, "--data-dir", DataDir, "--workers", "1");
         Assert.True(exit == 0, stdout + stderr);
-        var (trialId, curve) = Assert.Single(TrialCurves.FromEvents(await Events(sweepId)));
-        return (trialId, curve, CheckpointFileNames(sweepId));
+        var events = await Events(sweepId);
+        var curves = TrialCurves.FromEvents(events);
+        // A sweep of one trial gives its id and curve; a larger one only its events.
+        var (trialId, curve) = curves.Count == 1 ? curves.Single() : new KeyValuePair<string, IReadOnlyList<TrialMetrics>>("", []);
+        return (trialId, curve, CheckpointFileNames(sweepId), events);
     }
 
     private string[] CheckpointFileNames(string sweepId) =>
@@ -247,9 +306,9 @@ public sealed class SweepRunEndToEndTests : IDisposable
     }
 
     /// <summary>Every number of two curves, point by point, compared exactly (only wall-clock seconds differ between runs).</summary>
-    private static void AssertSameNumbers(IReadOnlyList<TrialMetrics> expected, IReadOnlyList<TrialMetrics> actual)
+    private static void AssertSameNumbers(IReadOnlyList<TrialMetrics> expected, IReadOnlyList<TrialMetrics> actual, int maxIter = 400)
     {
-        Assert.Equal(Enumerable.Range(0, 9).Select(i => 50 * i), actual.Select(m => m.Iteration)); // every test point once: no hole, no repeat
+        Assert.Equal(Enumerable.Range(0, maxIter / 50 + 1).Select(i => 50 * i), actual.Select(m => m.Iteration)); // every test point once: no hole, no repeat
         Assert.Equal(
             expected.Select(m => (m.Iteration, m.TrainLoss, m.TrainAccuracy, m.TestLoss, m.TestAccuracy, m.LearningRate, m.PeakMemoryBytes)),
             actual.Select(m => (m.Iteration, m.TrainLoss, m.TrainAccuracy, m.TestLoss, m.TestAccuracy, m.LearningRate, m.PeakMemoryBytes)));

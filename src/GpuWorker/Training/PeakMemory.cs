@@ -6,8 +6,12 @@ namespace Sweep.GpuWorker.Training;
 
 /// <summary>
 /// Peak memory of one trial. CPU: the process's peak resident set (VmHWM), reset at the start of
-/// the trial through /proc/self/clear_refs, so a long-lived worker reports each trial's own peak
-/// (trials running side by side in one process share that figure). CUDA: the device's used
+/// the trial through /proc/self/clear_refs, so a worker process that runs one trial after another
+/// reports each trial's own peak: before the reset, what earlier trials left is given back (a full
+/// garbage collection, so their tensors are freed, then glibc's <c>malloc_trim(0)</c>, so freed heap
+/// leaves the resident set), and every trial starts from the same resident base (the runtime,
+/// LibTorch and the shared dataset). Trials running side by side in one process would share that
+/// figure: a `sweep` node runs each slot's trials in a worker process of its own. CUDA: the device's used
 /// memory from NVML, sampled at each test point, when the NVIDIA driver is present; 0 otherwise.
 /// </summary>
 public sealed class PeakMemory
@@ -30,6 +34,20 @@ public sealed class PeakMemory
 
     private static void ResetProcessPeak()
     {
+        GC.Collect();
+        GC.WaitForPendingFinalizers();
+        GC.Collect();
+        if (OperatingSystem.IsLinux())
+        {
+            try
+            {
+                malloc_trim(0);
+            }
+            catch (Exception e) when (e is DllNotFoundException or EntryPointNotFoundException)
+            {
+                // Not glibc: freed heap may stay resident, and the figure includes it.
+            }
+        }
         try
         {
             File.WriteAllText("/proc/self/clear_refs", "5");
@@ -56,6 +74,9 @@ public sealed class PeakMemory
         }
         return Environment.WorkingSet;
     }
+
+    [DllImport("libc")]
+    private static extern int malloc_trim(nuint pad);
 
     /// <summary>The NVIDIA management library, loaded only when a CUDA device is used.</summary>
     private static class Nvml

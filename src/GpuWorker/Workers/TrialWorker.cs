@@ -11,12 +11,14 @@ using Sweep.Protocol.Training;
 namespace Sweep.GpuWorker.Workers;
 
 /// <summary>
-/// One worker slot (a CUDA device, or a share of the CPU cores). First runs its device's
-/// known-answer self-test on a thread of its own (when it may train real models), then registers
-/// with the coordinator, with the verdict, until it is acknowledged, runs one attempt at a time on a thread of its own (training never runs
-/// on an actor thread), forwards each test point and checkpoint, applies the sweep's divergence
-/// policy at every test point, and reports how the attempt ended. A repeated RunTrial for the
-/// attempt it already runs is ignored, so redelivery is harmless.
+/// One worker slot (a CUDA device, or a share of the CPU cores), as the coordinator sees it: the
+/// slot's agent. Its trials train elsewhere, in the slot's <see cref="ISlotHost"/>: a worker process
+/// of its own (<see cref="InWorkerProcess"/>, what `sweep` runs) or, in the actor's tests, a thread
+/// (<see cref="Props"/>). The host gives the slot's self-test verdict first; the worker then
+/// registers with the coordinator, with the verdict, until it is acknowledged, hands it one attempt
+/// at a time, keeps and forwards each test point and checkpoint, and reports how the attempt ended
+/// (an attempt whose worker process died ends as Failed, with the cause). A repeated RunTrial for
+/// the attempt it already runs is ignored, so redelivery is harmless.
 /// </summary>
 /// <remarks>
 /// <para>
@@ -51,10 +53,10 @@ public sealed class TrialWorker : ReceiveActor, IWithTimers
 
     private readonly WorkerSlot slot;
     private readonly IActorRef coordinator;
-    private readonly Func<ModelKind, ITrialRunner> runners;
-    private readonly Func<SlotHealth>? selfTest;
+    private readonly Func<ISlotHost> hostFactory;
     private readonly TimeSpan selfTestTimeout;
     private readonly ILoggingAdapter log = Context.GetLogger();
+    private ISlotHost? host;
     private SlotHealth? health;
     private string? coordinatorStopped;
     private readonly string incarnation = Guid.NewGuid().ToString("N");
@@ -66,20 +68,13 @@ public sealed class TrialWorker : ReceiveActor, IWithTimers
     private IActorRef? leaveRequester;
     private readonly ReportOutbox outbox = new();
 
-    /// <summary>The attempt being run, and how to stop it.</summary>
+    /// <summary>The attempt being run, the checkpoint files it owns, and why it was stopped.</summary>
     private sealed class Attempt(RunTrial trial)
     {
         public RunTrial Trial { get; } = trial;
-        public CancellationTokenSource Cancellation { get; } = new();
-        public volatile string? DivergenceReason;
-        public volatile string? FaultReason;
-        public volatile int LastIteration;
         public string? StopReason { get; set; }
 
-        /// <summary>
-        /// The versioned checkpoint files this attempt owns (the one it resumed from, those it wrote)
-        /// by iteration, with their time of writing; locked, as the training thread adds to it.
-        /// </summary>
+        /// <summary>The versioned checkpoint files this attempt owns (the one it resumed from, those it wrote) by iteration, with their time of writing.</summary>
         private readonly SortedDictionary<int, (string Path, DateTime WrittenAt)> files = [];
 
         public bool Is(string trialId, int attempt) => Trial.Trial.Id == trialId && Trial.Attempt == attempt;
@@ -87,14 +82,11 @@ public sealed class TrialWorker : ReceiveActor, IWithTimers
         public void Own(int iteration, string path)
         {
             var writtenAt = File.GetLastWriteTimeUtc(path);
-            lock (files) files[iteration] = (path, writtenAt);
+            files[iteration] = (path, writtenAt);
         }
 
         /// <summary>Forgets every file (they were deleted: the attempt starts over).</summary>
-        public void DisownAll()
-        {
-            lock (files) files.Clear();
-        }
+        public void DisownAll() => files.Clear();
 
         /// <summary>
         /// Forgets the files of iterations before <paramref name="iteration"/> and returns those to
@@ -102,29 +94,20 @@ public sealed class TrialWorker : ReceiveActor, IWithTimers
         /// </summary>
         public IReadOnlyList<string> ReleaseBefore(int iteration)
         {
-            List<(string Path, DateTime WrittenAt)> older;
-            lock (files)
-            {
-                older = files.Where(f => f.Key < iteration).Select(f => f.Value).ToList();
-                foreach (var key in files.Keys.Where(key => key < iteration).ToList()) files.Remove(key);
-            }
+            var older = files.Where(f => f.Key < iteration).Select(f => f.Value).ToList();
+            foreach (var key in files.Keys.Where(key => key < iteration).ToList()) files.Remove(key);
             return older.Where(f => File.GetLastWriteTimeUtc(f.Path) == f.WrittenAt).Select(f => f.Path).ToList();
         }
     }
 
-    private sealed record AttemptFinished(RunTrial Trial, TrainingResult? Result, Exception? Error);
+    /// <summary>What the slot's host said: its verdict, an attempt's report, or an attempt's end.</summary>
+    private sealed record FromHost(ISweepMessage Message);
 
     private sealed record RegisterDue;
 
     private sealed record ResendDue;
 
-    /// <summary>A report from the training thread, to keep and send (<see cref="Send"/>).</summary>
-    private sealed record Report(ISweepMessage Message);
-
-    private sealed record SelfTestDone(SlotHealth Health);
-
-    /// <summary>The training thread found the attempt's checkpoint unreadable and started it again from scratch.</summary>
-    private sealed record StartedOver(RunTrial Trial, CheckpointUnreadableException Damage, IReadOnlyList<string> DeleteFailures);
+    private sealed record SelfTestTimedOut;
 
     /// <summary>Hand the running attempt back (checkpointed) and take no more: the node is leaving. Answered by <see cref="Left"/>.</summary>
     public sealed record Leave;
@@ -132,26 +115,23 @@ public sealed class TrialWorker : ReceiveActor, IWithTimers
     /// <summary>The worker has handed back its attempt, if it had one.</summary>
     public sealed record Left(string WorkerId);
 
-    public TrialWorker(WorkerSlot slot, IActorRef coordinator, Func<ModelKind, ITrialRunner> runners, Func<SlotHealth>? selfTest, TimeSpan selfTestTimeout)
+    public TrialWorker(WorkerSlot slot, IActorRef coordinator, Func<ISlotHost> host, TimeSpan selfTestTimeout)
     {
         this.selfTestTimeout = selfTestTimeout;
         this.slot = slot;
         this.coordinator = coordinator;
-        this.runners = runners;
-        this.selfTest = selfTest;
+        hostFactory = host;
 
-        Receive<SelfTestDone>(HandleSelfTested);
+        Receive<FromHost>(HandleFromHost);
+        Receive<SelfTestTimedOut>(_ => HandleSelfTested(new SlotHealth(false, string.Create(System.Globalization.CultureInfo.InvariantCulture, $"self-test did not finish within {selfTestTimeout.TotalSeconds:0.#} s on {slot.Device}"))));
         Receive<RegisterDue>(_ => Register());
         Receive<WorkerRegistered>(_ => HandleRegistered());
         Receive<Terminated>(HandleCoordinatorGone);
         Receive<RunTrial>(HandleRun);
         Receive<StopTrial>(HandleStop);
-        Receive<AttemptFinished>(HandleFinished);
         Receive<TrialCheckpointRecorded>(HandleRecorded);
         Receive<TrialEndRecorded>(HandleEndRecorded);
-        Receive<Report>(report => Send(report.Message));
         Receive<ResendDue>(_ => ResendEnded());
-        Receive<StartedOver>(HandleStartedOver);
         Receive<Leave>(_ => HandleLeave());
         Receive<SweepJournalFailed>(failed => coordinatorStopped = $"journal failure: {failed.Cause}");
     }
@@ -166,12 +146,32 @@ public sealed class TrialWorker : ReceiveActor, IWithTimers
         _ => throw new ArgumentOutOfRangeException(nameof(model), model, null),
     };
 
+    /// <summary>
+    /// A slot whose trials train in a worker process of its own (<see cref="WorkerProcessSlot"/>):
+    /// how every `sweep` node runs its slots.
+    /// </summary>
+    /// <param name="slot">The slot this worker is.</param>
+    /// <param name="coordinator">The coordinator, or the cluster singleton's proxy.</param>
+    /// <param name="selfTest">Whether the worker process runs its device's known-answer self-test before it takes trials (slots that may train LeNet); otherwise <see cref="SlotHealth.NotNeeded"/>.</param>
+    /// <param name="selfTestTimeout">How long the process may take to start and give its verdict (default <see cref="DefaultSelfTestTimeout"/>).</param>
+    public static Props InWorkerProcess(WorkerSlot slot, IActorRef coordinator, bool selfTest, TimeSpan? selfTestTimeout = null) =>
+        Akka.Actor.Props.Create(() => new TrialWorker(slot, coordinator, () => ProcessHost(slot, selfTest), selfTestTimeout ?? DefaultSelfTestTimeout));
+
+    private static ISlotHost ProcessHost(WorkerSlot slot, bool selfTest)
+    {
+        var log = Context.GetLogger();
+        return new WorkerProcessSlot(slot, selfTest, line => log.Info(line), line => log.Warning(line));
+    }
+
+    /// <summary>
+    /// A slot whose trials run on a thread of this process (<see cref="InThreadSlot"/>): for tests
+    /// of the actor with scripted runners.
+    /// </summary>
     /// <param name="slot">The slot this worker is.</param>
     /// <param name="coordinator">The coordinator, or the cluster singleton's proxy.</param>
     /// <param name="runners">What runs each model (default: <see cref="DefaultRunners"/>).</param>
     /// <param name="selfTest">
-    /// The slot's self-test, run once before registering (on a thread of its own): typically
-    /// <see cref="SelfTest.KnownAnswerTest"/> on the slot's device and thread count. Null for a slot
+    /// The slot's self-test, run once before registering (on a thread of its own). Null for a slot
     /// that only runs synthetic trials: it registers at once as <see cref="SlotHealth.NotNeeded"/>.
     /// A self-test that throws, or has not answered within <paramref name="selfTestTimeout"/>
     /// (default <see cref="DefaultSelfTestTimeout"/>), is an unhealthy verdict: a slot never stays
@@ -179,9 +179,9 @@ public sealed class TrialWorker : ReceiveActor, IWithTimers
     /// </param>
     /// <param name="selfTestTimeout">How long the self-test may take.</param>
     public static Props Props(WorkerSlot slot, IActorRef coordinator, Func<ModelKind, ITrialRunner>? runners = null, Func<SlotHealth>? selfTest = null, TimeSpan? selfTestTimeout = null) =>
-        Akka.Actor.Props.Create(() => new TrialWorker(slot, coordinator, runners ?? DefaultRunners, selfTest, selfTestTimeout ?? DefaultSelfTestTimeout));
+        Akka.Actor.Props.Create(() => new TrialWorker(slot, coordinator, () => new InThreadSlot(slot, runners ?? DefaultRunners, selfTest), selfTestTimeout ?? DefaultSelfTestTimeout));
 
-    /// <summary>Far beyond the self-test's second or so, even with a cold GPU driver.</summary>
+    /// <summary>Far beyond the self-test's second or so (and a worker process's start), even with a cold GPU driver.</summary>
     public static readonly TimeSpan DefaultSelfTestTimeout = TimeSpan.FromMinutes(2);
 
     private const string SelfTestTimer = "self-test";
@@ -192,39 +192,53 @@ public sealed class TrialWorker : ReceiveActor, IWithTimers
 
     protected override void PreStart()
     {
-        if (selfTest is null)
-        {
-            HandleSelfTested(new SelfTestDone(SlotHealth.NotNeeded));
-            return;
-        }
-        var check = selfTest;
-        Task.Factory.StartNew(
-                () =>
-                {
-                    try
-                    {
-                        return new SelfTestDone(check());
-                    }
-                    catch (Exception e)
-                    {
-                        return new SelfTestDone(new SlotHealth(false, $"self-test could not run on {slot.Device}: {e.GetType().Name}: {e.Message.Split('\n')[0]}"));
-                    }
-                },
-                CancellationToken.None,
-                TaskCreationOptions.LongRunning,
-                TaskScheduler.Default)
-            .PipeTo(Self);
-        Timers.StartSingleTimer(SelfTestTimer, new SelfTestDone(new SlotHealth(false, string.Create(System.Globalization.CultureInfo.InvariantCulture, $"self-test did not finish within {selfTestTimeout.TotalSeconds:0.#} s on {slot.Device}"))), selfTestTimeout);
+        var self = Self;
+        host = hostFactory();
+        host.Start(message => self.Tell(new FromHost(message)));
+        Timers.StartSingleTimer(SelfTestTimer, new SelfTestTimedOut(), selfTestTimeout);
     }
 
-    protected override void PostStop() => current?.Cancellation.Cancel();
+    protected override void PostStop() => host?.Dispose();
+
+    private void HandleFromHost(FromHost from)
+    {
+        switch (from.Message)
+        {
+            case WorkerProcessReady ready when health is null:
+                HandleSelfTested(ready.Health);
+                break;
+            case WorkerProcessReady ready:
+                if (ready.Health != health) log.Warning("worker {0}: its restarted worker process {1}: {2}", slot.WorkerId, ready.Health.Healthy ? "passed its self-test" : "takes no trials", ready.Health.Summary);
+                health = ready.Health;
+                break;
+            case TrialCheckpointSaved saved:
+                // Owned before the coordinator hears of it, so its acknowledgement always finds the file.
+                if (current is { } owner && owner.Is(saved.TrialId, saved.Attempt)) owner.Own(saved.Iteration, saved.Path);
+                Send(saved);
+                break;
+            case TrialCheckpointMissing { Reason: { } reason } damaged:
+                if (current is { } restarting && restarting.Is(damaged.TrialId, damaged.Attempt))
+                {
+                    restarting.DisownAll();
+                    TrialLogFor(restarting.Trial).Warning("Checkpoint {Checkpoint} of trial {TrialName} cannot be used ({Reason}): attempt {Attempt} starts from scratch", damaged.Path, restarting.Trial.Trial.Name, reason, damaged.Attempt);
+                }
+                Send(damaged);
+                break;
+            case TrialEnded ended:
+                HandleFinished(ended);
+                break;
+            case var report:
+                Send(report);
+                break;
+        }
+    }
 
     /// <summary>The verdict is in: registration starts (an unhealthy slot registers too, so the sweep knows it and why).</summary>
-    private void HandleSelfTested(SelfTestDone done)
+    private void HandleSelfTested(SlotHealth verdict)
     {
         if (health is not null) return; // the first verdict stands (a self-test answering after its timeout)
         Timers.Cancel(SelfTestTimer);
-        health = done.Health;
+        health = verdict;
         if (health.Healthy) log.Info("worker {0}: {1}", slot.WorkerId, health.Summary);
         else log.Warning("worker {0} takes no trials: {1}", slot.WorkerId, health.Summary);
         Register();
@@ -314,7 +328,7 @@ public sealed class TrialWorker : ReceiveActor, IWithTimers
             return;
         }
         current.StopReason = $"worker {slot.WorkerId} left";
-        current.Cancellation.Cancel();
+        host!.Stop(current.Trial.Trial.Id, current.Trial.Attempt);
     }
 
     private void HandleRun(RunTrial trial)
@@ -338,46 +352,11 @@ public sealed class TrialWorker : ReceiveActor, IWithTimers
         }
 
         var attempt = current = new Attempt(trial);
-        var self = Self;
-        var observer = new ForwardingObserver(attempt, trial, self);
         var resumeFrom = ResumeFromIfPresent(trial);
         CleanUpAtStart(trial, resumeFrom);
         if (resumeFrom is not null && CheckpointFiles.IterationOf(trial.CheckpointPath, resumeFrom) is { } resumeIteration) attempt.Own(resumeIteration, resumeFrom);
-        var options = new TrainingOptions(slot.Threads, slot.Device, trial.CheckpointPath, resumeFrom, CheckpointOnCancel: true, VersionedCheckpoints: true);
-        var runner = runners(trial.Model);
         TrialLogFor(trial).Info("Worker {Worker} runs trial {TrialName} attempt {Attempt}", slot.WorkerId, trial.Trial.Name, trial.Attempt);
-
-        Task.Factory.StartNew(
-                () => RunAttempt(runner, trial, options, observer, attempt, self),
-                CancellationToken.None,
-                TaskCreationOptions.LongRunning,
-                TaskScheduler.Default)
-            .ContinueWith(
-                task => new AttemptFinished(trial, task.IsCompletedSuccessfully ? task.Result : null, task.Exception?.GetBaseException()),
-                TaskContinuationOptions.ExecuteSynchronously)
-            .PipeTo(self);
-    }
-
-    /// <summary>
-    /// Runs on the training thread. A checkpoint that cannot be read is treated like a missing one,
-    /// once: the coordinator is told why (through the worker, which keeps the report), the trial's
-    /// versioned files go (the damaged one with them) and the same attempt runs from scratch at
-    /// once. Loaders throw before anything is reported, so nothing of the failed start reaches the coordinator.
-    /// </summary>
-    private static TrainingResult RunAttempt(ITrialRunner runner, RunTrial trial, TrainingOptions options, ITrainingObserver observer, Attempt attempt, IActorRef self)
-    {
-        try
-        {
-            return runner.Run(trial, options, observer, attempt.Cancellation.Token);
-        }
-        catch (CheckpointUnreadableException damage) when (options.ResumeFrom is { } path)
-        {
-            self.Tell(new Report(new TrialCheckpointMissing(trial.Trial.Id, trial.Attempt, path, damage.Cause)));
-            attempt.DisownAll();
-            var failures = CheckpointFiles.Delete(TrialFilesIn(trial, [options.CheckpointPath!, path]));
-            self.Tell(new StartedOver(trial, damage, failures));
-            return runner.Run(trial, options with { ResumeFrom = null }, observer, attempt.Cancellation.Token);
-        }
+        host!.Run(trial with { ResumeFrom = resumeFrom });
     }
 
     /// <summary>
@@ -388,17 +367,10 @@ public sealed class TrialWorker : ReceiveActor, IWithTimers
     /// </summary>
     private void CleanUpAtStart(RunTrial trial, string? resumeFrom)
     {
-        var stale = TrialFilesIn(trial, resumeFrom is null ? [trial.CheckpointPath] : [trial.CheckpointPath, resumeFrom])
+        var stale = AttemptRun.TrialFilesIn(trial, resumeFrom is null ? [trial.CheckpointPath] : [trial.CheckpointPath, resumeFrom])
             .Where(path => resumeFrom is null || !CheckpointFiles.SameFile(path, resumeFrom));
         LogDeleteFailures(trial, CheckpointFiles.Delete(stale));
     }
-
-    /// <summary>The trial's versioned checkpoint files (and unfinished writes of them) in the folders of <paramref name="paths"/>.</summary>
-    private static IEnumerable<string> TrialFilesIn(RunTrial trial, IEnumerable<string> paths) =>
-        paths.Select(path => Path.GetDirectoryName(Path.GetFullPath(path))!)
-            .Distinct(StringComparer.Ordinal)
-            .SelectMany(directory => CheckpointFiles.VersionedIn(trial.CheckpointPath, directory))
-            .ToList();
 
     /// <summary>The journal holds the checkpoint at the acknowledged iteration: the attempt's earlier files are superseded, and its reports up to it are delivered.</summary>
     private void HandleRecorded(TrialCheckpointRecorded recorded)
@@ -409,12 +381,6 @@ public sealed class TrialWorker : ReceiveActor, IWithTimers
             : null;
         if (attempt is null) return;
         LogDeleteFailures(attempt.Trial, CheckpointFiles.Delete(attempt.ReleaseBefore(recorded.Iteration)));
-    }
-
-    private void HandleStartedOver(StartedOver over)
-    {
-        TrialLogFor(over.Trial).Warning("Checkpoint {Checkpoint} of trial {TrialName} cannot be used ({Reason}): attempt {Attempt} starts from scratch", over.Damage.Path, over.Trial.Trial.Name, over.Damage.Cause, over.Trial.Attempt);
-        LogDeleteFailures(over.Trial, over.DeleteFailures);
     }
 
     private void LogDeleteFailures(RunTrial trial, IReadOnlyList<string> failures)
@@ -436,72 +402,27 @@ public sealed class TrialWorker : ReceiveActor, IWithTimers
 
     private void HandleStop(StopTrial stop)
     {
-        if (current is null || current.Trial.Trial.Id != stop.TrialId || current.Trial.Attempt != stop.Attempt) return;
-        current.Cancellation.Cancel();
-    }
-
-    private void HandleFinished(AttemptFinished finished)
-    {
-        var attempt = current;
-        current = null;
-        previous = attempt;
-        var trial = finished.Trial;
-        var ended = finished switch
-        {
-            { Error: TrialOutOfMemoryException oom } => End(TrialEndKind.OutOfMemory, attempt?.LastIteration ?? 0, oom.Message),
-            { Error: InvalidInputException bad } => End(TrialEndKind.Failed, 0, bad.Message),
-            { Error: FaultBeforeLearningException fault } => End(TrialEndKind.Failed, 0, fault.Message),
-            { Error: { } error } => End(TrialEndKind.Failed, attempt?.LastIteration ?? 0, $"{error.GetType().Name}: {error.Message.Split('\n')[0]}"),
-            { Result: { Outcome: TrialOutcome.Completed } result } => End(TrialEndKind.Completed, result.Iteration, null),
-            { Result: { Outcome: TrialOutcome.Diverged, Divergence.Iteration: 0 } result } =>
-                End(TrialEndKind.Failed, 0, DivergencePolicy.NonFiniteBeforeLearning("training loss", result.Divergence!.Loss)),
-            { Result: { Outcome: TrialOutcome.Diverged } result } => End(TrialEndKind.Diverged, result.Divergence!.Iteration, result.Divergence.Reason),
-            { Result: { } } when attempt?.FaultReason is { } fault => End(TrialEndKind.Failed, 0, fault),
-            { Result: { } result } when attempt?.DivergenceReason is { } reason => End(TrialEndKind.Diverged, attempt.LastIteration, reason),
-            { Result: { } result } => End(TrialEndKind.Stopped, result.Iteration, attempt?.StopReason, result.CheckpointPath),
-            _ => End(TrialEndKind.Failed, 0, "the attempt ended without a result"),
-        };
-        TrialLogFor(trial).Info("Trial {TrialName} attempt {Attempt} ended on {Worker}: {Outcome} at iteration {Iteration} {Reason}", trial.Trial.Name, trial.Attempt, slot.WorkerId, ended.Kind, ended.Iteration, ended.Reason ?? "");
-        Send(ended);
-        attempt?.Cancellation.Dispose();
-        leaveRequester?.Tell(new Left(slot.WorkerId));
-
-        TrialEnded End(TrialEndKind kind, int iteration, string? reason, string? checkpoint = null) =>
-            new(trial.Trial.Id, trial.Attempt, kind, iteration, reason, checkpoint);
+        if (current is null || !current.Is(stop.TrialId, stop.Attempt)) return;
+        host!.Stop(stop.TrialId, stop.Attempt);
     }
 
     /// <summary>
-    /// Runs on the training thread: hands each report to the worker (Tell is thread-safe), which
-    /// keeps it until acknowledged and sends it on, and stops the attempt the moment the sweep's
-    /// divergence policy says so.
+    /// The running attempt ended (in its process, or with its process): the end is kept and sent
+    /// until acknowledged, with the reason it was stopped for, and a node that is leaving hears the slot is free.
     /// </summary>
-    private sealed class ForwardingObserver(Attempt attempt, RunTrial trial, IActorRef worker) : ITrainingObserver
+    private void HandleFinished(TrialEnded ended)
     {
-        private double? firstTrainLoss;
-
-        public void OnMetrics(TrialMetrics metrics)
+        if (current is not { } attempt || !attempt.Is(ended.TrialId, ended.Attempt))
         {
-            if (DivergencePolicy.FaultBeforeLearning(metrics) is { } fault)
-            {
-                attempt.FaultReason = fault;
-                attempt.Cancellation.Cancel();
-                return;
-            }
-            attempt.LastIteration = metrics.Iteration;
-            if (metrics.Iteration == 0) firstTrainLoss = metrics.TrainLoss;
-            worker.Tell(new Report(new TrialProgressed(trial.Trial.Id, trial.Attempt, metrics)));
-            if (trial.Divergence.Check(metrics, firstTrainLoss) is { } reason)
-            {
-                attempt.DivergenceReason = reason;
-                attempt.Cancellation.Cancel();
-            }
+            Send(ended);
+            return;
         }
-
-        public void OnCheckpoint(int iteration, string path)
-        {
-            // Owned before the coordinator hears of it, so its acknowledgement always finds the file.
-            attempt.Own(iteration, path);
-            worker.Tell(new Report(new TrialCheckpointSaved(trial.Trial.Id, trial.Attempt, iteration, path)));
-        }
+        current = null;
+        previous = attempt;
+        if (ended is { Kind: TrialEndKind.Stopped, Reason: null }) ended = ended with { Reason = attempt.StopReason };
+        var trial = attempt.Trial;
+        TrialLogFor(trial).Info("Trial {TrialName} attempt {Attempt} ended on {Worker}: {Outcome} at iteration {Iteration} {Reason}", trial.Trial.Name, trial.Attempt, slot.WorkerId, ended.Kind, ended.Iteration, ended.Reason ?? "");
+        Send(ended);
+        leaveRequester?.Tell(new Left(slot.WorkerId));
     }
 }

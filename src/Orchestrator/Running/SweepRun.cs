@@ -24,7 +24,7 @@ public sealed record WorkerLayout(int Workers, int Threads)
     /// </summary>
     public static WorkerLayout For(ModelKind model, int? workers, int? threads)
     {
-        int cuda = model == ModelKind.Lenet ? TorchDevices.CudaDeviceCount : 0;
+        int cuda = model == ModelKind.Lenet ? CudaDevices.Count : 0;
         int slots = workers ?? (cuda > 0 ? cuda : Environment.ProcessorCount);
         if (slots < 0) throw new InvalidInputException($"--workers must be zero or positive, got {slots}");
         int perSlot = threads ?? (cuda > 0 ? Environment.ProcessorCount : Math.Max(1, Environment.ProcessorCount / Math.Max(1, slots)));
@@ -33,7 +33,7 @@ public sealed record WorkerLayout(int Workers, int Threads)
     }
 
     public string DeviceOf(ModelKind model, int slot) =>
-        model == ModelKind.Lenet && TorchDevices.CudaDeviceCount > 0 ? $"cuda:{slot % TorchDevices.CudaDeviceCount}" : "cpu";
+        model == ModelKind.Lenet && CudaDevices.Count > 0 ? $"cuda:{slot % CudaDevices.Count}" : "cpu";
 
     /// <summary>
     /// Why this layout would slow its own trials down, or null: CPU slots asking for more LibTorch
@@ -43,12 +43,31 @@ public sealed record WorkerLayout(int Workers, int Threads)
     /// </summary>
     public string? OversubscriptionWarning(ModelKind model)
     {
-        if (model != ModelKind.Lenet || TorchDevices.CudaDeviceCount > 0) return null;
+        if (model != ModelKind.Lenet || CudaDevices.Count > 0) return null;
         int cores = Environment.ProcessorCount;
         return Workers * Threads <= cores
             ? null
             : $"{Workers} CPU slot(s) x {Threads} LibTorch thread(s) = {Workers * Threads} threads on {cores} core(s): trials will slow each other down; use --workers/--threads with a product of at most {cores}";
     }
+}
+
+/// <summary>
+/// The CUDA devices this node can train on, counted without loading LibTorch (only worker processes
+/// do): the NVIDIA driver's devices (<c>/proc/driver/nvidia/gpus</c>), when this build carries CUDA
+/// LibTorch (<c>libtorch_cuda.so</c> next to the program; built with <c>-p:TorchBackend=cuda</c>); 0 otherwise.
+/// </summary>
+public static class CudaDevices
+{
+    private static readonly Lazy<int> Counted = new(() =>
+    {
+        const string driver = "/proc/driver/nvidia/gpus";
+        bool cudaBuild = File.Exists(Path.Combine(AppContext.BaseDirectory, "runtimes", "linux-x64", "native", "libtorch_cuda.so"))
+                         || File.Exists(Path.Combine(AppContext.BaseDirectory, "libtorch_cuda.so"));
+        return cudaBuild && Directory.Exists(driver) ? Directory.GetDirectories(driver).Length : 0;
+    });
+
+    /// <summary>How many; one worker slot each.</summary>
+    public static int Count => Counted.Value;
 }
 
 /// <summary>
@@ -68,9 +87,9 @@ public static class WorkerSlots
         {
             var device = layout.DeviceOf(model, slot);
             var workerSlot = new WorkerSlot($"{node}/{device}-{slot + 1}", node, device, layout.Threads);
-            // A slot that may train a real model proves its device's arithmetic first (a synthetic sweep never loads LibTorch).
-            var selfTest = model == ModelKind.Lenet ? TrialWorker.DeviceSelfTest(workerSlot) : null;
-            workers.Add(system.ActorOf(TrialWorker.Props(workerSlot, coordinator, selfTest: selfTest), $"worker-{slot + 1}"));
+            // Each slot trains in a worker process of its own; one that may train a real model proves
+            // its device's arithmetic there first (a synthetic sweep's processes never load LibTorch).
+            workers.Add(system.ActorOf(TrialWorker.InWorkerProcess(workerSlot, coordinator, selfTest: model == ModelKind.Lenet), $"worker-{slot + 1}"));
         }
         return workers;
     }

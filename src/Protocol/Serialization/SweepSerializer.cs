@@ -48,6 +48,8 @@ public sealed class SweepSerializer(ExtendedActorSystem system) : SerializerWith
         [typeof(TrialEnded)] = "trial-ended.v1",
         [typeof(TrialEndRecorded)] = "trial-end-recorded.v1",
         [typeof(TrialCheckpointMissing)] = "trial-checkpoint-missing.v1",
+        // agent ↔ worker process (the pipe between a slot's actor and its process)
+        [typeof(WorkerProcessReady)] = "worker-process-ready.v1",
         // clients ↔ coordinator
         [typeof(StartSweep)] = "start-sweep.v2",
         [typeof(ResumeSweep)] = "resume-sweep.v1",
@@ -82,6 +84,38 @@ public sealed class SweepSerializer(ExtendedActorSystem system) : SerializerWith
     public static IEnumerable<Type> SerializableTypes => ManifestByType.Keys;
 
     public override int Identifier => SerializerId;
+
+    /// <summary>
+    /// One message as one line of text, <c>MANIFEST JSON</c>, for the pipe between a slot's actor and
+    /// its worker process (the same allow-list and JSON as Akka's wire and the journal).
+    /// </summary>
+    /// <exception cref="ArgumentException">The message's type is not in the allow-list.</exception>
+    public static string ToLine(ISweepMessage message)
+    {
+        var manifest = ManifestByType.TryGetValue(message.GetType(), out var known)
+            ? known
+            : throw new ArgumentException($"{message.GetType().FullName} is not in the sweep serializer's allow-list");
+        return manifest + " " + JsonSerializer.Serialize(message, message.GetType(), Json);
+    }
+
+    /// <summary>
+    /// The message of a line written by <see cref="ToLine"/>, or null for a line that is not one (an
+    /// unknown manifest, malformed JSON, or any other text a process printed): the caller treats such
+    /// a line as output to log, never as a crash.
+    /// </summary>
+    public static ISweepMessage? FromLine(string line)
+    {
+        int space = line.IndexOf(' ', StringComparison.Ordinal);
+        if (space <= 0 || !TypeByManifest.TryGetValue(line[..space], out var type)) return null;
+        try
+        {
+            return JsonSerializer.Deserialize(line.AsSpan(space + 1), type, Json) as ISweepMessage;
+        }
+        catch (JsonException)
+        {
+            return null;
+        }
+    }
 
     public override string Manifest(object o) =>
         ManifestByType.TryGetValue(o.GetType(), out var manifest)

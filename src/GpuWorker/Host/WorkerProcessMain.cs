@@ -1,0 +1,127 @@
+using System.Runtime.InteropServices;
+using Sweep.GpuWorker.Workers;
+using Sweep.Protocol.Messages;
+using Sweep.Protocol.Serialization;
+
+namespace Sweep.GpuWorker.Host;
+
+/// <summary>
+/// The worker process: one slot's trials, one attempt at a time, started and supervised by that
+/// slot's <see cref="TrialWorker"/> (through <see cref="WorkerProcessSlot"/>). The only kind of
+/// process that loads LibTorch. It runs the slot's self-test, says <see cref="WorkerProcessReady"/>,
+/// then reads <see cref="RunTrial"/> and <see cref="StopTrial"/> lines on its standard input and
+/// writes each attempt's reports and end on its standard output (<see cref="SweepSerializer.ToLine"/>).
+/// Anything else it prints goes to standard error, its log. It exits when its input closes (its
+/// agent stopped it, or died) or its parent process changes (the parent was killed), stopping the
+/// running attempt with a checkpoint for at most <see cref="StopGrace"/> first. SIGINT and SIGTERM
+/// are left to the agent: a terminal's Ctrl+C reaches the whole process group.
+/// </summary>
+public static class WorkerProcessMain
+{
+    /// <summary>How long a worker process whose agent went away lets its attempt write a checkpoint before it exits.</summary>
+    public static readonly TimeSpan StopGrace = TimeSpan.FromSeconds(3);
+
+    private static readonly object Output = new();
+    private static TextWriter protocol = TextWriter.Null;
+
+    /// <summary>Exit codes: 0 when its input closed or its parent went, 2 for bad arguments.</summary>
+    public static int Run(string[] args)
+    {
+        if (WorkerProcessArguments.Parse(args, out var problem) is not { } parsed)
+        {
+            Console.Error.WriteLine($"Sweep.GpuWorker: {problem}");
+            return 2;
+        }
+        var (slot, selfTest) = parsed;
+        protocol = new StreamWriter(Console.OpenStandardOutput()) { AutoFlush = true };
+        // Whatever else writes to "standard output" (a library, a stray Console.WriteLine) lands in the log, never in the protocol.
+        Console.SetOut(Console.Error);
+        WatchParent();
+        // Ctrl+C in a terminal (SIGINT) and a service manager's stop (SIGTERM) reach the whole process
+        // group, this process too: the agent decides (it stops the attempt with a checkpoint first),
+        // and a process whose agent is gone exits by itself.
+        using var interrupt = PosixSignalRegistration.Create(PosixSignal.SIGINT, context => context.Cancel = true);
+        using var terminate = PosixSignalRegistration.Create(PosixSignal.SIGTERM, context => context.Cancel = true);
+
+        var health = selfTest
+            ? SlotSelfTest.Verdict(() => SelfTest.KnownAnswerTest.Run(slot.Device, slot.Threads, SelfTest.SelfTestFault.FromEnvironment(slot.WorkerId)).ToHealth(), slot.Device)
+            : SlotHealth.NotNeeded;
+        Write(new WorkerProcessReady(Environment.ProcessId, health));
+
+        (RunTrial Trial, CancellationTokenSource Cancellation, Task Done)? current = null;
+        string? line;
+        while ((line = Console.In.ReadLine()) is not null)
+        {
+            switch (SweepSerializer.FromLine(line))
+            {
+                case RunTrial trial when current is { Done.IsCompleted: false }:
+                    Write(new TrialEnded(trial.Trial.Id, trial.Attempt, TrialEndKind.Failed, 0, $"worker {slot.WorkerId} was busy with {current.Value.Trial.Trial.Name}", null));
+                    break;
+                case RunTrial trial when !health.Healthy:
+                    Write(new TrialEnded(trial.Trial.Id, trial.Attempt, TrialEndKind.Failed, 0, $"worker {slot.WorkerId} takes no trials: {health.Summary}", null));
+                    break;
+                case RunTrial trial:
+                    var cancellation = new CancellationTokenSource();
+                    var options = InThreadSlot.TrainingOptionsOf(slot, trial);
+                    var done = Task.Factory.StartNew(
+                        () => Write(AttemptRun.Run(TrialWorker.DefaultRunners(trial.Model), trial, options, Write, cancellation.Token)),
+                        CancellationToken.None,
+                        TaskCreationOptions.LongRunning,
+                        TaskScheduler.Default);
+                    current = (trial, cancellation, done);
+                    break;
+                case StopTrial stop when current is { } now && now.Trial.Trial.Id == stop.TrialId && now.Trial.Attempt == stop.Attempt:
+                    now.Cancellation.Cancel();
+                    break;
+                case StopTrial:
+                    break;
+                default:
+                    Console.Error.WriteLine($"ignored a line that is no message for a worker process: {Shorten(line)}");
+                    break;
+            }
+        }
+        // The agent closed the input (or died): stop, with a checkpoint, briefly.
+        if (current is { Done.IsCompleted: false } last)
+        {
+            last.Cancellation.Cancel();
+            last.Done.Wait(StopGrace);
+        }
+        return 0;
+    }
+
+    private static void Write(ISweepMessage message)
+    {
+        var line = SweepSerializer.ToLine(message);
+        lock (Output)
+        {
+            try
+            {
+                protocol.WriteLine(line);
+            }
+            catch (IOException)
+            {
+                // The agent is gone: nobody reads; the input's end stops this process.
+            }
+        }
+    }
+
+    /// <summary>A parent killed with -9 leaves this process to init (or a subreaper): then it exits, within half a second.</summary>
+    private static void WatchParent()
+    {
+        if (!OperatingSystem.IsLinux()) return;
+        int parent = getppid();
+        var watcher = new Thread(() =>
+        {
+            while (getppid() == parent) Thread.Sleep(500);
+            Console.Error.WriteLine($"parent process {parent} is gone: exiting");
+            Environment.Exit(0);
+        })
+        { IsBackground = true, Name = "parent watch" };
+        watcher.Start();
+    }
+
+    private static string Shorten(string line) => line.Length <= 200 ? line : line[..200] + "…";
+
+    [DllImport("libc", SetLastError = false)]
+    private static extern int getppid();
+}

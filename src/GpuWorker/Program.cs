@@ -1,0 +1,1 @@
+return Sweep.GpuWorker.Host.WorkerProcessMain.Run(args);

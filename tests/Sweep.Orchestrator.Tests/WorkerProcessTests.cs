@@ -1,0 +1,81 @@
+using Sweep.Orchestrator.Hosting;
+using Sweep.Orchestrator.Journal;
+using Sweep.Protocol.Events;
+
+namespace Sweep.Orchestrator.Tests;
+
+/// <summary>
+/// Only worker processes load LibTorch: a LeNet sweep's own process and the commands that read a
+/// journal never map it (checked in /proc/PID/maps, and by the dynamic loader itself with LD_DEBUG).
+/// </summary>
+[Collection(ProcessCollection.Name)]
+public sealed class WorkerProcessTests : IDisposable
+{
+    private static readonly TimeSpan Long = TimeSpan.FromMinutes(4);
+    private readonly string temp = Directory.CreateTempSubdirectory("sweep-processes-").FullName;
+
+    public void Dispose()
+    {
+        Microsoft.Data.Sqlite.SqliteConnection.ClearAllPools();
+        Directory.Delete(temp, recursive: true);
+    }
+
+    private string DataDir => Path.Combine(temp, "data");
+
+    private string LeNetSpec()
+    {
+        var path = Path.Combine(temp, "lenet.conf");
+        File.WriteAllText(path, """
+            sweep {
+              name = one-lenet
+              model = lenet
+              max-iter = 100
+              test-interval = 50
+              cases = [ { name = only, batch-size = 64, base-lr = 0.01 } ]
+            }
+            """);
+        return path;
+    }
+
+    /// <summary>LD_DEBUG=files makes glibc's loader name every library a process loads, dlopen'ed ones included, on standard error.</summary>
+    private static readonly Dictionary<string, string> LoaderTrace = new() { ["LD_DEBUG"] = "files" };
+
+    [Fact]
+    public async Task A_lenet_sweep_trains_in_worker_processes_and_neither_its_process_nor_the_reading_commands_load_LibTorch()
+    {
+        bool sweepMapped, workerMapped;
+        using (var run = SweepProcess.Start("run", LeNetSpec(), "--sweep-id", "lenet", "--data-dir", DataDir, "--workers", "1", "--threads", "1"))
+        {
+            run.WaitForLine(l => l.Contains("only: iter 50/100", StringComparison.Ordinal), Long);
+            var worker = Assert.Single(run.WorkerProcesses());
+            workerMapped = SweepProcess.MapsLibTorch(worker);
+            sweepMapped = SweepProcess.MapsLibTorch(run.Id);
+            Assert.True(run.WaitForExit(Long) == 0, run.Stdout + run.Stderr);
+        }
+        Assert.True(workerMapped, "the worker process trains LeNet, so it maps LibTorch");
+        Assert.False(sweepMapped, "the sweep process (coordinator and agent) mapped LibTorch");
+        Assert.Single((await Events("lenet")).OfType<TrialCompleted>());
+
+        foreach (var command in new[] { new[] { "status", "lenet" }, ["status"], ["report", "lenet"], ["logs", "lenet"], ["watch", "lenet"] })
+        {
+            var (exit, stdout, stderr) = SweepProcess.RunWith(LoaderTrace, [.. command, "--data-dir", DataDir]);
+            Assert.True(exit == 0, $"sweep {string.Join(' ', command)}: {stdout}");
+            Assert.Contains("libSystem.Native.so", stderr); // the trace works: the runtime's own native library is in it
+            Assert.DoesNotContain("libtorch", stderr);
+        }
+
+        int port = FreePort.Next();
+        using var dashboard = SweepProcess.StartWith(LoaderTrace, "dashboard", "--data-dir", DataDir, "--port", port.ToString(System.Globalization.CultureInfo.InvariantCulture));
+        dashboard.WaitForLine(l => l.StartsWith("dashboard for ", StringComparison.Ordinal), Long);
+        using var http = new HttpClient();
+        Assert.Contains("lenet", await http.GetStringAsync($"http://127.0.0.1:{port}/api/sweeps/lenet"));
+        Assert.False(SweepProcess.MapsLibTorch(dashboard.Id));
+        Assert.DoesNotContain("libtorch", dashboard.Stderr);
+    }
+
+    private async Task<IReadOnlyList<ISweepEvent>> Events(string sweepId)
+    {
+        await using var system = await SweepSystem.StartAsync(new JournalSettings(DataDir));
+        return await SweepJournal.EventsAsync(system.System, sweepId);
+    }
+}
