@@ -60,8 +60,8 @@ public sealed class WorkerProcessSlotTests : IDisposable
 
     private WorkerProcessSlot Started(Inbox inbox, bool selfTest = false)
     {
-        var host = new WorkerProcessSlot(slot, selfTest, _ => { }, _ => { });
-        host.Start(inbox.Deliver);
+        var host = new WorkerProcessSlot(slot, selfTest);
+        host.Start(inbox.Deliver, Akka.Event.NoLogger.Instance);
         return host;
     }
 

@@ -1,3 +1,4 @@
+using System.Collections.Concurrent;
 using System.Runtime.InteropServices;
 using Sweep.GpuWorker.Workers;
 using Sweep.Protocol.Messages;
@@ -22,6 +23,11 @@ public static class WorkerProcessMain
     public static readonly TimeSpan StopGrace = TimeSpan.FromSeconds(3);
 
     private static readonly object Output = new();
+
+    /// <summary>The attempt being trained, or null when the process is free.</summary>
+    private static Running? busy;
+
+    private sealed record Running(RunTrial Trial, CancellationTokenSource Cancellation);
     private static TextWriter protocol = TextWriter.Null;
 
     /// <summary>Exit codes: 0 when its input closed or its parent went, 2 for bad arguments.</summary>
@@ -48,30 +54,40 @@ public static class WorkerProcessMain
             : SlotHealth.NotNeeded;
         Write(new WorkerProcessReady(Environment.ProcessId, health));
 
-        (RunTrial Trial, CancellationTokenSource Cancellation, Task Done)? current = null;
+        // One training thread for the life of the process, so LibTorch's per-thread state is set up once.
+        using var attempts = new BlockingCollection<(RunTrial Trial, CancellationTokenSource Cancellation)>();
+        var trainer = new Thread(() =>
+        {
+            foreach (var (trial, cancellation) in attempts.GetConsumingEnumerable())
+            {
+                var ended = AttemptRun.Run(TrialWorker.DefaultRunners(trial.Model), trial, InThreadSlot.TrainingOptionsOf(slot, trial), Write, cancellation.Token);
+                // Free before the end is told: the agent may send the next attempt the moment it reads it.
+                Volatile.Write(ref busy, null);
+                Write(ended);
+            }
+        })
+        { IsBackground = true, Name = "training" };
+        trainer.Start();
+
         string? line;
         while ((line = Console.In.ReadLine()) is not null)
         {
+            var current = Volatile.Read(ref busy);
             switch (SweepSerializer.FromLine(line))
             {
-                case RunTrial trial when current is { Done.IsCompleted: false }:
-                    Write(new TrialEnded(trial.Trial.Id, trial.Attempt, TrialEndKind.Failed, 0, $"worker {slot.WorkerId} was busy with {current.Value.Trial.Trial.Name}", null));
+                case RunTrial trial when current is not null:
+                    Write(new TrialEnded(trial.Trial.Id, trial.Attempt, TrialEndKind.Failed, 0, $"worker {slot.WorkerId} was busy with {current.Trial.Trial.Name}", null));
                     break;
                 case RunTrial trial when !health.Healthy:
                     Write(new TrialEnded(trial.Trial.Id, trial.Attempt, TrialEndKind.Failed, 0, $"worker {slot.WorkerId} takes no trials: {health.Summary}", null));
                     break;
                 case RunTrial trial:
-                    var cancellation = new CancellationTokenSource();
-                    var options = InThreadSlot.TrainingOptionsOf(slot, trial);
-                    var done = Task.Factory.StartNew(
-                        () => Write(AttemptRun.Run(TrialWorker.DefaultRunners(trial.Model), trial, options, Write, cancellation.Token)),
-                        CancellationToken.None,
-                        TaskCreationOptions.LongRunning,
-                        TaskScheduler.Default);
-                    current = (trial, cancellation, done);
+                    var attempt = new Running(trial, new CancellationTokenSource());
+                    Volatile.Write(ref busy, attempt);
+                    attempts.Add((attempt.Trial, attempt.Cancellation));
                     break;
-                case StopTrial stop when current is { } now && now.Trial.Trial.Id == stop.TrialId && now.Trial.Attempt == stop.Attempt:
-                    now.Cancellation.Cancel();
+                case StopTrial stop when current is not null && current.Trial.Trial.Id == stop.TrialId && current.Trial.Attempt == stop.Attempt:
+                    current.Cancellation.Cancel();
                     break;
                 case StopTrial:
                     break;
@@ -81,11 +97,9 @@ public static class WorkerProcessMain
             }
         }
         // The agent closed the input (or died): stop, with a checkpoint, briefly.
-        if (current is { Done.IsCompleted: false } last)
-        {
-            last.Cancellation.Cancel();
-            last.Done.Wait(StopGrace);
-        }
+        attempts.CompleteAdding();
+        Volatile.Read(ref busy)?.Cancellation.Cancel();
+        trainer.Join(StopGrace);
         return 0;
     }
 

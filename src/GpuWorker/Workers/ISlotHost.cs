@@ -1,3 +1,4 @@
+using Akka.Event;
 using Sweep.GpuWorker.Runners;
 using Sweep.GpuWorker.Training;
 using Sweep.Protocol.Messages;
@@ -15,8 +16,12 @@ namespace Sweep.GpuWorker.Workers;
 /// </summary>
 public interface ISlotHost : IDisposable
 {
-    /// <summary>Starts the host (a process, or its self-test): its verdict comes as <see cref="WorkerProcessReady"/>.</summary>
-    void Start(Action<ISweepMessage> deliver);
+    /// <summary>
+    /// Starts the host (a process, or its self-test), or attaches to one started ahead: its verdict
+    /// comes as <see cref="WorkerProcessReady"/>. <paramref name="log"/> gets the host's own news
+    /// (a process's log lines, a process that died).
+    /// </summary>
+    void Start(Action<ISweepMessage> deliver, ILoggingAdapter log);
 
     /// <summary>Runs one attempt (one at a time); its <see cref="RunTrial.ResumeFrom"/> is a file on this node, or null.</summary>
     void Run(RunTrial trial);
@@ -38,7 +43,7 @@ public sealed class InThreadSlot(WorkerSlot slot, Func<ModelKind, ITrialRunner> 
     private Action<ISweepMessage> deliver = _ => { };
     private (RunTrial Trial, CancellationTokenSource Cancellation)? running;
 
-    public void Start(Action<ISweepMessage> deliver)
+    public void Start(Action<ISweepMessage> deliver, ILoggingAdapter log)
     {
         this.deliver = deliver;
         var check = selfTest;

@@ -154,14 +154,9 @@ public sealed class TrialWorker : ReceiveActor, IWithTimers
     /// <param name="coordinator">The coordinator, or the cluster singleton's proxy.</param>
     /// <param name="selfTest">Whether the worker process runs its device's known-answer self-test before it takes trials (slots that may train LeNet); otherwise <see cref="SlotHealth.NotNeeded"/>.</param>
     /// <param name="selfTestTimeout">How long the process may take to start and give its verdict (default <see cref="DefaultSelfTestTimeout"/>).</param>
-    public static Props InWorkerProcess(WorkerSlot slot, IActorRef coordinator, bool selfTest, TimeSpan? selfTestTimeout = null) =>
-        Akka.Actor.Props.Create(() => new TrialWorker(slot, coordinator, () => ProcessHost(slot, selfTest), selfTestTimeout ?? DefaultSelfTestTimeout));
-
-    private static ISlotHost ProcessHost(WorkerSlot slot, bool selfTest)
-    {
-        var log = Context.GetLogger();
-        return new WorkerProcessSlot(slot, selfTest, line => log.Info(line), line => log.Warning(line));
-    }
+    /// <param name="startedAhead">The slot's worker process when it was started before this actor (<see cref="WorkerProcessSlot.StartAhead"/>); null starts one.</param>
+    public static Props InWorkerProcess(WorkerSlot slot, IActorRef coordinator, bool selfTest, TimeSpan? selfTestTimeout = null, WorkerProcessSlot? startedAhead = null) =>
+        Akka.Actor.Props.Create(() => new TrialWorker(slot, coordinator, () => startedAhead ?? new WorkerProcessSlot(slot, selfTest), selfTestTimeout ?? DefaultSelfTestTimeout));
 
     /// <summary>
     /// A slot whose trials run on a thread of this process (<see cref="InThreadSlot"/>): for tests
@@ -194,7 +189,7 @@ public sealed class TrialWorker : ReceiveActor, IWithTimers
     {
         var self = Self;
         host = hostFactory();
-        host.Start(message => self.Tell(new FromHost(message)));
+        host.Start(message => self.Tell(new FromHost(message)), log);
         Timers.StartSingleTimer(SelfTestTimer, new SelfTestTimedOut(), selfTestTimeout);
     }
 

@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Globalization;
+using Akka.Event;
 using Sweep.Protocol.Messages;
 using Sweep.Protocol.Serialization;
 
@@ -27,10 +28,11 @@ public sealed class WorkerProcessSlot : ISlotHost
 
     private readonly WorkerSlot slot;
     private readonly bool selfTest;
-    private readonly Action<string> info;
-    private readonly Action<string> warning;
     private readonly object gate = new();
-    private Action<ISweepMessage> deliver = _ => { };
+
+    /// <summary>Who hears the slot's news (its actor), once attached; before that, the news waits in <see cref="early"/>.</summary>
+    private (Action<ISweepMessage> Deliver, ILoggingAdapter Log)? listener;
+    private readonly Queue<Action<Action<ISweepMessage>, ILoggingAdapter>> early = new();
     private Process? process;
     private bool ready;
     private bool disposed;
@@ -40,33 +42,61 @@ public sealed class WorkerProcessSlot : ISlotHost
     private int restarts;
     private string? lastError;
     private bool everReady;
+    private bool everStarted;
 
     /// <param name="slot">The slot: its id, device and LibTorch thread count are the process's.</param>
     /// <param name="selfTest">Whether the process runs the known-answer self-test of its device first (slots that may train LeNet); otherwise it is <see cref="SlotHealth.NotNeeded"/>.</param>
-    /// <param name="info">Where the process's log lines and routine news go.</param>
-    /// <param name="warning">Where news of a process that died goes.</param>
-    public WorkerProcessSlot(WorkerSlot slot, bool selfTest, Action<string> info, Action<string> warning)
+    public WorkerProcessSlot(WorkerSlot slot, bool selfTest)
     {
         this.slot = slot;
         this.selfTest = selfTest;
-        this.info = info;
-        this.warning = warning;
     }
 
-    /// <summary>The process id of the slot's current worker process, or null while none runs.</summary>
-    public int? ProcessId
+    /// <summary>
+    /// Starts the worker process ahead of its actor (`sweep run` does, while its actor system starts
+    /// and the journal is read): what it says meanwhile waits for <see cref="Start"/>.
+    /// </summary>
+    public WorkerProcessSlot StartAhead()
     {
-        get
-        {
-            lock (gate) return process is { HasExited: false } p ? p.Id : null;
-        }
-    }
-
-    public void Start(Action<ISweepMessage> deliver)
-    {
-        this.deliver = deliver;
         Launch();
+        return this;
     }
+
+    public void Start(Action<ISweepMessage> deliver, ILoggingAdapter log)
+    {
+        bool launched;
+        List<Action<Action<ISweepMessage>, ILoggingAdapter>> waiting;
+        lock (gate)
+        {
+            listener = (deliver, log);
+            waiting = [.. early];
+            early.Clear();
+            launched = process is not null || everStarted;
+        }
+        foreach (var news in waiting) news(deliver, log);
+        if (!launched) Launch();
+    }
+
+    private void Tell(Action<Action<ISweepMessage>, ILoggingAdapter> news)
+    {
+        (Action<ISweepMessage> Deliver, ILoggingAdapter Log) to;
+        lock (gate)
+        {
+            if (listener is null)
+            {
+                early.Enqueue(news);
+                return;
+            }
+            to = listener.Value;
+        }
+        news(to.Deliver, to.Log);
+    }
+
+    private void Deliver(ISweepMessage message) => Tell((deliver, _) => deliver(message));
+
+    private void Info(string line) => Tell((_, log) => log.Info(line));
+
+    private void Warning(string line) => Tell((_, log) => log.Warning(line));
 
     /// <summary>
     /// The command that starts a worker process for <paramref name="slot"/>: the <c>Sweep.GpuWorker</c>
@@ -94,12 +124,13 @@ public sealed class WorkerProcessSlot : ISlotHost
         {
             if (disposed) return;
             ready = false;
+            everStarted = true;
             started = new Process { StartInfo = StartInfo(slot, selfTest) };
             started.ErrorDataReceived += (_, line) =>
             {
                 if (string.IsNullOrWhiteSpace(line.Data)) return;
                 lock (gate) lastError = line.Data;
-                info($"worker process of {slot.WorkerId}: {line.Data}");
+                Info($"worker process of {slot.WorkerId}: {line.Data}");
             };
             try
             {
@@ -128,7 +159,7 @@ public sealed class WorkerProcessSlot : ISlotHost
         {
             if (SweepSerializer.FromLine(line) is not { } message)
             {
-                info($"worker process of {slot.WorkerId}: {line}");
+                Info($"worker process of {slot.WorkerId}: {line}");
                 continue;
             }
             Receive(message);
@@ -170,7 +201,7 @@ public sealed class WorkerProcessSlot : ISlotHost
                     break;
             }
         }
-        deliver(message);
+        Deliver(message);
         if (toSend is not null) Send(toSend);
     }
 
@@ -198,8 +229,8 @@ public sealed class WorkerProcessSlot : ISlotHost
         if (lost is not null)
         {
             var reason = $"{cause} during iteration {iteration}";
-            warning($"worker {slot.WorkerId}: {reason} of {lost.Trial.Name} attempt {lost.Attempt}");
-            deliver(new TrialEnded(lost.Trial.Id, lost.Attempt, TrialEndKind.Failed, iteration, reason, null));
+            Warning($"worker {slot.WorkerId}: {reason} of {lost.Trial.Name} attempt {lost.Attempt}");
+            Deliver(new TrialEnded(lost.Trial.Id, lost.Attempt, TrialEndKind.Failed, iteration, reason, null));
         }
         ScheduleRestart(lost, cause);
     }
@@ -215,10 +246,10 @@ public sealed class WorkerProcessSlot : ISlotHost
             restarts++;
             firstVerdict = !everReady && restarts == 1;
         }
-        if (lost is null) warning($"worker {slot.WorkerId}: {cause}{(lastError is null ? "" : $" ({lastError})")}; starting it again in {delay.TotalSeconds:0} s");
-        else info($"worker {slot.WorkerId}: starting its worker process again in {delay.TotalSeconds:0} s");
+        if (lost is null) Warning($"worker {slot.WorkerId}: {cause}{(lastError is null ? "" : $" ({lastError})")}; starting it again in {delay.TotalSeconds:0} s");
+        else Info($"worker {slot.WorkerId}: starting its worker process again in {delay.TotalSeconds:0} s");
         // A process that never came up gives the slot its verdict, so a sweep never waits for it.
-        if (firstVerdict) deliver(new WorkerProcessReady(0, new SlotHealth(false, $"its worker process did not start: {cause}{(lastError is null ? "" : $": {lastError}")}")));
+        if (firstVerdict) Deliver(new WorkerProcessReady(0, new SlotHealth(false, $"its worker process did not start: {cause}{(lastError is null ? "" : $": {lastError}")}")));
         Task.Delay(delay).ContinueWith(_ => Launch(), TaskScheduler.Default);
     }
 
@@ -267,7 +298,7 @@ public sealed class WorkerProcessSlot : ISlotHost
             }
         }
         // Never given to a process (it was starting): stopped where it stood.
-        if (unsent is not null) deliver(new TrialEnded(trialId, attempt, TrialEndKind.Stopped, lastIteration, null, unsent.ResumeFrom));
+        if (unsent is not null) Deliver(new TrialEnded(trialId, attempt, TrialEndKind.Stopped, lastIteration, null, unsent.ResumeFrom));
     }
 
     private bool Write(string line)

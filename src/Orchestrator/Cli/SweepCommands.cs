@@ -118,7 +118,7 @@ public static partial class SweepCommands
             RequireLocalSlots(workerCount, cluster);
             int? servePort = parsed.GetValue(dashboard) ? parsed.GetValue(dashboardPort) : null;
             if (servePort is < 0 or > 65535) throw new InvalidInputException($"--dashboard-port {servePort}: not a port");
-            return SweepRun.RunAsync(journal, id, new StartSweep(definition), s => WorkerLayout.For(s.Definition.Model, workerCount, threadCount), output, cancellation, cluster, servePort, idIsDefault: givenId is null);
+            return SweepRun.RunAsync(journal, id, new StartSweep(definition), model => WorkerLayout.For(model, workerCount, threadCount), output, cancellation, cluster, servePort, idIsDefault: givenId is null);
         });
         return command;
     }
@@ -141,7 +141,7 @@ public static partial class SweepCommands
             int? workerCount = parsed.GetValue(workers), threadCount = parsed.GetValue(threads);
             var cluster = clusterFlags.Read(parsed, coordinatorCapable: true, hostsWorkers: workerCount != 0);
             RequireLocalSlots(workerCount, cluster);
-            return SweepRun.RunAsync(journal, id, new ResumeSweep(), s => WorkerLayout.For(s.Definition.Model, workerCount, threadCount), output, cancellation, cluster);
+            return SweepRun.RunAsync(journal, id, new ResumeSweep(), model => WorkerLayout.For(model, workerCount, threadCount), output, cancellation, cluster);
         });
         return command;
     }

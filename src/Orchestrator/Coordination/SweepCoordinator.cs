@@ -258,7 +258,7 @@ public sealed class SweepCoordinator : ReceivePersistentActor, IWithTimers
         Persist(new SweepStarted(sweepId, definition, DateTimeOffset.UtcNow), started =>
         {
             state = SweepState.Start(started);
-            requester.Tell(new SweepAccepted(sweepId, state.Trials.Count, state.Trials.Count));
+            requester.Tell(new SweepAccepted(sweepId, state.Trials.Count, state.Trials.Count, definition.Model));
             RecordSlots();
             Dispatch();
         });
@@ -271,7 +271,7 @@ public sealed class SweepCoordinator : ReceivePersistentActor, IWithTimers
             Sender.Tell(new SweepRefused(sweepId, $"no sweep '{sweepId}' in this journal"));
             return;
         }
-        Sender.Tell(new SweepAccepted(sweepId, state.Trials.Count, state.Trials.Count - state.FinishedCount));
+        Sender.Tell(new SweepAccepted(sweepId, state.Trials.Count, state.Trials.Count - state.FinishedCount, state.Definition.Model));
         RecordSlots();
         CompleteIfDone();
         Dispatch();

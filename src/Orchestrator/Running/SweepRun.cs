@@ -71,27 +71,41 @@ public static class CudaDevices
 }
 
 /// <summary>
-/// Starts this process's worker slots, each registering with <paramref name="coordinator"/> (the
-/// coordinator, or the singleton proxy) once its self-test has given its verdict.
+/// This process's worker slots: one actor each (<see cref="TrialWorker"/>), registering with the
+/// coordinator once its worker process has given the slot's self-test verdict.
 /// </summary>
 public static class WorkerSlots
 {
-    public static IReadOnlyList<IActorRef> Start(ActorSystem system, IActorRef coordinator, ModelKind model, WorkerLayout layout)
+    /// <summary>The slots of <paramref name="layout"/> on <paramref name="node"/>: ids "NODE/DEVICE-N", N from 1.</summary>
+    public static IReadOnlyList<WorkerSlot> Of(string node, ModelKind model, WorkerLayout layout) =>
+        Enumerable.Range(0, layout.Workers).Select(slot =>
+        {
+            var device = layout.DeviceOf(model, slot);
+            return new WorkerSlot($"{node}/{device}-{slot + 1}", node, device, layout.Threads);
+        }).ToList();
+
+    /// <summary>
+    /// Starts the worker processes of a local sweep's slots before their actors exist (so they come
+    /// up while the actor system starts and the journal is read); hand them to <see cref="Start"/>.
+    /// A slot that may train a real model proves its device's arithmetic there first (a synthetic
+    /// sweep's processes never load LibTorch).
+    /// </summary>
+    public static IReadOnlyList<WorkerProcessSlot> StartAhead(ModelKind model, WorkerLayout layout) =>
+        Of(Environment.MachineName, model, layout).Select(slot => new WorkerProcessSlot(slot, selfTest: model == ModelKind.Lenet).StartAhead()).ToList();
+
+    /// <summary>
+    /// Starts the slots' actors, each with its worker process: those of <paramref name="startedAhead"/>
+    /// (in slot order), or new ones.
+    /// </summary>
+    public static IReadOnlyList<IActorRef> Start(ActorSystem system, IActorRef coordinator, ModelKind model, WorkerLayout layout, IReadOnlyList<WorkerProcessSlot>? startedAhead = null)
     {
         var node = system.Settings.Config.GetString("akka.actor.provider", "") == "cluster"
             ? Akka.Cluster.Cluster.Get(system).SelfAddress.HostPort()
             : Environment.MachineName;
         if (layout.OversubscriptionWarning(model) is { } warning) system.Log.Warning(warning);
-        var workers = new List<IActorRef>();
-        for (int slot = 0; slot < layout.Workers; slot++)
-        {
-            var device = layout.DeviceOf(model, slot);
-            var workerSlot = new WorkerSlot($"{node}/{device}-{slot + 1}", node, device, layout.Threads);
-            // Each slot trains in a worker process of its own; one that may train a real model proves
-            // its device's arithmetic there first (a synthetic sweep's processes never load LibTorch).
-            workers.Add(system.ActorOf(TrialWorker.InWorkerProcess(workerSlot, coordinator, selfTest: model == ModelKind.Lenet), $"worker-{slot + 1}"));
-        }
-        return workers;
+        return Of(node, model, layout)
+            .Select((slot, i) => system.ActorOf(TrialWorker.InWorkerProcess(slot, coordinator, selfTest: model == ModelKind.Lenet, startedAhead: startedAhead?[i]), $"worker-{i + 1}"))
+            .ToList();
     }
 }
 
@@ -103,6 +117,37 @@ public static class WorkerSlots
 /// </summary>
 public static class SweepRun
 {
+    /// <summary>
+    /// The worker processes of a local sweep, started before their slots' actors exist; those no
+    /// actor took over (the sweep was refused, or failed before it ran) are stopped on Dispose.
+    /// </summary>
+    private sealed class ProcessesStartedAhead(bool local, Func<ModelKind, WorkerLayout> layoutFor) : IDisposable
+    {
+        private IReadOnlyList<WorkerProcessSlot>? processes;
+        private ModelKind model;
+
+        /// <summary>Starts them for a sweep of <paramref name="of"/>, once; not on a cluster node (its slots are named after its cluster address).</summary>
+        public void Start(ModelKind of)
+        {
+            if (!local || processes is not null) return;
+            model = of;
+            processes = WorkerSlots.StartAhead(of, layoutFor(of));
+        }
+
+        /// <summary>The processes, for the slots' actors to own, when started for <paramref name="of"/>; null otherwise.</summary>
+        public IReadOnlyList<WorkerProcessSlot>? HandOver(ModelKind of)
+        {
+            var handed = processes is not null && model == of ? processes : null;
+            if (handed is not null) processes = null;
+            return handed;
+        }
+
+        public void Dispose()
+        {
+            foreach (var process in processes ?? []) process.Dispose();
+        }
+    }
+
     private static readonly TimeSpan AskTimeout = TimeSpan.FromSeconds(60);
     private static readonly TimeSpan StopTimeout = TimeSpan.FromMinutes(2);
 
@@ -123,7 +168,7 @@ public static class SweepRun
         JournalSettings journal,
         string sweepId,
         ISweepMessage startOrResume,
-        Func<SweepSnapshot, WorkerLayout> layoutFor,
+        Func<ModelKind, WorkerLayout> layoutFor,
         TextWriter output,
         CancellationToken interrupt,
         ClusterOptions? cluster = null,
@@ -182,7 +227,7 @@ public static class SweepRun
         JournalSettings journal,
         string sweepId,
         ISweepMessage startOrResume,
-        Func<SweepSnapshot, WorkerLayout> layoutFor,
+        Func<ModelKind, WorkerLayout> layoutFor,
         TextWriter output,
         CancellationToken interrupt,
         ClusterOptions? cluster,
@@ -190,6 +235,10 @@ public static class SweepRun
         OwnerIdentity owner,
         Action onStarted)
     {
+        // A local sweep starts its worker processes first: they come up while the actor system
+        // starts and the journal is read (a resumed one as soon as the coordinator names its model).
+        using var ahead = new ProcessesStartedAhead(local: cluster is null, layoutFor);
+        if (startOrResume is StartSweep start) ahead.Start(start.Definition.Model);
         await using var sweepSystem = await SweepSystem.StartAsync(journal, cluster, logName: sweepId);
         var system = sweepSystem.System;
         var journalFailed = new TaskCompletionSource<SweepJournalFailed>(TaskCreationOptions.RunContinuationsAsynchronously);
@@ -222,11 +271,12 @@ public static class SweepRun
         if (answer is SweepRefused refused) throw new InvalidInputException(refused.Reason);
         onStarted();
         var accepted = (SweepAccepted)answer;
+        if (accepted.Model is { } acceptedModel) ahead.Start(acceptedModel);
         // The state is read from the journal here, never sent by the coordinator (which may be on another node: a large sweep's state does not fit one remote message).
         var current = await SweepJournal.ReadAsync(system, sweepId, interrupt)
             ?? throw new InvalidOperationException($"sweep {sweepId} was accepted but is not in {journal.Description}");
         var snapshot = current.ToSnapshot();
-        var layout = layoutFor(snapshot);
+        var layout = layoutFor(snapshot.Definition.Model);
         output.WriteLine($"sweep {sweepId} ({Reporting.SafeText.Line(snapshot.Definition.Name)}): {accepted.Remaining} of {accepted.Trials} trial(s) to run on {layout.Workers} local worker(s) x {layout.Threads} thread(s); journal {journal.Description}"
                          + (cluster is null ? "" : $"; cluster node {Akka.Cluster.Cluster.Get(system).SelfAddress}"));
         if (dashboard is not null)
@@ -236,7 +286,7 @@ public static class SweepRun
 
         var finished = new TaskCompletionSource<ISweepMessage>(TaskCreationOptions.RunContinuationsAsynchronously);
         var progress = system.ActorOf(ProgressPrinter.Props(coordinator, current, output, finished), "progress");
-        var slots = WorkerSlots.Start(system, coordinator, snapshot.Definition.Model, layout);
+        var slots = WorkerSlots.Start(system, coordinator, snapshot.Definition.Model, layout, ahead.HandOver(snapshot.Definition.Model));
         if (cluster is null && layout.Workers > 0) coordinator.Tell(new ExpectLocalSlots(layout.Workers));
 
         var interrupted = Task.Delay(Timeout.Infinite, interrupt);

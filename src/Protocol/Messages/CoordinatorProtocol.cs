@@ -46,8 +46,12 @@ public sealed record StartSweep(SweepDefinition Definition, int Part = 0, int Pa
 /// <summary>Continue a sweep from its journal: finished trials stay finished, running ones continue from their checkpoints.</summary>
 public sealed record ResumeSweep : ISweepMessage;
 
-/// <summary>The coordinator took the sweep on; <paramref name="Remaining"/> trials are still to finish.</summary>
-public sealed record SweepAccepted(string SweepId, int Trials, int Remaining) : ISweepMessage;
+/// <summary>
+/// The coordinator took the sweep on; <paramref name="Remaining"/> trials are still to finish.
+/// <paramref name="Model"/> is what its trials train (null from coordinators before 2026-12-01): a
+/// resuming `sweep` starts its worker processes from it, before it has read the sweep's state.
+/// </summary>
+public sealed record SweepAccepted(string SweepId, int Trials, int Remaining, ModelKind? Model = null) : ISweepMessage;
 
 /// <summary>The coordinator refused (unknown sweep id, id already taken, …); nothing was persisted.</summary>
 public sealed record SweepRefused(string SweepId, string Reason) : ISweepMessage;
