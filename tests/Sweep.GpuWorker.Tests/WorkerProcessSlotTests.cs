@@ -117,7 +117,7 @@ public sealed class WorkerProcessSlotTests : IDisposable
         var second = inbox.Next<WorkerProcessReady>();
 
         Assert.Equal((TrialEndKind.Failed, 100), (lost.Kind, lost.Iteration));
-        Assert.Equal($"worker process {first.ProcessId} exited with signal 9 (SIGKILL) during iteration 100", lost.Reason);
+        Assert.Equal($"worker process {first.ProcessId} exited with signal 9 (SIGKILL) after iteration 100", lost.Reason);
         Assert.NotEqual(first.ProcessId, second.ProcessId);
         host.Run(Trial(attempt: 2));
         Assert.Equal(TrialEndKind.Completed, ((TrialEnded)inbox.UntilEnded()[^1]).Kind);
@@ -129,6 +129,7 @@ public sealed class WorkerProcessSlotTests : IDisposable
     [InlineData(1, "exit code 1")]
     [InlineData(0, "exit code 0")]
     [InlineData(255, "exit code 255")]
+    [InlineData(131, "exit code 131")]
     public void An_exit_is_described_as_the_signal_that_ended_the_process_or_its_code(int exitCode, string expected) =>
         Assert.Equal(expected, WorkerProcessSlot.DescribeExit(exitCode));
 

@@ -98,7 +98,7 @@ public sealed class NumbersEndToEndTests : IDisposable
         var (exit, stdout, stderr) = SweepProcess.RunWith(Fault("conv2"), "run", spec, "--sweep-id", "halted", "--data-dir", DataDir, "--workers", "2");
 
         Assert.Equal(1, exit);
-        Assert.Contains("halted: no healthy worker slot: all 2 failed their self-test", stdout);
+        Assert.Contains("halted: no healthy worker slot: none of the 2 takes trials", stdout);
         Assert.Contains("training conv2 output off by", stdout);
         Assert.Contains("continue with: sweep resume halted --data-dir", stdout);
         Assert.DoesNotContain("Exception", stdout + stderr);

@@ -192,7 +192,7 @@ public sealed class SweepRunEndToEndTests : IDisposable
         var crashed = events.OfType<TrialStarted>().First(e => e.Attempt == 2).TrialId;
         var failed = Assert.Single(events.OfType<TrialFailed>());
         Assert.Equal((crashed, 1, false), (failed.TrialId, failed.Attempt, failed.Final));
-        Assert.Matches(@"^worker process \d+ exited with signal 9 \(SIGKILL\) during iteration 100$", failed.Error);
+        Assert.Matches(@"^worker process \d+ exited with signal 9 \(SIGKILL\) after iteration 100$", failed.Error);
         Assert.Equal(100, events.OfType<TrialStarted>().Single(e => e.TrialId == crashed && e.Attempt == 2).FromIteration);
         Assert.Equal(9, events.OfType<TrialCompleted>().Count());
         Assert.Single(events.OfType<SweepCompleted>());
@@ -219,7 +219,7 @@ public sealed class SweepRunEndToEndTests : IDisposable
         Assert.Equal(0, run.WaitForExit(Long));
         var events = await Events("worker-killed");
         var failed = Assert.Single(events.OfType<TrialFailed>());
-        Assert.StartsWith($"worker process {killed} exited with signal 9 (SIGKILL) during iteration ", failed.Error);
+        Assert.StartsWith($"worker process {killed} exited with signal 9 (SIGKILL) after iteration ", failed.Error);
         var resumedAt = events.OfType<TrialStarted>().Single(e => e.Attempt == 2).FromIteration;
         Assert.Equal(events.OfType<TrialCheckpointed>().Last(e => e.At <= failed.At).Iteration, resumedAt);
         Assert.InRange(resumedAt, 150, 350);

@@ -416,7 +416,8 @@ public sealed class TrialWorker : ReceiveActor, IWithTimers
         previous = attempt;
         if (ended is { Kind: TrialEndKind.Stopped, Reason: null }) ended = ended with { Reason = attempt.StopReason };
         var trial = attempt.Trial;
-        TrialLogFor(trial).Info("Trial {TrialName} attempt {Attempt} ended on {Worker}: {Outcome} at iteration {Iteration} {Reason}", trial.Trial.Name, trial.Attempt, slot.WorkerId, ended.Kind, ended.Iteration, ended.Reason ?? "");
+        if (ended.Reason is null) TrialLogFor(trial).Info("Trial {TrialName} attempt {Attempt} ended on {Worker}: {Outcome} at iteration {Iteration}", trial.Trial.Name, trial.Attempt, slot.WorkerId, ended.Kind, ended.Iteration);
+        else TrialLogFor(trial).Info("Trial {TrialName} attempt {Attempt} ended on {Worker}: {Outcome} at iteration {Iteration}: {Reason}", trial.Trial.Name, trial.Attempt, slot.WorkerId, ended.Kind, ended.Iteration, ended.Reason);
         Send(ended);
         leaveRequester?.Tell(new Left(slot.WorkerId));
     }

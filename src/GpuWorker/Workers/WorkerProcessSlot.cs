@@ -16,7 +16,7 @@ namespace Sweep.GpuWorker.Workers;
 /// <remarks>
 /// Supervision: when the process dies (kill -9, a native abort, the out-of-memory killer, the
 /// synthetic <c>crash</c> fault), the attempt it was running ends at once as Failed, "worker process
-/// 4711 exited with signal 9 (SIGKILL) during iteration 340", which the sweep's retry policy re-queues
+/// 4711 exited with signal 9 (SIGKILL) after iteration 340" (the last test point it reported), which the sweep's retry policy re-queues
 /// from its last checkpoint, and a new process is started after a back-off of 1, 2, 4, … up to 30 s
 /// (back to 1 s once a process has ended an attempt itself). A process exits by itself when this one
 /// goes: it sees its standard input close, or its parent change.
@@ -40,7 +40,8 @@ public sealed class WorkerProcessSlot : ISlotHost
     private bool runSent;
     private int lastIteration;
     private int restarts;
-    private string? lastError;
+    /// <summary>The first and the latest line the current process wrote to its standard error: the first says why a process never came up, the latest why a running one died.</summary>
+    private string? firstError, lastError;
     private bool everReady;
     private bool everStarted;
 
@@ -125,11 +126,16 @@ public sealed class WorkerProcessSlot : ISlotHost
             if (disposed) return;
             ready = false;
             everStarted = true;
+            firstError = lastError = null;
             started = new Process { StartInfo = StartInfo(slot, selfTest) };
             started.ErrorDataReceived += (_, line) =>
             {
                 if (string.IsNullOrWhiteSpace(line.Data)) return;
-                lock (gate) lastError = line.Data;
+                lock (gate)
+                {
+                    firstError ??= line.Data;
+                    lastError = line.Data;
+                }
                 Info($"worker process of {slot.WorkerId}: {line.Data}");
             };
             try
@@ -138,10 +144,10 @@ public sealed class WorkerProcessSlot : ISlotHost
             }
             catch (Exception e) when (e is System.ComponentModel.Win32Exception or InvalidOperationException)
             {
-                lastError = $"cannot start {started.StartInfo.FileName}: {e.Message}";
+                var cause = $"cannot start {started.StartInfo.FileName}: {e.Message}";
                 started.Dispose();
                 process = null;
-                ScheduleRestart(null, lastError);
+                ScheduleRestart(null, cause);
                 return;
             }
             process = started;
@@ -228,7 +234,7 @@ public sealed class WorkerProcessSlot : ISlotHost
         }
         if (lost is not null)
         {
-            var reason = $"{cause} during iteration {iteration}";
+            var reason = $"{cause} after iteration {iteration}";
             Warning($"worker {slot.WorkerId}: {reason} of {lost.Trial.Name} attempt {lost.Attempt}");
             Deliver(new TrialEnded(lost.Trial.Id, lost.Attempt, TrialEndKind.Failed, iteration, reason, null));
         }
@@ -239,27 +245,35 @@ public sealed class WorkerProcessSlot : ISlotHost
     {
         TimeSpan delay;
         bool firstVerdict;
+        string? said;
         lock (gate)
         {
             if (disposed) return;
             delay = TimeSpan.FromSeconds(Math.Min(MaxRestartDelay.TotalSeconds, Math.Pow(2, restarts)));
             restarts++;
             firstVerdict = !everReady && restarts == 1;
+            said = ready || everReady ? lastError : firstError;
         }
-        if (lost is null) Warning($"worker {slot.WorkerId}: {cause}{(lastError is null ? "" : $" ({lastError})")}; starting it again in {delay.TotalSeconds:0} s");
+        var why = said is null ? cause : $"{cause} ({said})";
+        if (lost is null) Warning($"worker {slot.WorkerId}: {why}; starting it again in {delay.TotalSeconds:0} s");
         else Info($"worker {slot.WorkerId}: starting its worker process again in {delay.TotalSeconds:0} s");
         // A process that never came up gives the slot its verdict, so a sweep never waits for it.
-        if (firstVerdict) Deliver(new WorkerProcessReady(0, new SlotHealth(false, $"its worker process did not start: {cause}{(lastError is null ? "" : $": {lastError}")}")));
+        if (firstVerdict) Deliver(new WorkerProcessReady(0, new SlotHealth(false, $"its worker process did not start: {why}")));
         Task.Delay(delay).ContinueWith(_ => Launch(), TaskScheduler.Default);
     }
 
-    /// <summary>"signal 9 (SIGKILL)" for a process a signal ended (.NET reports those as 128 + the signal), else "exit code N".</summary>
+    /// <summary>
+    /// "signal 9 (SIGKILL)" for a process one of the signals that end processes from outside or on a
+    /// native fault ended (.NET reports those as 128 + the signal: SIGINT, SIGABRT, SIGBUS, SIGKILL,
+    /// SIGSEGV, SIGTERM), else "exit code N" (a program's own code above 128, such as the .NET host's
+    /// 131 when it cannot start, is not taken for a signal).
+    /// </summary>
     public static string DescribeExit(int exitCode)
     {
-        if (exitCode is <= 128 or > 128 + 64) return string.Create(CultureInfo.InvariantCulture, $"exit code {exitCode}");
-        int signal = exitCode - 128;
-        string? name = signal switch { 6 => "SIGABRT", 9 => "SIGKILL", 11 => "SIGSEGV", 15 => "SIGTERM", 2 => "SIGINT", 7 => "SIGBUS", _ => null };
-        return string.Create(CultureInfo.InvariantCulture, $"signal {signal}{(name is null ? "" : $" ({name})")}");
+        string? name = (exitCode - 128) switch { 2 => "SIGINT", 6 => "SIGABRT", 7 => "SIGBUS", 9 => "SIGKILL", 11 => "SIGSEGV", 15 => "SIGTERM", _ => null };
+        return name is null
+            ? string.Create(CultureInfo.InvariantCulture, $"exit code {exitCode}")
+            : string.Create(CultureInfo.InvariantCulture, $"signal {exitCode - 128} ({name})");
     }
 
     public void Run(RunTrial trial)

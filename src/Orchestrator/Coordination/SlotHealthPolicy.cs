@@ -24,7 +24,7 @@ public static class SlotHealthPolicy
         if (expected is not { } count || count <= 0 || registered.Count < count) return null;
         if (registered.Any(r => TakesTrials(r.Health))) return null;
         var first = registered.OrderBy(r => r.Slot.WorkerId, StringComparer.Ordinal).First();
-        return $"no healthy worker slot: all {registered.Count} failed their self-test, so no trial can run on this machine " +
-               $"({first.Slot.WorkerId}: {first.Health.Summary}); 'sweep selftest' shows every layer";
+        return $"no healthy worker slot: none of the {registered.Count} takes trials, so no trial can run on this machine " +
+               $"({first.Slot.WorkerId}: {first.Health.Summary})" + (first.Health.Summary.StartsWith("self-test", StringComparison.Ordinal) ? "; 'sweep selftest' shows every layer" : "");
     }
 }

@@ -29,7 +29,7 @@ public sealed class SlotHealthPolicyTests
 
         var reason = SlotHealthPolicy.WhyHalt([Slot("cpu-2", Sick), Slot("cpu-1", Sick)], expected: 2);
 
-        Assert.Equal($"no healthy worker slot: all 2 failed their self-test, so no trial can run on this machine (vm/cpu-1: {Sick.Summary}); 'sweep selftest' shows every layer", reason);
+        Assert.Equal($"no healthy worker slot: none of the 2 takes trials, so no trial can run on this machine (vm/cpu-1: {Sick.Summary}); 'sweep selftest' shows every layer", reason);
     }
 
     [Fact]

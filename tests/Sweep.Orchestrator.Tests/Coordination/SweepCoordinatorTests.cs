@@ -448,7 +448,7 @@ public sealed class SweepCoordinatorTests : Akka.TestKit.Xunit2.TestKit
         subscriber.FishForMessage<SlotChecked>(e => e.Slot.WorkerId == "cpu-2", Wait);
         var interrupted = subscriber.ExpectMsg<SweepInterrupted>(Wait);
         var halted = subscriber.ExpectMsg<SweepHalted>(Wait);
-        Assert.StartsWith("no healthy worker slot: all 2 failed their self-test", halted.Reason);
+        Assert.StartsWith("no healthy worker slot: none of the 2 takes trials", halted.Reason);
         Assert.Contains(Unhealthy.Summary, halted.Reason);
         Assert.Equal(halted.Reason, interrupted.Reason);
         var state = StateOf(coordinator);
