@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Globalization;
 using Akka.Event;
+using Sweep.GpuWorker.Logging;
 using Sweep.Protocol.Messages;
 using Sweep.Protocol.Serialization;
 
@@ -8,8 +9,9 @@ namespace Sweep.GpuWorker.Workers;
 
 /// <summary>
 /// A slot whose trials train in a worker process of its own (<c>Sweep.GpuWorker</c>, the only kind
-/// of process that loads LibTorch), started ahead and reused for one attempt after another. The
-/// process runs the slot's self-test first and says <see cref="WorkerProcessReady"/>; messages go
+/// of process that loads LibTorch): started ahead, then either reused for one attempt after another
+/// or, with a process per trial, replaced by a fresh one the moment an attempt ends. The slot's first
+/// process runs the self-test and says <see cref="WorkerProcessReady"/>; messages go
 /// both ways as lines on its standard input and output (<see cref="SweepSerializer.ToLine"/>); its
 /// standard error is its log.
 /// </summary>
@@ -28,6 +30,7 @@ public sealed class WorkerProcessSlot : ISlotHost
 
     private readonly WorkerSlot slot;
     private readonly bool selfTest;
+    private readonly bool processPerTrial;
     private readonly object gate = new();
 
     /// <summary>Who hears the slot's news (its actor), once attached; before that, the news waits in <see cref="early"/>.</summary>
@@ -46,11 +49,23 @@ public sealed class WorkerProcessSlot : ISlotHost
     private bool everStarted;
 
     /// <param name="slot">The slot: its id, device and LibTorch thread count are the process's.</param>
-    /// <param name="selfTest">Whether the process runs the known-answer self-test of its device first (slots that may train LeNet); otherwise it is <see cref="SlotHealth.NotNeeded"/>.</param>
-    public WorkerProcessSlot(WorkerSlot slot, bool selfTest)
+    /// <param name="selfTest">
+    /// Whether the slot's first process runs the known-answer self-test of its device (slots that may
+    /// train LeNet): its verdict is the slot's, once (later processes of the slot do not repeat it).
+    /// Otherwise the verdict is <see cref="SlotHealth.NotNeeded"/>.
+    /// </param>
+    /// <param name="processPerTrial">
+    /// Whether every attempt gets a fresh process (LeNet: so its peak resident set is its own, from
+    /// the same base as every other trial's); the next one is started the moment an attempt ends, and
+    /// a self-test runs in a process of its own. Otherwise one process runs attempt after attempt
+    /// (synthetic trials, whose memory figure is modelled: 10,000 process starts would cost more than
+    /// the trials).
+    /// </param>
+    public WorkerProcessSlot(WorkerSlot slot, bool selfTest, bool processPerTrial = false)
     {
         this.slot = slot;
         this.selfTest = selfTest;
+        this.processPerTrial = processPerTrial;
     }
 
     /// <summary>
@@ -127,7 +142,7 @@ public sealed class WorkerProcessSlot : ISlotHost
             ready = false;
             everStarted = true;
             firstError = lastError = null;
-            started = new Process { StartInfo = StartInfo(slot, selfTest) };
+            started = new Process { StartInfo = StartInfo(slot, selfTest && !everReady) };
             started.ErrorDataReceived += (_, line) =>
             {
                 if (string.IsNullOrWhiteSpace(line.Data)) return;
@@ -168,7 +183,7 @@ public sealed class WorkerProcessSlot : ISlotHost
                 Info($"worker process of {slot.WorkerId}: {line}");
                 continue;
             }
-            Receive(message);
+            Receive(from, message);
         }
         from.WaitForExit();
         Exited(from);
@@ -186,17 +201,27 @@ public sealed class WorkerProcessSlot : ISlotHost
         }
     }
 
-    private void Receive(ISweepMessage message)
+    /// <summary>
+    /// A message of process <paramref name="from"/>: the slot's first verdict goes to the actor (later
+    /// processes' readiness does not), reports and ends do. With a process per trial, a process that
+    /// has ended its attempt, or only ran the self-test, is retired at once and a fresh one started.
+    /// </summary>
+    private void Receive(Process from, ISweepMessage message)
     {
         RunTrial? toSend = null;
+        bool deliver = true;
+        bool retire = false;
         lock (gate)
         {
+            if (!ReferenceEquals(process, from)) return; // a retired process
             switch (message)
             {
-                case WorkerProcessReady:
+                case WorkerProcessReady verdict:
                     ready = true;
+                    deliver = !everReady;
+                    retire = processPerTrial && !everReady && selfTest && verdict.Health.Healthy;
                     everReady = true;
-                    if (running is not null && !runSent) toSend = running;
+                    if (!retire && running is not null && !runSent) toSend = running;
                     break;
                 case TrialProgressed progressed when Is(progressed.TrialId, progressed.Attempt):
                     lastIteration = progressed.Metrics.Iteration;
@@ -204,11 +229,36 @@ public sealed class WorkerProcessSlot : ISlotHost
                 case TrialEnded ended when Is(ended.TrialId, ended.Attempt):
                     running = null;
                     restarts = 0;
+                    retire = processPerTrial;
                     break;
             }
+            if (retire)
+            {
+                // Before the actor hears the end: its next attempt must wait for the fresh process.
+                process = null;
+                ready = false;
+                runSent = false;
+            }
         }
-        Deliver(message);
+        if (deliver) Deliver(message);
+        if (retire)
+        {
+            CloseInput(from);
+            Launch();
+        }
         if (toSend is not null) Send(toSend);
+    }
+
+    private static void CloseInput(Process retired)
+    {
+        try
+        {
+            retired.StandardInput.Close();
+        }
+        catch (Exception e) when (e is IOException or InvalidOperationException or ObjectDisposedException)
+        {
+            // Already gone.
+        }
     }
 
     private bool Is(string trialId, int attempt) => running is { } trial && trial.Trial.Id == trialId && trial.Attempt == attempt;
@@ -221,7 +271,11 @@ public sealed class WorkerProcessSlot : ISlotHost
         string cause;
         lock (gate)
         {
-            if (!ReferenceEquals(process, from)) return;
+            if (!ReferenceEquals(process, from))
+            {
+                from.Dispose(); // retired: it ended as asked
+                return;
+            }
             process = null;
             ready = false;
             cause = $"worker process {from.Id} exited with {DescribeExit(from.ExitCode)}";
@@ -235,7 +289,9 @@ public sealed class WorkerProcessSlot : ISlotHost
         if (lost is not null)
         {
             var reason = $"{cause} after iteration {iteration}";
-            Warning($"worker {slot.WorkerId}: {reason} of {lost.Trial.Name} attempt {lost.Attempt}");
+            // In the trial's own log too (`sweep logs ID --trial NAME`).
+            Tell((_, log) => log.ForTrial(lost.SweepId, lost.Trial.Id, lost.Trial.Name, lost.Attempt, slot.Node, slot.WorkerId)
+                .Warning("Worker {Worker}: {Reason} of {TrialName} attempt {Attempt}", slot.WorkerId, reason, lost.Trial.Name, lost.Attempt));
             Deliver(new TrialEnded(lost.Trial.Id, lost.Attempt, TrialEndKind.Failed, iteration, reason, null));
         }
         ScheduleRestart(lost, cause);
