@@ -442,7 +442,7 @@ internal static class Benchmarks
             for (int i = 0; i < slots; i++)
             {
                 var slot = new WorkerSlot($"slot-{i + 1}", "bench", "cpu", threads);
-                system.ActorOf(SlotsInThreads ? TrialWorker.Props(slot, coordinator) : TrialWorker.InWorkerProcess(slot, coordinator, selfTest: false, processPerTrial: definition.Model == ModelKind.Lenet));
+                system.ActorOf(SlotsInThreads ? TrialWorker.Props(slot, coordinator) : TrialWorker.InWorkerProcess(slot, coordinator, selfTest: false));
             }
             var final = await finished.Task;
             double seconds = clock.Elapsed.TotalSeconds;

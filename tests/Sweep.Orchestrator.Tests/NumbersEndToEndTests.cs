@@ -78,16 +78,6 @@ public sealed class NumbersEndToEndTests : IDisposable
             Assert.Equal(["CASE8"], events.OfType<TrialDiverged>().Select(d => definition.Trials.Single(t => t.Id == d.TrialId).Name));
             Assert.Equal(8, events.OfType<TrialCompleted>().Count());
             Assert.Empty(events.OfType<TrialFailed>());
-
-            // Each trial's peak memory is its own worker process's: among the completed trials, every
-            // one at batch 2b used more than every one at batch b (a shared process peak did not).
-            var completed = events.OfType<TrialCompleted>().Select(e => e.TrialId).ToHashSet();
-            var peaks = definition.Trials.Where(t => completed.Contains(t.Id))
-                .Select(t => (t.Spec.BatchSize, Peak: events.OfType<TrialProgress>().Where(e => e.TrialId == t.Id).Max(e => e.Metrics.PeakMemoryBytes)))
-                .GroupBy(p => p.BatchSize).OrderBy(g => g.Key).ToList();
-            Assert.Equal([32, 64, 128], peaks.Select(g => g.Key));
-            for (int i = 1; i < peaks.Count; i++)
-                Assert.True(peaks[i].Min(p => p.Peak) > peaks[i - 1].Max(p => p.Peak), $"peak memory by batch: {string.Join("; ", peaks.Select(g => $"{g.Key}: {string.Join(", ", g.Select(p => p.Peak / 1048576))} MiB"))}");
         }
 
         // The run ends with its report: the paper's claims checked on these numbers.

@@ -194,6 +194,8 @@ public sealed class SweepRunEndToEndTests : IDisposable
         Assert.Equal((crashed, 1, false), (failed.TrialId, failed.Attempt, failed.Final));
         Assert.Matches(@"^worker process \d+ exited with signal 9 \(SIGKILL\) after iteration 100$", failed.Error);
         Assert.Equal(100, events.OfType<TrialStarted>().Single(e => e.TrialId == crashed && e.Attempt == 2).FromIteration);
+        var trialLog = SweepProcess.Run("logs", "crashed", "--data-dir", DataDir, "--trial", "b64-lr0.02").Stdout;
+        Assert.Contains(failed.Error, trialLog); // the worker process's death is in the trial's own log
         Assert.Equal(9, events.OfType<TrialCompleted>().Count());
         Assert.Single(events.OfType<SweepCompleted>());
         // Every trial's numbers as in the run without the crash, the crashed one's too.

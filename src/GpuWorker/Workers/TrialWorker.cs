@@ -154,10 +154,9 @@ public sealed class TrialWorker : ReceiveActor, IWithTimers
     /// <param name="coordinator">The coordinator, or the cluster singleton's proxy.</param>
     /// <param name="selfTest">Whether the worker process runs its device's known-answer self-test before it takes trials (slots that may train LeNet); otherwise <see cref="SlotHealth.NotNeeded"/>.</param>
     /// <param name="selfTestTimeout">How long the process may take to start and give its verdict (default <see cref="DefaultSelfTestTimeout"/>).</param>
-    /// <param name="processPerTrial">Whether every attempt gets a fresh worker process (LeNet slots: a trial's peak memory is then its own); see <see cref="WorkerProcessSlot"/>.</param>
     /// <param name="startedAhead">The slot's worker process when it was started before this actor (<see cref="WorkerProcessSlot.StartAhead"/>); null starts one.</param>
-    public static Props InWorkerProcess(WorkerSlot slot, IActorRef coordinator, bool selfTest, bool processPerTrial, TimeSpan? selfTestTimeout = null, WorkerProcessSlot? startedAhead = null) =>
-        Akka.Actor.Props.Create(() => new TrialWorker(slot, coordinator, () => startedAhead ?? new WorkerProcessSlot(slot, selfTest, processPerTrial), selfTestTimeout ?? DefaultSelfTestTimeout));
+    public static Props InWorkerProcess(WorkerSlot slot, IActorRef coordinator, bool selfTest, TimeSpan? selfTestTimeout = null, WorkerProcessSlot? startedAhead = null) =>
+        Akka.Actor.Props.Create(() => new TrialWorker(slot, coordinator, () => startedAhead ?? new WorkerProcessSlot(slot, selfTest), selfTestTimeout ?? DefaultSelfTestTimeout));
 
     /// <summary>
     /// A slot whose trials run on a thread of this process (<see cref="InThreadSlot"/>): for tests

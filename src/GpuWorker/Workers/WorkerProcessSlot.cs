@@ -9,9 +9,8 @@ namespace Sweep.GpuWorker.Workers;
 
 /// <summary>
 /// A slot whose trials train in a worker process of its own (<c>Sweep.GpuWorker</c>, the only kind
-/// of process that loads LibTorch): started ahead, then either reused for one attempt after another
-/// or, with a process per trial, replaced by a fresh one the moment an attempt ends. The slot's first
-/// process runs the self-test and says <see cref="WorkerProcessReady"/>; messages go
+/// of process that loads LibTorch), started ahead and reused for one attempt after another. The
+/// process runs the slot's self-test first and says <see cref="WorkerProcessReady"/>; messages go
 /// both ways as lines on its standard input and output (<see cref="SweepSerializer.ToLine"/>); its
 /// standard error is its log.
 /// </summary>
@@ -30,7 +29,6 @@ public sealed class WorkerProcessSlot : ISlotHost
 
     private readonly WorkerSlot slot;
     private readonly bool selfTest;
-    private readonly bool processPerTrial;
     private readonly object gate = new();
 
     /// <summary>Who hears the slot's news (its actor), once attached; before that, the news waits in <see cref="early"/>.</summary>
@@ -49,23 +47,11 @@ public sealed class WorkerProcessSlot : ISlotHost
     private bool everStarted;
 
     /// <param name="slot">The slot: its id, device and LibTorch thread count are the process's.</param>
-    /// <param name="selfTest">
-    /// Whether the slot's first process runs the known-answer self-test of its device (slots that may
-    /// train LeNet): its verdict is the slot's, once (later processes of the slot do not repeat it).
-    /// Otherwise the verdict is <see cref="SlotHealth.NotNeeded"/>.
-    /// </param>
-    /// <param name="processPerTrial">
-    /// Whether every attempt gets a fresh process (LeNet: so its peak resident set is its own, from
-    /// the same base as every other trial's); the next one is started the moment an attempt ends, and
-    /// a self-test runs in a process of its own. Otherwise one process runs attempt after attempt
-    /// (synthetic trials, whose memory figure is modelled: 10,000 process starts would cost more than
-    /// the trials).
-    /// </param>
-    public WorkerProcessSlot(WorkerSlot slot, bool selfTest, bool processPerTrial = false)
+    /// <param name="selfTest">Whether the process runs the known-answer self-test of its device first (slots that may train LeNet); otherwise it is <see cref="SlotHealth.NotNeeded"/>.</param>
+    public WorkerProcessSlot(WorkerSlot slot, bool selfTest)
     {
         this.slot = slot;
         this.selfTest = selfTest;
-        this.processPerTrial = processPerTrial;
     }
 
     /// <summary>
@@ -142,7 +128,7 @@ public sealed class WorkerProcessSlot : ISlotHost
             ready = false;
             everStarted = true;
             firstError = lastError = null;
-            started = new Process { StartInfo = StartInfo(slot, selfTest && !everReady) };
+            started = new Process { StartInfo = StartInfo(slot, selfTest) };
             started.ErrorDataReceived += (_, line) =>
             {
                 if (string.IsNullOrWhiteSpace(line.Data)) return;
@@ -183,7 +169,7 @@ public sealed class WorkerProcessSlot : ISlotHost
                 Info($"worker process of {slot.WorkerId}: {line}");
                 continue;
             }
-            Receive(from, message);
+            Receive(message);
         }
         from.WaitForExit();
         Exited(from);
@@ -201,27 +187,17 @@ public sealed class WorkerProcessSlot : ISlotHost
         }
     }
 
-    /// <summary>
-    /// A message of process <paramref name="from"/>: the slot's first verdict goes to the actor (later
-    /// processes' readiness does not), reports and ends do. With a process per trial, a process that
-    /// has ended its attempt, or only ran the self-test, is retired at once and a fresh one started.
-    /// </summary>
-    private void Receive(Process from, ISweepMessage message)
+    private void Receive(ISweepMessage message)
     {
         RunTrial? toSend = null;
-        bool deliver = true;
-        bool retire = false;
         lock (gate)
         {
-            if (!ReferenceEquals(process, from)) return; // a retired process
             switch (message)
             {
-                case WorkerProcessReady verdict:
+                case WorkerProcessReady:
                     ready = true;
-                    deliver = !everReady;
-                    retire = processPerTrial && !everReady && selfTest && verdict.Health.Healthy;
                     everReady = true;
-                    if (!retire && running is not null && !runSent) toSend = running;
+                    if (running is not null && !runSent) toSend = running;
                     break;
                 case TrialProgressed progressed when Is(progressed.TrialId, progressed.Attempt):
                     lastIteration = progressed.Metrics.Iteration;
@@ -229,36 +205,11 @@ public sealed class WorkerProcessSlot : ISlotHost
                 case TrialEnded ended when Is(ended.TrialId, ended.Attempt):
                     running = null;
                     restarts = 0;
-                    retire = processPerTrial;
                     break;
             }
-            if (retire)
-            {
-                // Before the actor hears the end: its next attempt must wait for the fresh process.
-                process = null;
-                ready = false;
-                runSent = false;
-            }
         }
-        if (deliver) Deliver(message);
-        if (retire)
-        {
-            CloseInput(from);
-            Launch();
-        }
+        Deliver(message);
         if (toSend is not null) Send(toSend);
-    }
-
-    private static void CloseInput(Process retired)
-    {
-        try
-        {
-            retired.StandardInput.Close();
-        }
-        catch (Exception e) when (e is IOException or InvalidOperationException or ObjectDisposedException)
-        {
-            // Already gone.
-        }
     }
 
     private bool Is(string trialId, int attempt) => running is { } trial && trial.Trial.Id == trialId && trial.Attempt == attempt;
@@ -271,11 +222,7 @@ public sealed class WorkerProcessSlot : ISlotHost
         string cause;
         lock (gate)
         {
-            if (!ReferenceEquals(process, from))
-            {
-                from.Dispose(); // retired: it ended as asked
-                return;
-            }
+            if (!ReferenceEquals(process, from)) return;
             process = null;
             ready = false;
             cause = $"worker process {from.Id} exited with {DescribeExit(from.ExitCode)}";

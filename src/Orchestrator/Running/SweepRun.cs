@@ -87,12 +87,11 @@ public static class WorkerSlots
     /// <summary>
     /// Starts the worker processes of a local sweep's slots before their actors exist (so they come
     /// up while the actor system starts and the journal is read); hand them to <see cref="Start"/>.
-    /// A slot that may train a real model proves its device's arithmetic there first, and trains each
-    /// LeNet trial in a fresh process (its peak memory is its own); a synthetic sweep's processes never
-    /// load LibTorch and run trial after trial.
+    /// A slot that may train a real model proves its device's arithmetic there first (a synthetic
+    /// sweep's processes never load LibTorch).
     /// </summary>
     public static IReadOnlyList<WorkerProcessSlot> StartAhead(ModelKind model, WorkerLayout layout) =>
-        Of(Environment.MachineName, model, layout).Select(slot => new WorkerProcessSlot(slot, selfTest: model == ModelKind.Lenet, processPerTrial: model == ModelKind.Lenet).StartAhead()).ToList();
+        Of(Environment.MachineName, model, layout).Select(slot => new WorkerProcessSlot(slot, selfTest: model == ModelKind.Lenet).StartAhead()).ToList();
 
     /// <summary>
     /// Starts the slots' actors, each with its worker process: those of <paramref name="startedAhead"/>
@@ -105,7 +104,7 @@ public static class WorkerSlots
             : Environment.MachineName;
         if (layout.OversubscriptionWarning(model) is { } warning) system.Log.Warning(warning);
         return Of(node, model, layout)
-            .Select((slot, i) => system.ActorOf(TrialWorker.InWorkerProcess(slot, coordinator, selfTest: model == ModelKind.Lenet, processPerTrial: model == ModelKind.Lenet, startedAhead: startedAhead?[i]), $"worker-{i + 1}"))
+            .Select((slot, i) => system.ActorOf(TrialWorker.InWorkerProcess(slot, coordinator, selfTest: model == ModelKind.Lenet, startedAhead: startedAhead?[i]), $"worker-{i + 1}"))
             .ToList();
     }
 }
