@@ -204,6 +204,24 @@ public sealed class SweepRunEndToEndTests : IDisposable
     }
 
     [Fact]
+    public async Task A_trial_that_kills_its_worker_process_on_every_attempt_ends_as_failed_after_max_attempts_and_the_sweep_ends()
+    {
+        var spec = WriteSpec("{ trial = b64-lr0.02, at-iteration = 120, kind = crash, attempts = [1, 2, 3] }");
+
+        var (exit, stdout, stderr) = SweepProcess.Run("run", spec, "--sweep-id", "crash-loop", "--data-dir", DataDir, "--workers", "2");
+
+        Assert.True(exit == 1, stdout + stderr); // the sweep ended, with a failed trial
+        var events = await Events("crash-loop");
+        var failures = events.OfType<TrialFailed>().ToList();
+        Assert.Equal([1, 2, 3], failures.Select(f => f.Attempt));
+        Assert.Equal([false, false, true], failures.Select(f => f.Final));
+        Assert.All(failures, f => Assert.Matches(@"^worker process \d+ exited with signal 9 \(SIGKILL\) after iteration 100$", f.Error));
+        Assert.Equal(3, failures.Select(f => f.Error).Distinct().Count()); // a new process each time
+        Assert.Equal(8, events.OfType<TrialCompleted>().Count());
+        Assert.Single(events.OfType<SweepCompleted>());
+    }
+
+    [Fact]
     public async Task A_worker_process_killed_mid_trial_is_started_again_and_the_trial_continues_from_its_checkpoint_with_the_uninterrupted_curve()
     {
         var spec = WriteOneTrialSpec();
