@@ -34,7 +34,7 @@ public sealed class NumbersEndToEndTests : IDisposable
     [Fact]
     public async Task Every_trial_of_the_paper_preset_gives_exactly_its_solo_numbers_in_two_independent_sweeps()
     {
-        // Two sweeps in the default layout (a slot per core, trials side by side in one process).
+        // Two sweeps in the default layout (a slot per core, each slot a worker process of its own).
         foreach (var id in new[] { "paper-a", "paper-b" })
         {
             var (exit, stdout, stderr) = SweepProcess.Run("run", Preset, "--sweep-id", id, "--data-dir", DataDir, "--set", "sweep.max-iter=200");

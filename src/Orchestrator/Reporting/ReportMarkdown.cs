@@ -164,7 +164,7 @@ public static class ReportMarkdown
     {
         Line(md, $"### Peak memory against the reference ({(a.Reference is { } r ? Md(r.Name) : "none")})");
         Line(md);
-        Line(md, "Peak memory is the process's peak resident memory on the CPU (the runtime, data and model included, shared by trials that ran side by side in one process), device memory on CUDA.");
+        Line(md, "Peak memory is the process's peak resident memory on the CPU of the trial's worker process (the runtime, data and model included, and up to about 20 MB left by earlier trials of that process), device memory on CUDA.");
         Line(md);
         if (a.Reference is null || a.Reference.Record.PeakMemoryBytes <= 0)
         {
