@@ -50,7 +50,7 @@ public static class WorkerProcessMain
         using var terminate = PosixSignalRegistration.Create(PosixSignal.SIGTERM, context => context.Cancel = true);
 
         var health = selfTest
-            ? SlotSelfTest.Verdict(() => SelfTest.KnownAnswerTest.Run(slot.Device, slot.Threads, SelfTest.SelfTestFault.FromEnvironment(slot.WorkerId)).ToHealth(), slot.Device)
+            ? SlotSelfTest.Verdict(TrialWorker.DeviceSelfTest(slot), slot.Device)
             : SlotHealth.NotNeeded;
         Write(new WorkerProcessReady(Environment.ProcessId, health));
 
