@@ -78,14 +78,12 @@ public sealed class JournalFaultTests(UninterruptedReference reference) : IDispo
     /// <summary>Each trial's curve as the report rebuilds it from the journal's events.</summary>
     public static async Task<IReadOnlyDictionary<string, IReadOnlyList<TrialMetrics>>> CurvesAsync(JournalSettings journal, string sweepId)
     {
-        await using var system = await SweepSystem.StartAsync(journal);
-        return TrialCurves.FromEvents(await SweepJournal.EventsAsync(system.System, sweepId));
+        return TrialCurves.FromEvents(await SweepJournal.EventsAsync(journal, sweepId));
     }
 
     private static async Task<IReadOnlyList<ISweepEvent>> EventsAsync(JournalSettings journal, string sweepId)
     {
-        await using var system = await SweepSystem.StartAsync(journal);
-        return await SweepJournal.EventsAsync(system.System, sweepId);
+        return await SweepJournal.EventsAsync(journal, sweepId);
     }
 
     /// <summary>Every trial completed, each curve has the reference's test points (0, 10, …, 300) exactly once, with the same numbers.</summary>

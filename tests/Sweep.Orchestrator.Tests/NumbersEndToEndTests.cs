@@ -205,7 +205,6 @@ public sealed class NumbersEndToEndTests : IDisposable
 
     private async Task<IReadOnlyList<ISweepEvent>> Events(string sweepId)
     {
-        await using var system = await SweepSystem.StartAsync(new JournalSettings(DataDir));
-        return await SweepJournal.EventsAsync(system.System, sweepId);
+        return await SweepJournal.EventsAsync(new JournalSettings(DataDir), sweepId);
     }
 }

@@ -24,8 +24,7 @@ public static class DashboardCommand
             if (portNumber is < 0 or > 65535) throw new InvalidInputException($"--port {portNumber}: not a port");
             var address = parsed.GetValue(bind)!;
             var journal = journalOptions.ReadExisting(parsed);
-            await using var system = await SweepSystem.StartAsync(journal);
-            await using var app = DashboardServer.Build(system.System, journal, DashboardServer.UseKestrel(address, portNumber));
+            await using var app = DashboardServer.Build(journal, DashboardServer.UseKestrel(address, portNumber));
             await app.StartAsync(CancellationToken.None);
             foreach (var url in DashboardServer.Addresses(app)) output.WriteLine($"dashboard for {journal.Description} at {url}/ (Ctrl+C stops)");
             output.Flush();

@@ -226,14 +226,13 @@ public static partial class SweepCommands
         command.SetAction(async (parsed, cancellation) =>
         {
             var journal = journalOptions.ReadExisting(parsed);
-            await using var system = await SweepSystem.StartAsync(journal);
             var id = parsed.GetValue(sweepId);
             if (id is null)
             {
                 var states = new List<SweepState>();
-                foreach (var each in await SweepJournal.ListAsync(system.System, cancellation))
+                foreach (var each in await SweepJournal.ListAsync(journal, cancellation))
                 {
-                    if (await SweepJournal.ReadAsync(system.System, each, cancellation) is { } found) states.Add(found);
+                    if (await SweepJournal.ReadAsync(journal, each, cancellation) is { } found) states.Add(found);
                 }
                 if (parsed.GetValue(json))
                 {
@@ -259,7 +258,7 @@ public static partial class SweepCommands
             }
 
             RequireValidId(id);
-            var state = await SweepJournal.ReadAsync(system.System, id, cancellation) ?? throw new InvalidInputException($"no sweep '{id}' in {journal.Description}");
+            var state = await SweepJournal.ReadAsync(journal, id, cancellation) ?? throw new InvalidInputException($"no sweep '{id}' in {journal.Description}");
             var owner = await SweepLiveness.ReadAsync(journal, id, state.Phase == SweepPhase.Running);
             if (parsed.GetValue(json))
             {

@@ -25,8 +25,8 @@ namespace Sweep.Orchestrator.Dashboard;
 /// <summary>
 /// `sweep dashboard`: a read-only web view of a journal. A JSON API over <see cref="SweepJournal"/>
 /// (list, status, server-sent events, logs, report files) and a single static page. It only ever
-/// reads: the journal through an actor system's read journal and recovery-only readers, the logs and
-/// the report folder from disk.
+/// reads: the journal through <see cref="SweepJournal"/> (no actor system), the logs and the report
+/// folder from disk.
 /// </summary>
 public static partial class DashboardServer
 {
@@ -47,10 +47,10 @@ public static partial class DashboardServer
     private const int MaxLogLines = 2000;
 
     /// <summary>
-    /// Builds the dashboard's web application on a running actor system on <paramref name="journal"/>.
+    /// Builds the dashboard's web application on <paramref name="journal"/>.
     /// <paramref name="configureHost"/> picks the server: Kestrel on an address (<see cref="UseKestrel"/>) or a test server.
     /// </summary>
-    public static WebApplication Build(ActorSystem system, JournalSettings journal, Action<WebApplicationBuilder> configureHost)
+    public static WebApplication Build(JournalSettings journal, Action<WebApplicationBuilder> configureHost)
     {
         var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions
         {
@@ -86,9 +86,9 @@ public static partial class DashboardServer
         app.MapGet("/api/sweeps", async () =>
         {
             var list = new List<object>();
-            foreach (var id in await SweepJournal.ListAsync(system))
+            foreach (var id in await SweepJournal.ListAsync(journal))
             {
-                if (await SweepJournal.ReadAsync(system, id) is { } s)
+                if (await SweepJournal.ReadAsync(journal, id) is { } s)
                 {
                     var owner = await SweepLiveness.ReadAsync(journal, s.SweepId, s.Phase == SweepPhase.Running);
                     list.Add(new { sweepId = s.SweepId, name = s.Definition.Name, state = s.Phase.ToString(), ownerGone = owner?.OwnerGone ?? false, owner = owner?.Summary, trials = s.Trials.Count, finished = s.FinishedCount, startedAt = s.StartedAt });
@@ -98,24 +98,24 @@ public static partial class DashboardServer
         });
 
         app.MapGet("/api/sweeps/{id}", async (string id) =>
-            !IsValidId(id) || await SweepJournal.ReadAsync(system, id) is not { } state
+            !IsValidId(id) || await SweepJournal.ReadAsync(journal, id) is not { } state
                 ? UnknownSweep(id)
                 : Results.Text(SweepReport.ToJson(state, await SweepLiveness.ReadAsync(journal, id, state.Phase == SweepPhase.Running)), "application/json; charset=utf-8"));
 
         app.MapGet("/api/sweeps/{id}/events", async (string id, HttpContext context) =>
         {
-            if (!IsValidId(id) || await SweepJournal.ReadAsync(system, id) is null)
+            if (!IsValidId(id) || await SweepJournal.ReadAsync(journal, id) is null)
             {
                 await UnknownSweep(id).ExecuteAsync(context);
                 return;
             }
             long.TryParse(context.Request.Headers["Last-Event-ID"].ToString(), NumberStyles.None, CultureInfo.InvariantCulture, out long alreadySeen);
-            await StreamEventsAsync(system, id, alreadySeen, context, stopping);
+            await StreamEventsAsync(journal, id, alreadySeen, context, stopping);
         });
 
         app.MapGet("/api/sweeps/{id}/logs", async (string id, string? trial) =>
         {
-            if (!IsValidId(id) || await SweepJournal.ReadAsync(system, id) is null) return UnknownSweep(id);
+            if (!IsValidId(id) || await SweepJournal.ReadAsync(journal, id) is null) return UnknownSweep(id);
             return Results.Json(DashboardLogs.Read(SweepLogging.Directory(journal), id, trial, MaxLogLines), Json);
         });
 
@@ -165,11 +165,11 @@ public static partial class DashboardServer
     public static string EventType(ISweepEvent e) => KebabBoundary().Replace(e.GetType().Name, "$1-$2").ToLowerInvariant();
 
     /// <summary>
-    /// Server-sent events: the sweep's history, then each event as the read journal sees it, numbered
+    /// Server-sent events: the sweep's history, then each event as the journal's poll sees it, numbered
     /// from 1 (a reconnecting EventSource sends the last number back and gets only what follows). After
     /// SweepCompleted an `end` event closes the stream.
     /// </summary>
-    private static async Task StreamEventsAsync(ActorSystem system, string id, long alreadySeen, HttpContext context, CancellationToken stopping)
+    private static async Task StreamEventsAsync(JournalSettings journal, string id, long alreadySeen, HttpContext context, CancellationToken stopping)
     {
         using var done = CancellationTokenSource.CreateLinkedTokenSource(context.RequestAborted, stopping);
         var response = context.Response;
@@ -177,7 +177,7 @@ public static partial class DashboardServer
         response.Headers.CacheControl = "no-cache";
         response.Headers["X-Accel-Buffering"] = "no";
         var events = Channel.CreateUnbounded<ISweepEvent>(new UnboundedChannelOptions { SingleReader = true });
-        var follow = SweepJournal.FollowAsync(system, id, e => events.Writer.TryWrite(e) && !done.IsCancellationRequested, done.Token)
+        var follow = SweepJournal.FollowAsync(journal, id, e => events.Writer.TryWrite(e) && !done.IsCancellationRequested, done.Token)
             .ContinueWith(t => events.Writer.TryComplete(t.Exception), TaskScheduler.Default);
         try
         {

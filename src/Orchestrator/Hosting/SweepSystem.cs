@@ -27,6 +27,11 @@ public sealed record JournalSettings(string DataDirectory, string? Journal = nul
 
     public string ProviderName => IsPostgres ? LinqToDB.ProviderName.PostgreSQL15 : LinqToDB.ProviderName.SQLiteMS;
 
+    /// <summary>A new, unopened connection to the journal's database (the one way every reader and the ownership table connect).</summary>
+    public System.Data.Common.DbConnection CreateConnection() => IsPostgres
+        ? new Npgsql.NpgsqlConnection(ConnectionString)
+        : new Microsoft.Data.Sqlite.SqliteConnection(ConnectionString);
+
     /// <summary>What to tell people: the file, or the PostgreSQL server and database (never the password).</summary>
     public string Description
     {
@@ -62,9 +67,10 @@ public sealed record OwnershipSettings(TimeSpan RenewEvery, TimeSpan Lapse)
 /// How long the journal's driver retries a write the database refuses as busy or locked (SQLite's
 /// busy handler, through Microsoft.Data.Sqlite's command timeout) before it fails for good, and how
 /// ownership claims are kept. From hocon/akka.conf's <c>sweep.journal</c>, where the environment
-/// overrides them (SWEEP_JOURNAL_BUSY_RETRY, SWEEP_OWNER_LAPSE, SWEEP_OWNER_RENEW_EVERY, e.g. "5s").
+/// overrides them (SWEEP_JOURNAL_BUSY_RETRY, SWEEP_OWNER_LAPSE, SWEEP_OWNER_RENEW_EVERY, SWEEP_POLL_EVERY, e.g. "5s").
 /// </summary>
-public sealed record JournalTimings(TimeSpan BusyRetry, OwnershipSettings Ownership)
+/// <param name="PollEvery">How often a follower (`sweep watch`, the dashboard's event stream) asks the journal for new events (<c>sweep.journal.poll-every</c>, SWEEP_POLL_EVERY).</param>
+public sealed record JournalTimings(TimeSpan BusyRetry, OwnershipSettings Ownership, TimeSpan PollEvery)
 {
     private static readonly Lazy<JournalTimings> Loaded = new(() => FromConfig(SweepAkkaConfiguration.AkkaConfig));
 
@@ -104,7 +110,7 @@ public sealed record JournalTimings(TimeSpan BusyRetry, OwnershipSettings Owners
         var (lapse, lapseSource) = Read("owner-lapse");
         if (lapse <= renewEvery)
             throw new Sweep.Protocol.InvalidInputException($"{lapseSource} ({lapse.TotalSeconds} s) must be longer than {renewSource} ({renewEvery.TotalSeconds} s): a claim must outlive the time between its renewals");
-        return new JournalTimings(Read("busy-retry").Value, new OwnershipSettings(renewEvery, lapse));
+        return new JournalTimings(Read("busy-retry").Value, new OwnershipSettings(renewEvery, lapse), Read("poll-every").Value);
     }
 }
 
@@ -193,9 +199,7 @@ public sealed class SweepSystem : IAsyncDisposable
     {
         try
         {
-            await using global::System.Data.Common.DbConnection connection = journal.IsPostgres
-                ? new Npgsql.NpgsqlConnection(journal.ConnectionString)
-                : new Microsoft.Data.Sqlite.SqliteConnection(journal.ConnectionString);
+            await using var connection = journal.CreateConnection();
             await connection.OpenAsync();
         }
         catch (Exception e) when (e is global::System.Data.Common.DbException or IOException or UnauthorizedAccessException or TimeoutException)

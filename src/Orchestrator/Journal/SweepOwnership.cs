@@ -293,9 +293,7 @@ public static class SweepOwnership
 
     private static async Task<DbConnection> OpenAsync(JournalSettings journal, bool createTable = true)
     {
-        DbConnection connection = journal.IsPostgres
-            ? new Npgsql.NpgsqlConnection(journal.ConnectionString)
-            : new Microsoft.Data.Sqlite.SqliteConnection(journal.ConnectionString);
+        var connection = journal.CreateConnection();
         try
         {
             await connection.OpenAsync();

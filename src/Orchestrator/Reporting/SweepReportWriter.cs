@@ -28,17 +28,11 @@ public static class SweepReportWriter
     public const int NotEligibleListed = 10;
 
     /// <summary>Reads sweep <paramref name="sweepId"/> from <paramref name="journal"/> and analyses it; an unknown sweep is bad input.</summary>
+    /// <exception cref="JournalUnavailableException">The journal could not be read.</exception>
     public static async Task<SweepAnalysis> AnalyseAsync(JournalSettings journal, string sweepId, double targetAccuracy = SweepAnalysis.DefaultTargetAccuracy)
     {
-        await using var system = await SweepSystem.StartAsync(journal);
-        return await AnalyseAsync(system.System, sweepId, journal.Description, targetAccuracy);
-    }
-
-    /// <summary>The same, on an actor system that is already running on the journal (`sweep run` reports on its own sweep).</summary>
-    public static async Task<SweepAnalysis> AnalyseAsync(Akka.Actor.ActorSystem system, string sweepId, string journalDescription, double targetAccuracy = SweepAnalysis.DefaultTargetAccuracy)
-    {
-        var state = await SweepJournal.ReadAsync(system, sweepId) ?? throw new InvalidInputException($"no sweep '{sweepId}' in {journalDescription}");
-        var events = await SweepJournal.EventsAsync(system, sweepId);
+        var state = await SweepJournal.ReadAsync(journal, sweepId) ?? throw new InvalidInputException($"no sweep '{sweepId}' in {journal.Description}");
+        var events = await SweepJournal.EventsAsync(journal, sweepId);
         return SweepAnalysis.Compute(state, events, targetAccuracy);
     }
 

@@ -1,4 +1,5 @@
 using Akka.Actor;
+using Sweep.Orchestrator.Hosting;
 using Sweep.Orchestrator.Coordination;
 using Sweep.Orchestrator.Journal;
 using Sweep.Protocol.Events;
@@ -19,6 +20,7 @@ public sealed class ProgressPrinter : ReceiveActor, IWithTimers, IWithUnboundedS
     private const string ResubscribeTimer = "resubscribe";
     private readonly IActorRef coordinator;
     private readonly string sweepId;
+    private readonly JournalSettings journal;
     private readonly ProgressView view;
     private readonly TaskCompletionSource<ISweepMessage> finished;
     private IActorRef? watched;
@@ -47,9 +49,10 @@ public sealed class ProgressPrinter : ReceiveActor, IWithTimers, IWithUnboundedS
         public static readonly ViewFinished Instance = new();
     }
 
-    public ProgressPrinter(IActorRef coordinator, SweepState initial, TextWriter output, TaskCompletionSource<ISweepMessage> finished)
+    public ProgressPrinter(IActorRef coordinator, JournalSettings journal, SweepState initial, TextWriter output, TaskCompletionSource<ISweepMessage> finished)
     {
         this.coordinator = coordinator;
+        this.journal = journal;
         this.finished = finished;
         sweepId = initial.SweepId;
         view = new ProgressView(initial, output, ProgressView.IsTerminal(output));
@@ -64,7 +67,7 @@ public sealed class ProgressPrinter : ReceiveActor, IWithTimers, IWithUnboundedS
         {
             var from = Sender;
             Become(Reading);
-            SweepJournal.ReadAsync(Context.System, sweepId, CancellationToken.None, subscribed.SequenceNr)
+            SweepJournal.ReadAsync(journal, sweepId, CancellationToken.None, subscribed.SequenceNr)
                 .PipeTo(Self, success: state => new StateRead(state, from), failure: e => new StateUnreadable(e));
         });
         Receive<ISweepEvent>(view.Apply);
@@ -144,8 +147,8 @@ public sealed class ProgressPrinter : ReceiveActor, IWithTimers, IWithUnboundedS
     /// The printer's props: it subscribes to <paramref name="coordinator"/> at once and completes
     /// <paramref name="finished"/> with <see cref="SweepFinished"/> or <see cref="SweepHalted"/> when the sweep ends or halts.
     /// </summary>
-    public static Props Props(IActorRef coordinator, SweepState initial, TextWriter output, TaskCompletionSource<ISweepMessage> finished) =>
-        Akka.Actor.Props.Create(() => new ProgressPrinter(coordinator, initial, output, finished));
+    public static Props Props(IActorRef coordinator, JournalSettings journal, SweepState initial, TextWriter output, TaskCompletionSource<ISweepMessage> finished) =>
+        Akka.Actor.Props.Create(() => new ProgressPrinter(coordinator, journal, initial, output, finished));
 
     /// <summary>The coordinator that answered the subscription: if it dies, its successor is found through the same address.</summary>
     private void Watch(IActorRef answered)

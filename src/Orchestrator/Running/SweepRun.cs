@@ -247,7 +247,7 @@ public static class SweepRun
 
         // Every check that can fail runs before anything is persisted: the dashboard binds its port first.
         await using var dashboard = dashboardPort is { } port
-            ? Dashboard.DashboardServer.Build(system, journal, Dashboard.DashboardServer.UseKestrel(Cli.DashboardCommand.DefaultBind, port))
+            ? Dashboard.DashboardServer.Build(journal, Dashboard.DashboardServer.UseKestrel(Cli.DashboardCommand.DefaultBind, port))
             : null;
         if (dashboard is not null)
         {
@@ -273,7 +273,7 @@ public static class SweepRun
         var accepted = (SweepAccepted)answer;
         if (accepted.Model is { } acceptedModel) ahead.Start(acceptedModel);
         // The state is read from the journal here, never sent by the coordinator (which may be on another node: a large sweep's state does not fit one remote message).
-        var current = await SweepJournal.ReadAsync(system, sweepId, interrupt)
+        var current = await SweepJournal.ReadAsync(journal, sweepId, interrupt)
             ?? throw new InvalidOperationException($"sweep {sweepId} was accepted but is not in {journal.Description}");
         var snapshot = current.ToSnapshot();
         var layout = layoutFor(snapshot.Definition.Model);
@@ -285,7 +285,7 @@ public static class SweepRun
         }
 
         var finished = new TaskCompletionSource<ISweepMessage>(TaskCreationOptions.RunContinuationsAsynchronously);
-        var progress = system.ActorOf(ProgressPrinter.Props(coordinator, current, output, finished), "progress");
+        var progress = system.ActorOf(ProgressPrinter.Props(coordinator, journal, current, output, finished), "progress");
         var slots = WorkerSlots.Start(system, coordinator, snapshot.Definition.Model, layout, ahead.HandOver(snapshot.Definition.Model));
         if (cluster is null && layout.Workers > 0) coordinator.Tell(new ExpectLocalSlots(layout.Workers));
 
@@ -318,7 +318,7 @@ public static class SweepRun
         }
         if (ended == finished.Task && finished.Task.Result is SweepHalted)
         {
-            var halted = await FinalStateAsync(system, journal, sweepId);
+            var halted = await FinalStateAsync(journal, sweepId);
             output.WriteLine();
             output.WriteLine(SweepReport.Table(halted));
             output.WriteLine($"nothing was lost; once the cause is fixed, continue with: sweep resume {sweepId} {journal.CommandLine}");
@@ -326,17 +326,17 @@ public static class SweepRun
         }
         if (ended == finished.Task)
         {
-            var final = await FinalStateAsync(system, journal, sweepId);
+            var final = await FinalStateAsync(journal, sweepId);
             output.WriteLine();
             output.WriteLine(SweepReport.Table(final));
-            await WriteReportAsync(system, journal, sweepId, output);
+            await WriteReportAsync(journal, sweepId, output);
             return final.HasFailures ? 1 : 0;
         }
 
         await FinishViewAsync(progress);
         output.WriteLine("interrupted: stopping running trials with a checkpoint…");
         await AnswerOrJournalFailure(coordinator.Ask<SweepStopped>(new StopSweep(), StopTimeout), journalFailed.Task, journal, sweepId);
-        var state = await FinalStateAsync(system, journal, sweepId);
+        var state = await FinalStateAsync(journal, sweepId);
         output.WriteLine($"sweep {sweepId}: {state.FinishedCount} of {state.Trials.Count} trial(s) finished; everything is in {journal.Description}");
         output.WriteLine($"continue with: sweep resume {sweepId} {journal.CommandLine}");
         return 130;
@@ -356,8 +356,8 @@ public static class SweepRun
     }
 
     /// <summary>The sweep's state as the journal holds it once the coordinator said it ended or stopped (recorded before it says so).</summary>
-    private static async Task<SweepState> FinalStateAsync(ActorSystem system, JournalSettings journal, string sweepId) =>
-        await SweepJournal.ReadAsync(system, sweepId) ?? throw new InvalidOperationException($"sweep {sweepId} is not in {journal.Description}");
+    private static async Task<SweepState> FinalStateAsync(JournalSettings journal, string sweepId) =>
+        await SweepJournal.ReadAsync(journal, sweepId) ?? throw new InvalidOperationException($"sweep {sweepId} is not in {journal.Description}");
 
     /// <summary>Takes the live view's block off the terminal before plain lines follow (a printer that has stopped already has done so).</summary>
     private static async Task FinishViewAsync(IActorRef progress)
@@ -430,11 +430,11 @@ public static class SweepRun
     }
 
     /// <summary>The report of a finished sweep goes to DATA-DIR/ID/report; a failure to write it is said, not fatal.</summary>
-    private static async Task WriteReportAsync(ActorSystem system, JournalSettings journal, string sweepId, TextWriter output)
+    private static async Task WriteReportAsync(JournalSettings journal, string sweepId, TextWriter output)
     {
         try
         {
-            var analysis = await Reporting.SweepReportWriter.AnalyseAsync(system, sweepId, journal.Description);
+            var analysis = await Reporting.SweepReportWriter.AnalyseAsync(journal, sweepId);
             var written = Reporting.SweepReportWriter.Write(analysis, Path.Combine(journal.DataDirectory, sweepId, "report"));
             output.WriteLine();
             Reporting.SweepReportWriter.Print(written, sweepId, output);

@@ -8,7 +8,7 @@ namespace Sweep.Orchestrator.Running;
 
 /// <summary>
 /// `sweep watch`: shows a sweep's progress from another terminal or machine by following its
-/// events in the journal (Akka.Persistence.Query), and returns when the sweep ends, is interrupted,
+/// events in the journal (<see cref="SweepJournal.FollowAsync"/>), and returns when the sweep ends, is interrupted,
 /// or turns out to have no owner any more (its process was killed): exit code 0 when it completed
 /// without failures, 1 otherwise, 130 on Ctrl+C.
 /// </summary>
@@ -19,9 +19,7 @@ public static class SweepWatch
 
     public static async Task<int> RunAsync(JournalSettings journal, string sweepId, TextWriter output, CancellationToken interrupt)
     {
-        await using var sweepSystem = await SweepSystem.StartAsync(journal);
-        var system = sweepSystem.System;
-        var current = await SweepJournal.ReadAsync(system, sweepId, interrupt)
+        var current = await SweepJournal.ReadAsync(journal, sweepId, interrupt)
             ?? throw new InvalidInputException($"no sweep '{sweepId}' in {journal.Description}");
         if (await SweepLiveness.ReadAsync(journal, sweepId, current.Phase == SweepPhase.Running) is { OwnerGone: true } goneAlready)
         {
@@ -34,7 +32,7 @@ public static class SweepWatch
         ProgressView? view = null;
         bool live = ProgressView.IsTerminal(output);
         // What is already in the journal only builds the state; what comes after it is shown.
-        int known = (await SweepJournal.EventsAsync(system, sweepId, interrupt)).Count, seen = 0;
+        int known = (await SweepJournal.EventsAsync(journal, sweepId, interrupt)).Count, seen = 0;
         bool ended = false;
         SweepLiveness? orphaned = null;
         using var following = CancellationTokenSource.CreateLinkedTokenSource(interrupt);
@@ -52,7 +50,7 @@ public static class SweepWatch
                 }
             }
         }, following.Token);
-        await SweepJournal.FollowAsync(system, sweepId, e =>
+        await SweepJournal.FollowAsync(journal, sweepId, e =>
         {
             bool replay = ++seen <= known;
             if (view is null) view = new ProgressView(SweepState.Start((SweepStarted)e), output, live);

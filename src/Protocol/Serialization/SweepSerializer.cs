@@ -132,7 +132,14 @@ public sealed class SweepSerializer(ExtendedActorSystem system) : SerializerWith
         return buffer.ToArray();
     }
 
-    public override object FromBinary(byte[] bytes, string manifest)
+    public override object FromBinary(byte[] bytes, string manifest) => Deserialize(bytes, manifest);
+
+    /// <summary>
+    /// What <see cref="ToBinary"/> wrote under <paramref name="manifest"/>: the one way events, snapshots
+    /// and messages are read back (Akka calls it through <see cref="FromBinary"/>; the journal's readers directly).
+    /// </summary>
+    /// <exception cref="System.Runtime.Serialization.SerializationException">The manifest is not in the allow-list, or the payload is empty or malformed.</exception>
+    public static object Deserialize(byte[] bytes, string manifest)
     {
         if (!TypeByManifest.TryGetValue(manifest, out var type))
             throw new System.Runtime.Serialization.SerializationException($"unknown manifest '{manifest}': not in the sweep serializer's allow-list, refused");

@@ -77,7 +77,6 @@ public sealed class ClusterSoakTests(PostgresServer postgres, ITestOutputHelper 
         first.Process.WaitForLine(l => l.StartsWith($"sweep {SweepId} ", StringComparison.Ordinal), Setup);
         for (int position = 1; position < settings.Nodes.Count; position++) Start(settings, journal, spec, position, first.Address);
         foreach (var node in nodes) node.Process.WaitForLine(SweepProcess.SaysUp, Setup);
-        await using var reader = await SweepSystem.StartAsync(journal);
 
         var chaosStart = DateTimeOffset.UtcNow;
         var chaosEnd = chaosStart + settings.Duration;
@@ -96,7 +95,7 @@ public sealed class ClusterSoakTests(PostgresServer postgres, ITestOutputHelper 
             var exited = nodes.Where(n => n.Alive && n.Process.HasExited).ToList();
             if (now >= nextPoll || exited.Count > 0)
             {
-                var state = await ReadStateAsync(reader.System);
+                var state = await ReadStateAsync(journal);
                 if (state?.Phase == SweepPhase.Completed)
                 {
                     finished = DateTimeOffset.UtcNow;
@@ -136,7 +135,7 @@ public sealed class ClusterSoakTests(PostgresServer postgres, ITestOutputHelper 
         if (finished is null) Note(DateTimeOffset.UtcNow, "deadline passed: the sweep did not finish");
         else await Task.Delay(TimeSpan.FromSeconds(3)); // the workers' JSON log files are flushed every second
 
-        var events = await SweepJournal.EventsAsync(reader.System, SweepId);
+        var events = await SweepJournal.EventsAsync(journal, SweepId);
         var ends = SweepLogs.Read(SweepLogging.Directory(journal), [], SweepId, trialName: null).Select(AttemptEnd.Parse).OfType<AttemptEnd>();
         var spans = nodes.Where(n => settings.SlotsOf(n.Kind) > 0 && n.UpAt is not null)
             .Select(n => new SlotSpan(n.UpAt!.Value, n.KilledAt ?? n.ExitedAt, settings.SlotsOf(n.Kind)))
@@ -153,11 +152,11 @@ public sealed class ClusterSoakTests(PostgresServer postgres, ITestOutputHelper 
     }
 
     /// <summary>The sweep's state in the journal; null (noted) when the journal cannot be read this time: the soak looks again.</summary>
-    private async Task<SweepState?> ReadStateAsync(Akka.Actor.ActorSystem system)
+    private async Task<SweepState?> ReadStateAsync(JournalSettings journal)
     {
         try
         {
-            return await SweepJournal.ReadAsync(system, SweepId);
+            return await SweepJournal.ReadAsync(journal, SweepId);
         }
         catch (JournalUnavailableException e)
         {

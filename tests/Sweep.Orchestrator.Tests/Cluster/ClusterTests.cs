@@ -458,8 +458,7 @@ public sealed partial class ClusterTests(PostgresServer postgres) : IDisposable
 
     private async Task<IReadOnlyList<ISweepEvent>> Events(string journal, string sweepId)
     {
-        await using var system = await SweepSystem.StartAsync(new JournalSettings(temp, journal));
-        return await SweepJournal.EventsAsync(system.System, sweepId);
+        return await SweepJournal.EventsAsync(new JournalSettings(temp, journal), sweepId);
     }
 
 

@@ -202,7 +202,7 @@ public sealed class SweepCoordinatorTests : Akka.TestKit.Xunit2.TestKit
 
         // A new actor system (a new process, as after kill -9) on the same SQLite file.
         await using var restarted = await SweepSystem.StartAsync(journal.Settings);
-        var recovered = await SweepJournal.ReadAsync(restarted.System, "restart");
+        var recovered = await SweepJournal.ReadAsync(journal.Settings, "restart");
         Assert.NotNull(recovered);
         Assert.Equal(TrialState.Completed, recovered![first.Trial.Id].State);
         Assert.Equal(0.9, recovered[first.Trial.Id].FinalTestAccuracy);
@@ -210,6 +210,17 @@ public sealed class SweepCoordinatorTests : Akka.TestKit.Xunit2.TestKit
 
         var again = restarted.System.ActorOf(SweepCoordinator.Props("restart", new CoordinatorSettings(journal.Settings.CheckpointDirectory)));
         var probe = new TestProbe(restarted.System, new Akka.TestKit.Xunit2.XunitAssertions());
+        // The journal's reader (the tables, read directly) and the coordinator's own recovery (Akka's) agree on the whole state.
+        probe.Send(again, new GetSweepState());
+        Assert.Equal(Json(recovered.ToSnapshot()), Json(probe.ExpectMsg<SweepSnapshot>(Wait)));
+        // And at every event: the latest snapshot at or before it plus the events after it is the state the events alone build.
+        var events = await SweepJournal.EventsAsync(journal.Settings, "restart");
+        var folded = SweepState.Start((SweepStarted)events[0]);
+        for (int n = 1; n <= events.Count; n++)
+        {
+            if (n > 1) folded.Apply(events[n - 1]);
+            Assert.Equal(Json(folded.ToSnapshot()), Json((await SweepJournal.ReadAsync(journal.Settings, "restart", toSequenceNr: n))!.ToSnapshot()));
+        }
         probe.Send(again, new ResumeSweep());
         Assert.Equal(1, probe.ExpectMsg<SweepAccepted>(Wait).Remaining);
         probe.Send(again, new RegisterWorker(new WorkerSlot("c", "node", "cpu", 1), null, "incarnation-1", SlotHealth.NotNeeded));
@@ -601,7 +612,9 @@ public sealed class SweepCoordinatorTests : Akka.TestKit.Xunit2.TestKit
     }
 
     /// <summary>What the journal holds for a sweep, read the way status reads it.</summary>
-    private IReadOnlyList<ISweepEvent> PersistedEvents(string sweepId) => SweepJournal.EventsAsync(Sys, sweepId).GetAwaiter().GetResult();
+    private IReadOnlyList<ISweepEvent> PersistedEvents(string sweepId) => SweepJournal.EventsAsync(journal.Settings, sweepId).GetAwaiter().GetResult();
+
+    private static string Json(SweepSnapshot snapshot) => System.Text.Json.JsonSerializer.Serialize(snapshot, global::Sweep.Protocol.Serialization.SweepSerializer.Json);
 
     private IActorRef Start(SweepDefinition definition, string sweepId = "test", int snapshotEvery = 500)
     {

@@ -174,8 +174,7 @@ public sealed class DashboardApiTests(DashboardFixture fixture) : IClassFixture<
 
     private async Task<long> PersistedCount()
     {
-        await using var system = await Hosting.SweepSystem.StartAsync(fixture.Journal);
-        return (await SweepJournal.EventsAsync(system.System, DashboardFixture.SweepId)).Count;
+        return (await SweepJournal.EventsAsync(fixture.Journal, DashboardFixture.SweepId)).Count;
     }
 
     internal sealed record ServerSentEvent(string? Id, string Type, string Data);

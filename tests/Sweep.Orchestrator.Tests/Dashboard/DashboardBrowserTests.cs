@@ -50,8 +50,7 @@ public sealed class DashboardBrowserTests : IDisposable
         run.WaitForLine(l => l.Contains("started attempt"), Long);
 
         var journal = new JournalSettings(dataDir);
-        await using var system = await SweepSystem.StartAsync(journal);
-        await using var app = DashboardServer.Build(system.System, journal, DashboardServer.UseKestrel("127.0.0.1", 0));
+        await using var app = DashboardServer.Build(journal, DashboardServer.UseKestrel("127.0.0.1", 0));
         await app.StartAsync();
         var url = Assert.Single(DashboardServer.Addresses(app));
 
@@ -134,8 +133,7 @@ public sealed class DashboardBrowserTests : IDisposable
         }
 
         var journal = new JournalSettings(dataDir);
-        await using var system = await SweepSystem.StartAsync(journal);
-        await using var app = DashboardServer.Build(system.System, journal, DashboardServer.UseKestrel("127.0.0.1", 0));
+        await using var app = DashboardServer.Build(journal, DashboardServer.UseKestrel("127.0.0.1", 0));
         await app.StartAsync();
         var url = Assert.Single(DashboardServer.Addresses(app));
         await using var browser = await Puppeteer.LaunchAsync(new LaunchOptions

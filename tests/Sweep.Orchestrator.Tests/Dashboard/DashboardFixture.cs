@@ -12,7 +12,6 @@ public sealed class DashboardFixture : IAsyncLifetime
     public const string SweepId = "dash";
 
     private readonly string temp = Directory.CreateTempSubdirectory("sweep-dashboard-").FullName;
-    private SweepSystem? system;
     private WebApplication? app;
 
     public string DataDir => Path.Combine(temp, "data");
@@ -36,8 +35,7 @@ public sealed class DashboardFixture : IAsyncLifetime
             """);
         var (exit, stdout, stderr) = SweepProcess.Run("run", spec, "--sweep-id", SweepId, "--data-dir", DataDir, "--workers", "2");
         if (exit != 0) throw new InvalidOperationException($"sweep run exited {exit}\n{stdout}\n{stderr}");
-        system = await SweepSystem.StartAsync(Journal);
-        app = DashboardServer.Build(system.System, Journal, builder => builder.WebHost.UseTestServer());
+        app = DashboardServer.Build(Journal, builder => builder.WebHost.UseTestServer());
         await app.StartAsync();
         Client = app.GetTestClient();
     }
@@ -68,7 +66,6 @@ public sealed class DashboardFixture : IAsyncLifetime
     {
         Client?.Dispose();
         if (app is not null) await app.DisposeAsync();
-        if (system is not null) await system.DisposeAsync();
         SqliteConnection.ClearAllPools();
         Directory.Delete(temp, recursive: true);
     }

@@ -181,7 +181,7 @@ public sealed class SweepOwnershipTests(Cluster.PostgresServer postgres) : IDisp
     public void Journal_timings_come_from_hocon_and_bad_values_name_their_key()
     {
         var defaults = JournalTimings.FromConfig(Hosting.SweepAkkaConfiguration.AkkaConfig);
-        Assert.Equal(new JournalTimings(TimeSpan.FromSeconds(30), new OwnershipSettings(TimeSpan.FromSeconds(5), TimeSpan.FromSeconds(30))), defaults);
+        Assert.Equal(new JournalTimings(TimeSpan.FromSeconds(30), new OwnershipSettings(TimeSpan.FromSeconds(5), TimeSpan.FromSeconds(30)), TimeSpan.FromMilliseconds(250)), defaults);
         var bad = Assert.Throws<InvalidInputException>(() => JournalTimings.FromConfig(Akka.Configuration.ConfigurationFactory.ParseString("sweep.journal { busy-retry = 0s, owner-renew-every = 5s, owner-lapse = 30s }")));
         Assert.Equal("sweep.journal.busy-retry: '0s' is not a positive duration (e.g. 30s, 500ms, 2m)", bad.Message);
         var order = Assert.Throws<InvalidInputException>(() => JournalTimings.FromConfig(Akka.Configuration.ConfigurationFactory.ParseString("sweep.journal { busy-retry = 5s, owner-renew-every = 10s, owner-lapse = 5s }")));
