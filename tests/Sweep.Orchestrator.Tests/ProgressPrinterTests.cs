@@ -23,7 +23,7 @@ public sealed class ProgressPrinterTests : Akka.TestKit.Xunit2.TestKit
         var text = new StringWriter();
         var output = TextWriter.Synchronized(text);
         var finished = new TaskCompletionSource<ISweepMessage>();
-        var printer = Sys.ActorOf(ProgressPrinter.Props(coordinator, new Hosting.JournalSettings(Path.GetTempPath()), state, output, finished));
+        var printer = Sys.ActorOf(ProgressPrinter.Props(coordinator, new Hosting.JournalSettings(Path.GetTempPath()), new Sweep.Orchestrator.Journal.SweepJournal.SweepRead(state, 1), output, finished));
         coordinator.ExpectMsg<SubscribeToSweep>();
 
         printer.Tell(ProgressPrinter.FinishView.Instance, TestActor);

@@ -18,6 +18,9 @@ namespace Sweep.Orchestrator.Journal;
 /// </summary>
 public static class SweepJournal
 {
+    /// <summary>A sweep's state as read from the journal, and the sequence number of the last event in it (what a later read continues from).</summary>
+    public sealed record SweepRead(SweepState State, long SequenceNr);
+
     /// <summary>Akka.Persistence.Sql's table of events.</summary>
     private const string EventTable = "journal";
 
@@ -30,12 +33,17 @@ public static class SweepJournal
     /// <exception cref="JournalUnavailableException">The journal could not be read (locked past the busy retry, unreachable, damaged): one line saying why and what to do.</exception>
     /// <exception cref="OperationCanceledException"><paramref name="cancellation"/> fired (Ctrl+C, SIGTERM).</exception>
     /// <param name="toSequenceNr">Read the state as it was after this event (a subscriber's <c>SweepSubscribed.SequenceNr</c>); default: all of it.</param>
-    public static Task<SweepState?> ReadAsync(JournalSettings journal, string sweepId, CancellationToken cancellation = default, long toSequenceNr = long.MaxValue) =>
-        Guard<SweepState?>(journal, cancellation, null, async connection =>
+    public static async Task<SweepState?> ReadAsync(JournalSettings journal, string sweepId, CancellationToken cancellation = default, long toSequenceNr = long.MaxValue) =>
+        (await ReadAtAsync(journal, sweepId, cancellation, toSequenceNr))?.State;
+
+    /// <summary>The same, with the sequence number of the last event read (continue from it with <see cref="EventsAsync"/>).</summary>
+    /// <exception cref="JournalUnavailableException">The journal could not be read.</exception>
+    public static Task<SweepRead?> ReadAtAsync(JournalSettings journal, string sweepId, CancellationToken cancellation = default, long toSequenceNr = long.MaxValue) =>
+        Guard<SweepRead?>(journal, cancellation, null, async connection =>
         {
             var persistenceId = SweepCoordinator.PersistenceIdFor(sweepId);
             SweepState? state = null;
-            long from = 0;
+            long from = 0, last = 0;
             await using (var command = Command(connection,
                 $"SELECT sequence_number, snapshot, manifest, serializer_id FROM {SnapshotTable} WHERE persistence_id = @id AND sequence_number <= @to ORDER BY sequence_number DESC LIMIT 1",
                 ("id", persistenceId), ("to", toSequenceNr)))
@@ -47,12 +55,14 @@ public static class SweepJournal
                     state = SweepState.FromSnapshot((SweepSnapshot)Decode(reader, 1, 2, 3, persistenceId, from));
                 }
             }
-            await foreach (var (_, e) in Events(connection, persistenceId, from, toSequenceNr, cancellation))
+            last = from;
+            await foreach (var (sequenceNr, e) in Events(connection, persistenceId, from, toSequenceNr, cancellation))
             {
                 if (e is SweepStarted started) state = SweepState.Start(started);
                 else state?.Apply(e);
+                last = sequenceNr;
             }
-            return state;
+            return state is null ? null : new SweepRead(state, last);
         });
 
     /// <summary>The ids of every sweep in the journal, in the order they were first written.</summary>
@@ -72,13 +82,16 @@ public static class SweepJournal
             return ids;
         });
 
-    /// <summary>Every event of a sweep, in the order it was persisted (empty for no such sweep).</summary>
+    /// <summary>
+    /// A sweep's events in the order they were persisted (empty for no such sweep): every one, or
+    /// those after <paramref name="afterSequenceNr"/> up to <paramref name="toSequenceNr"/>.
+    /// </summary>
     /// <exception cref="JournalUnavailableException">The journal could not be read.</exception>
-    public static Task<IReadOnlyList<ISweepEvent>> EventsAsync(JournalSettings journal, string sweepId, CancellationToken cancellation = default) =>
+    public static Task<IReadOnlyList<ISweepEvent>> EventsAsync(JournalSettings journal, string sweepId, CancellationToken cancellation = default, long afterSequenceNr = 0, long toSequenceNr = long.MaxValue) =>
         Guard<IReadOnlyList<ISweepEvent>>(journal, cancellation, [], async connection =>
         {
             var events = new List<ISweepEvent>();
-            await foreach (var (_, e) in Events(connection, SweepCoordinator.PersistenceIdFor(sweepId), 0, long.MaxValue, cancellation)) events.Add(e);
+            await foreach (var (_, e) in Events(connection, SweepCoordinator.PersistenceIdFor(sweepId), afterSequenceNr, toSequenceNr, cancellation)) events.Add(e);
             return events;
         });
 

@@ -10,10 +10,11 @@ namespace Sweep.Orchestrator.Running;
 /// <summary>
 /// Subscribes to a coordinator and shows its events through a <see cref="ProgressView"/>;
 /// completes <paramref name="finished"/> with <see cref="SweepFinished"/> or <see cref="SweepHalted"/>
-/// (the final state is in the journal). On each <see cref="SweepSubscribed"/> it reads the state up to
-/// the event named there from the journal (the state never travels between nodes), holding back
-/// the events that arrive meanwhile, then applies them. Follows the coordinator when it moves to
-/// another node (cluster failover) by subscribing again through the same address.
+/// (the final state is in the journal). It starts from a state its creator read from the journal; on
+/// the first <see cref="SweepSubscribed"/> it reads the events between that read and the event named
+/// there (the state never travels between nodes), on a later one (the coordinator moved to another
+/// node: cluster failover, found again through the same address) the whole state up to it, holding
+/// back the events that arrive meanwhile, then applies them.
 /// </summary>
 public sealed class ProgressPrinter : ReceiveActor, IWithTimers, IWithUnboundedStash
 {
@@ -22,12 +23,16 @@ public sealed class ProgressPrinter : ReceiveActor, IWithTimers, IWithUnboundedS
     private readonly string sweepId;
     private readonly JournalSettings journal;
     private readonly ProgressView view;
+    private long caughtUpTo;
+    private bool subscribedBefore;
     private readonly TaskCompletionSource<ISweepMessage> finished;
     private IActorRef? watched;
 
     private sealed record Resubscribe;
 
     private sealed record StateRead(SweepState? State, IActorRef From);
+
+    private sealed record EventsRead(IReadOnlyList<ISweepEvent> Events, long To, IActorRef From);
 
     private sealed record StateUnreadable(Exception Cause);
 
@@ -49,13 +54,14 @@ public sealed class ProgressPrinter : ReceiveActor, IWithTimers, IWithUnboundedS
         public static readonly ViewFinished Instance = new();
     }
 
-    public ProgressPrinter(IActorRef coordinator, JournalSettings journal, SweepState initial, TextWriter output, TaskCompletionSource<ISweepMessage> finished)
+    public ProgressPrinter(IActorRef coordinator, JournalSettings journal, SweepJournal.SweepRead initial, TextWriter output, TaskCompletionSource<ISweepMessage> finished)
     {
         this.coordinator = coordinator;
         this.journal = journal;
         this.finished = finished;
-        sweepId = initial.SweepId;
-        view = new ProgressView(initial, output, ProgressView.IsTerminal(output));
+        sweepId = initial.State.SweepId;
+        caughtUpTo = initial.SequenceNr;
+        view = new ProgressView(initial.State, output, ProgressView.IsTerminal(output));
         Following();
         coordinator.Tell(new SubscribeToSweep());
     }
@@ -67,8 +73,20 @@ public sealed class ProgressPrinter : ReceiveActor, IWithTimers, IWithUnboundedS
         {
             var from = Sender;
             Become(Reading);
-            SweepJournal.ReadAsync(journal, sweepId, CancellationToken.None, subscribed.SequenceNr)
-                .PipeTo(Self, success: state => new StateRead(state, from), failure: e => new StateUnreadable(e));
+            bool first = !subscribedBefore;
+            subscribedBefore = true;
+            if (first && subscribed.SequenceNr >= caughtUpTo)
+            {
+                // Only what was persisted between the creator's read and the subscription.
+                SweepJournal.EventsAsync(journal, sweepId, CancellationToken.None, caughtUpTo, subscribed.SequenceNr)
+                    .PipeTo(Self, success: events => new EventsRead(events, subscribed.SequenceNr, from), failure: e => new StateUnreadable(e));
+            }
+            else
+            {
+                // Events came live since: the state up to the subscription replaces the view's.
+                SweepJournal.ReadAsync(journal, sweepId, CancellationToken.None, subscribed.SequenceNr)
+                    .PipeTo(Self, success: state => new StateRead(state, from), failure: e => new StateUnreadable(e));
+            }
         });
         Receive<ISweepEvent>(view.Apply);
         Common();
@@ -80,6 +98,14 @@ public sealed class ProgressPrinter : ReceiveActor, IWithTimers, IWithUnboundedS
         Receive<StateRead>(read =>
         {
             if (read.State is not null) view.Reset(read.State);
+            Watch(read.From);
+            Stash.UnstashAll();
+            Become(Following);
+        });
+        Receive<EventsRead>(read =>
+        {
+            view.CatchUp(read.Events);
+            caughtUpTo = read.To;
             Watch(read.From);
             Stash.UnstashAll();
             Become(Following);
@@ -147,7 +173,8 @@ public sealed class ProgressPrinter : ReceiveActor, IWithTimers, IWithUnboundedS
     /// The printer's props: it subscribes to <paramref name="coordinator"/> at once and completes
     /// <paramref name="finished"/> with <see cref="SweepFinished"/> or <see cref="SweepHalted"/> when the sweep ends or halts.
     /// </summary>
-    public static Props Props(IActorRef coordinator, JournalSettings journal, SweepState initial, TextWriter output, TaskCompletionSource<ISweepMessage> finished) =>
+    /// <param name="initial">The sweep as its creator read it from <paramref name="journal"/> (<see cref="SweepJournal.ReadAtAsync"/>).</param>
+    public static Props Props(IActorRef coordinator, JournalSettings journal, SweepJournal.SweepRead initial, TextWriter output, TaskCompletionSource<ISweepMessage> finished) =>
         Akka.Actor.Props.Create(() => new ProgressPrinter(coordinator, journal, initial, output, finished));
 
     /// <summary>The coordinator that answered the subscription: if it dies, its successor is found through the same address.</summary>

@@ -67,6 +67,15 @@ public sealed class ProgressView : IDisposable
         lock (gate) state = fresh;
     }
 
+    /// <summary>Applies events persisted before the view started following (a catch-up read) without showing them one by one.</summary>
+    public void CatchUp(IEnumerable<ISweepEvent> events)
+    {
+        lock (gate)
+        {
+            foreach (var e in events) state.Apply(e);
+        }
+    }
+
     /// <summary>Applies one event to the state and shows it: a line, a redraw of the block, or both.</summary>
     public void Apply(ISweepEvent e)
     {

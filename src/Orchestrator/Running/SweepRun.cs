@@ -239,6 +239,9 @@ public static class SweepRun
         // starts and the journal is read (a resumed one as soon as the coordinator names its model).
         using var ahead = new ProcessesStartedAhead(local: cluster is null, layoutFor);
         if (startOrResume is StartSweep start) ahead.Start(start.Definition.Model);
+        // A resumed sweep is in the journal already: its state is read while the actor system starts
+        // and the coordinator recovers (the progress printer catches up on what the coordinator adds).
+        var readEarly = startOrResume is ResumeSweep ? SweepJournal.ReadAtAsync(journal, sweepId, interrupt) : null;
         await using var sweepSystem = await SweepSystem.StartAsync(journal, cluster, logName: sweepId);
         var system = sweepSystem.System;
         var journalFailed = new TaskCompletionSource<SweepJournalFailed>(TaskCreationOptions.RunContinuationsAsynchronously);
@@ -273,9 +276,9 @@ public static class SweepRun
         var accepted = (SweepAccepted)answer;
         if (accepted.Model is { } acceptedModel) ahead.Start(acceptedModel);
         // The state is read from the journal here, never sent by the coordinator (which may be on another node: a large sweep's state does not fit one remote message).
-        var current = await SweepJournal.ReadAsync(journal, sweepId, interrupt)
+        var current = await (readEarly ?? SweepJournal.ReadAtAsync(journal, sweepId, interrupt))
             ?? throw new InvalidOperationException($"sweep {sweepId} was accepted but is not in {journal.Description}");
-        var snapshot = current.ToSnapshot();
+        var snapshot = current.State.ToSnapshot();
         var layout = layoutFor(snapshot.Definition.Model);
         output.WriteLine($"sweep {sweepId} ({Reporting.SafeText.Line(snapshot.Definition.Name)}): {accepted.Remaining} of {accepted.Trials} trial(s) to run on {layout.Workers} local worker(s) x {layout.Threads} thread(s); journal {journal.Description}"
                          + (cluster is null ? "" : $"; cluster node {Akka.Cluster.Cluster.Get(system).SelfAddress}"));
