@@ -123,28 +123,46 @@ public static class SweepRun
     /// </summary>
     private sealed class ProcessesStartedAhead(bool local, Func<ModelKind, WorkerLayout> layoutFor) : IDisposable
     {
+        private readonly Lock gate = new();
         private IReadOnlyList<WorkerProcessSlot>? processes;
         private ModelKind model;
+        private bool startedOrOver;
 
-        /// <summary>Starts them for a sweep of <paramref name="of"/>, once; not on a cluster node (its slots are named after its cluster address).</summary>
+        /// <summary>
+        /// Starts them for a sweep of <paramref name="of"/>, once (from any thread; not after <see cref="HandOver"/>
+        /// or <see cref="Dispose"/>); not on a cluster node (its slots are named after its cluster address).
+        /// </summary>
         public void Start(ModelKind of)
         {
-            if (!local || processes is not null) return;
-            model = of;
-            processes = WorkerSlots.StartAhead(of, layoutFor(of));
+            lock (gate)
+            {
+                if (!local || startedOrOver) return;
+                startedOrOver = true;
+                model = of;
+                processes = WorkerSlots.StartAhead(of, layoutFor(of));
+            }
         }
 
         /// <summary>The processes, for the slots' actors to own, when started for <paramref name="of"/>; null otherwise.</summary>
         public IReadOnlyList<WorkerProcessSlot>? HandOver(ModelKind of)
         {
-            var handed = processes is not null && model == of ? processes : null;
-            if (handed is not null) processes = null;
-            return handed;
+            lock (gate)
+            {
+                startedOrOver = true;
+                var handed = processes is not null && model == of ? processes : null;
+                if (handed is not null) processes = null;
+                return handed;
+            }
         }
 
         public void Dispose()
         {
-            foreach (var process in processes ?? []) process.Dispose();
+            lock (gate)
+            {
+                startedOrOver = true;
+                foreach (var process in processes ?? []) process.Dispose();
+                processes = null;
+            }
         }
     }
 
@@ -241,7 +259,13 @@ public static class SweepRun
         if (startOrResume is StartSweep start) ahead.Start(start.Definition.Model);
         // A resumed sweep is in the journal already: its state is read while the actor system starts
         // and the coordinator recovers (the progress printer catches up on what the coordinator adds).
-        var readEarly = startOrResume is ResumeSweep ? SweepJournal.ReadAtAsync(journal, sweepId, interrupt) : null;
+        // (On a thread of its own: Microsoft.Data.Sqlite's async methods run synchronously.)
+        var readEarly = startOrResume is ResumeSweep ? Task.Run(() => SweepJournal.ReadAtAsync(journal, sweepId, interrupt)) : null;
+        // …and names the model its worker processes are started for.
+        _ = readEarly?.ContinueWith(read =>
+        {
+            if (read.IsCompletedSuccessfully && read.Result is { } found) ahead.Start(found.State.Definition.Model);
+        }, TaskScheduler.Default);
         await using var sweepSystem = await SweepSystem.StartAsync(journal, cluster, logName: sweepId);
         var system = sweepSystem.System;
         var journalFailed = new TaskCompletionSource<SweepJournalFailed>(TaskCreationOptions.RunContinuationsAsynchronously);
