@@ -145,6 +145,26 @@ public sealed class WorkerProcessSlotTests : IDisposable
         Assert.Equal("unknown argument '--bogus'", problem);
     }
 
+    [Theory]
+    [InlineData("--help", 0, "usage: Sweep.GpuWorker --worker-id ID", "")]
+    [InlineData("--bogus", 2, "", "Sweep.GpuWorker: unknown argument '--bogus'")]
+    public async Task The_worker_program_run_by_hand_says_what_it_is_or_what_is_wrong_in_one_line(string argument, int exitCode, string stdout, string stderr)
+    {
+        var info = WorkerProcessSlot.StartInfo(slot, selfTest: false);
+        info.ArgumentList.Clear();
+        if (Path.GetFileNameWithoutExtension(info.FileName) == "dotnet") info.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "Sweep.GpuWorker.dll"));
+        info.ArgumentList.Add(argument);
+        using var process = System.Diagnostics.Process.Start(info)!;
+        process.StandardInput.Close();
+        var output = process.StandardOutput.ReadToEndAsync();
+        var error = await process.StandardError.ReadToEndAsync();
+        await process.WaitForExitAsync().WaitAsync(TimeSpan.FromMinutes(1));
+        Assert.Equal(exitCode, process.ExitCode);
+        if (stdout.Length > 0) Assert.Contains(stdout, await output);
+        else Assert.Equal("", await output);
+        Assert.Equal(stderr, error.Trim());
+    }
+
     [Fact]
     public void A_message_crosses_the_pipe_as_one_line_and_any_other_line_is_no_message()
     {

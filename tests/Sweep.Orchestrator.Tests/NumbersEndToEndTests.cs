@@ -80,6 +80,21 @@ public sealed class NumbersEndToEndTests : IDisposable
             Assert.Empty(events.OfType<TrialFailed>());
         }
 
+        // Each trial's peak memory is its own worker process's (Fig. 7's claim needs that): ordered by
+        // batch size. CASE2 < CASE1 < CASE3 (32, 64, 128: 50-70 MB apart) and the median of each batch
+        // size; single trials of neighbouring sizes are not compared, as a process keeps up to about
+        // 20 MB of an earlier, larger trial.
+        foreach (var id in new[] { "paper-a", "paper-b" })
+        {
+            var trials = (await SweepJournal.ReadAsync(new JournalSettings(DataDir), id))!.Trials;
+            long Peak(string name) => trials.Single(t => t.Definition.Name == name).PeakMemoryBytes;
+            Assert.True(Peak("CASE2") < Peak("CASE1") && Peak("CASE1") < Peak("CASE3"), $"{id}: peak memory CASE2 {Peak("CASE2")}, CASE1 {Peak("CASE1")}, CASE3 {Peak("CASE3")} bytes");
+            var medians = trials.GroupBy(t => t.Definition.Spec.BatchSize).OrderBy(g => g.Key)
+                .Select(g => (Batch: g.Key, Median: g.Select(t => t.PeakMemoryBytes).Order().ElementAt(g.Count() / 2))).ToList();
+            Assert.Equal([32, 64, 128], medians.Select(m => m.Batch));
+            Assert.True(medians[0].Median < medians[1].Median && medians[1].Median < medians[2].Median, $"{id}: median peak memory by batch size {string.Join(", ", medians)}");
+        }
+
         // The run ends with its report: the paper's claims checked on these numbers.
         var report = Path.Combine(DataDir, "paper-a", "report");
         Assert.Matches(@"(?i)claim", File.ReadAllText(Path.Combine(report, "report.md")));

@@ -104,6 +104,41 @@ public sealed class SweepRunEndToEndTests : IDisposable
     }
 
     [Fact]
+    public void Ctrl_c_at_any_moment_of_the_start_leaves_either_no_trace_or_an_interrupted_sweep_with_the_resume_hint()
+    {
+        var spec = WriteSpec("");
+        var outcomes = new List<string>();
+        foreach (var (delayMs, id) in new[] { (150, "early-1"), (500, "early-2"), (900, "early-3"), (1400, "early-4") })
+        {
+            string stdout;
+            using (var run = SweepProcess.Start("run", spec, "--sweep-id", id, "--data-dir", DataDir, "--workers", "2"))
+            {
+                Thread.Sleep(delayMs);
+                run.Signal(SweepProcess.SIGINT);
+                Assert.Equal(130, run.WaitForExit(TimeSpan.FromMinutes(1)));
+                stdout = run.Stdout;
+                Assert.DoesNotContain("Exception", run.Stdout + run.Stderr);
+            }
+            var status = SweepProcess.Run("status", id, "--data-dir", DataDir, "--json");
+            if (status.ExitCode == 2)
+            {
+                // Interrupted before the coordinator was asked: nothing persisted, and the id is free again.
+                Assert.Contains($"no sweep '{id}'", status.Stderr);
+                Assert.DoesNotContain("continue with", stdout);
+                outcomes.Add($"{delayMs} ms: no trace");
+            }
+            else
+            {
+                Assert.Equal(0, status.ExitCode);
+                Assert.Equal("Interrupted", JsonDocument.Parse(status.Stdout).RootElement.GetProperty("state").GetString());
+                Assert.Contains($"continue with: sweep resume {id} --data-dir", stdout);
+                outcomes.Add($"{delayMs} ms: interrupted");
+            }
+        }
+        Assert.Equal(4, outcomes.Count);
+    }
+
+    [Fact]
     public void Watch_follows_a_running_sweep_from_another_process_and_exits_when_it_ends()
     {
         var spec = WriteSpec("");

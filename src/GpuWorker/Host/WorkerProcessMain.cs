@@ -30,9 +30,22 @@ public static class WorkerProcessMain
     private sealed record Running(RunTrial Trial, CancellationTokenSource Cancellation);
     private static TextWriter protocol = TextWriter.Null;
 
-    /// <summary>Exit codes: 0 when its input closed or its parent went, 2 for bad arguments.</summary>
+    /// <summary>What --help prints: what the program is for, and its arguments.</summary>
+    public const string Usage = """
+        Sweep.GpuWorker: the worker process of one slot (one CUDA device, or CPU threads). `sweep run`,
+        `sweep resume` and `sweep worker` start one per slot and talk to it on standard input and output;
+        it is not meant to be run by hand (to train one trial alone, use `sweep train`).
+        usage: Sweep.GpuWorker --worker-id ID --node NODE --device cpu|cuda:N --threads N [--self-test]
+        """;
+
+    /// <summary>Exit codes: 0 when its input closed or its parent went (or after --help), 2 for bad arguments.</summary>
     public static int Run(string[] args)
     {
+        if (args is ["--help"] or ["-h"] or ["-?"])
+        {
+            Console.WriteLine(Usage);
+            return 0;
+        }
         if (WorkerProcessArguments.Parse(args, out var problem) is not { } parsed)
         {
             Console.Error.WriteLine($"Sweep.GpuWorker: {problem}");

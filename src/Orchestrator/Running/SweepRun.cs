@@ -260,7 +260,8 @@ public static class SweepRun
         // A resumed sweep is in the journal already: its state is read while the actor system starts
         // and the coordinator recovers (the progress printer catches up on what the coordinator adds).
         // (On a thread of its own: Microsoft.Data.Sqlite's async methods run synchronously.)
-        var readEarly = startOrResume is ResumeSweep ? Task.Run(() => SweepJournal.ReadAtAsync(journal, sweepId, interrupt)) : null;
+        // Not cancelled by Ctrl+C: once the coordinator has accepted the sweep, an interrupt is handled below (trials stopped, the resume hint).
+        var readEarly = startOrResume is ResumeSweep ? Task.Run(() => SweepJournal.ReadAtAsync(journal, sweepId, CancellationToken.None)) : null;
         // …and names the model its worker processes are started for.
         _ = readEarly?.ContinueWith(read =>
         {
@@ -294,13 +295,15 @@ public static class SweepRun
 
         // Until the coordinator answers, a journal plugin that cannot start is a failure too (afterwards the coordinator says what failed).
         var failedBeforeAnswer = Task.WhenAny(journalFailed.Task, journalNotStarted.Task).Unwrap();
+        // Ctrl+C before the coordinator is asked: nothing was persisted, the sweep leaves no trace (its claim is forgotten).
+        interrupt.ThrowIfCancellationRequested();
         var answer = await AnswerOrJournalFailure(StartOrResume(coordinator, startOrResume, remote: cluster is not null), failedBeforeAnswer, journal, sweepId, fresh: startOrResume is StartSweep);
         if (answer is SweepRefused refused) throw new InvalidInputException(refused.Reason);
         onStarted();
         var accepted = (SweepAccepted)answer;
         if (accepted.Model is { } acceptedModel) ahead.Start(acceptedModel);
         // The state is read from the journal here, never sent by the coordinator (which may be on another node: a large sweep's state does not fit one remote message).
-        var current = await (readEarly ?? SweepJournal.ReadAtAsync(journal, sweepId, interrupt))
+        var current = await (readEarly ?? SweepJournal.ReadAtAsync(journal, sweepId, CancellationToken.None))
             ?? throw new InvalidOperationException($"sweep {sweepId} was accepted but is not in {journal.Description}");
         var snapshot = current.State.ToSnapshot();
         var layout = layoutFor(snapshot.Definition.Model);
