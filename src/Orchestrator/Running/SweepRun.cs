@@ -289,14 +289,16 @@ public static class SweepRun
             }
         }
 
+        // Ctrl+C before the coordinator exists: nothing was persisted, the sweep leaves no trace (its
+        // claim is forgotten). From here on the journal plugin starts and the coordinator is asked; an
+        // interrupt is then handled once it answered (trials stopped, the resume hint).
+        interrupt.ThrowIfCancellationRequested();
         var coordinator = cluster is null
             ? system.ActorOf(SweepCoordinator.Props(sweepId, new CoordinatorSettings(journal.CheckpointDirectory, LeaseFor: SweepOwnership.LeaseFor(journal, owner, OwnershipSettings.Current))), "sweep-" + sweepId)
             : await ClusterNode.OpenSweepAsync(system, journal, sweepId, AskTimeout, output, cluster.Join is null ? owner : null);
 
         // Until the coordinator answers, a journal plugin that cannot start is a failure too (afterwards the coordinator says what failed).
         var failedBeforeAnswer = Task.WhenAny(journalFailed.Task, journalNotStarted.Task).Unwrap();
-        // Ctrl+C before the coordinator is asked: nothing was persisted, the sweep leaves no trace (its claim is forgotten).
-        interrupt.ThrowIfCancellationRequested();
         var answer = await AnswerOrJournalFailure(StartOrResume(coordinator, startOrResume, remote: cluster is not null), failedBeforeAnswer, journal, sweepId, fresh: startOrResume is StartSweep);
         if (answer is SweepRefused refused) throw new InvalidInputException(refused.Reason);
         onStarted();
