@@ -31,7 +31,7 @@ time_of "status" "$id" status --data-dir "$data"
 time_of "status ID" "trial" status "$id" --data-dir "$data"
 time_of "status ID --json" "\"sweepId\"" status "$id" --data-dir "$data" --json
 time_of "watch ID (ended sweep)" "$id" watch "$id" --data-dir "$data"
-time_of "logs ID" "completed: test accuracy" logs "$id" --data-dir "$data"
+time_of "logs ID" ": completed, test accuracy" logs "$id" --data-dir "$data"
 time_of "report ID" "report for sweep $id" report "$id" --data-dir "$data" --out "$out/report"
 # The dashboard: from starting the process until it answers the sweep's status.
 port=$((20000 + RANDOM % 20000))

@@ -7,7 +7,7 @@ namespace Sweep.GpuWorker.Tests;
 /// <summary>What a worker slot keeps of its reports until the coordinator acknowledges them: no actors.</summary>
 public sealed class ReportOutboxTests
 {
-    private static TrialProgressed Point(string trial, int attempt, int iteration) => new(trial, attempt, new TrialMetrics(iteration, 1.0, 0.5, 1.0, 0.5, 0.01, 0.1, 1));
+    private static TestPointReported Point(string trial, int attempt, int iteration) => new(trial, attempt, new TrialMetrics(iteration, 1.0, 0.5, 1.0, 0.5, 0.01, 0.1, 1));
 
     private static TrialCheckpointSaved Checkpoint(string trial, int attempt, int iteration) => new(trial, attempt, iteration, $"/ck/{trial}.it{iteration:D9}.ckpt");
 

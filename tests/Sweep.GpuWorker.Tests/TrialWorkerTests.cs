@@ -69,7 +69,7 @@ public sealed class TrialWorkerTests : Akka.TestKit.Xunit2.TestKit, IDisposable
         while (ended is null)
         {
             var message = coordinator.ExpectMsg<object>(Wait);
-            if (message is TrialProgressed p) iterations.Add(p.Metrics.Iteration);
+            if (message is TestPointReported p) iterations.Add(p.Metrics.Iteration);
             else if (message is TrialEnded e) ended = e;
         }
 
@@ -178,7 +178,7 @@ public sealed class TrialWorkerTests : Akka.TestKit.Xunit2.TestKit, IDisposable
 
         var missing = coordinator.ExpectMsg<TrialCheckpointMissing>(Wait);
         Assert.Equal((run.Trial.Id, 2, run.ResumeFrom), (missing.TrialId, missing.Attempt, missing.Path));
-        Assert.Equal(0, coordinator.ExpectMsg<TrialProgressed>(Wait).Metrics.Iteration);
+        Assert.Equal(0, coordinator.ExpectMsg<TestPointReported>(Wait).Metrics.Iteration);
         Assert.Equal(TrialEndKind.Completed, Ended().Kind);
     }
 
@@ -187,7 +187,7 @@ public sealed class TrialWorkerTests : Akka.TestKit.Xunit2.TestKit, IDisposable
     {
         var run = Run(iterationMs: 20);
         worker.Tell(run, coordinator.Ref);
-        coordinator.FishForMessage<TrialProgressed>(p => p.Metrics.Iteration == 0, Wait);
+        coordinator.FishForMessage<TestPointReported>(p => p.Metrics.Iteration == 0, Wait);
 
         worker.Tell(new StopTrial(run.Trial.Id, run.Attempt, Checkpoint: true), coordinator.Ref);
 
@@ -379,7 +379,7 @@ public sealed class TrialWorkerTests : Akka.TestKit.Xunit2.TestKit, IDisposable
 
     private static string Describe(ISweepMessage report) => report switch
     {
-        TrialProgressed p => $"progressed {p.Metrics.Iteration}",
+        TestPointReported p => $"progressed {p.Metrics.Iteration}",
         TrialCheckpointSaved c => $"checkpoint {c.Iteration}",
         TrialEnded e => $"ended {e.Kind}",
         _ => report.GetType().Name,
@@ -417,7 +417,7 @@ internal static class TrialWorkerTesting
         {
             switch (coordinator.ExpectMsg<object>(wait))
             {
-                case TrialProgressed p when p.Attempt == run.Attempt:
+                case TestPointReported p when p.Attempt == run.Attempt:
                     metrics.Add(p.Metrics);
                     break;
                 case TrialCheckpointSaved c when c.Attempt == run.Attempt:

@@ -27,7 +27,7 @@ public sealed class WorkerProcessSlotTests : IDisposable
 
     /// <summary>A message without what differs between two runs of the same attempt: wall-clock seconds.</summary>
     private static string Comparable(ISweepMessage message) =>
-        SweepSerializer.ToLine(message is TrialProgressed p ? p with { Metrics = p.Metrics with { Seconds = 0 } } : message);
+        SweepSerializer.ToLine(message is TestPointReported p ? p with { Metrics = p.Metrics with { Seconds = 0 } } : message);
 
     private sealed class Inbox
     {
@@ -82,7 +82,7 @@ public sealed class WorkerProcessSlotTests : IDisposable
 
         Assert.True(ready.Health.Healthy);
         Assert.NotEqual(Environment.ProcessId, ready.ProcessId);
-        Assert.Equal(7, inProcess.OfType<TrialProgressed>().Count());
+        Assert.Equal(7, inProcess.OfType<TestPointReported>().Count());
         Assert.Equal(reference.Select(Comparable), inProcess.Select(Comparable));
         Assert.Equal(TrialEndKind.Completed, ((TrialEnded)inProcess[^1]).Kind);
     }
@@ -94,7 +94,7 @@ public sealed class WorkerProcessSlotTests : IDisposable
         using var host = Started(inbox);
         inbox.Next<WorkerProcessReady>();
         host.Run(Trial(iterationMs: 10));
-        inbox.Next<TrialProgressed>();
+        inbox.Next<TestPointReported>();
         host.Stop("id-a", 1);
         var stopped = (TrialEnded)inbox.UntilEnded()[^1];
 
@@ -102,7 +102,7 @@ public sealed class WorkerProcessSlotTests : IDisposable
         Assert.True(File.Exists(stopped.CheckpointPath), stopped.CheckpointPath);
         host.Run(Trial(attempt: 2, resumeFrom: stopped.CheckpointPath));
         var resumed = inbox.UntilEnded();
-        Assert.True(resumed.OfType<TrialProgressed>().First().Metrics.Iteration > 0, "the next attempt continued from the checkpoint, not from scratch");
+        Assert.True(resumed.OfType<TestPointReported>().First().Metrics.Iteration > 0, "the next attempt continued from the checkpoint, not from scratch");
         Assert.Equal(TrialEndKind.Completed, ((TrialEnded)resumed[^1]).Kind);
     }
 
@@ -168,12 +168,12 @@ public sealed class WorkerProcessSlotTests : IDisposable
     [Fact]
     public void A_message_crosses_the_pipe_as_one_line_and_any_other_line_is_no_message()
     {
-        var progressed = new TrialProgressed("id-a", 2, new TrialMetrics(100, double.NaN, 0.5, double.PositiveInfinity, 0.25, 0.01, 1.5, 123));
+        var progressed = new TestPointReported("id-a", 2, new TrialMetrics(100, double.NaN, 0.5, double.PositiveInfinity, 0.25, 0.01, 1.5, 123));
         var line = SweepSerializer.ToLine(progressed);
 
         Assert.DoesNotContain('\n', line);
         Assert.Equal(SweepSerializer.ToLine(progressed), SweepSerializer.ToLine(SweepSerializer.FromLine(line)!));
-        Assert.IsType<TrialProgressed>(SweepSerializer.FromLine(line));
+        Assert.IsType<TestPointReported>(SweepSerializer.FromLine(line));
         Assert.Null(SweepSerializer.FromLine("Warning: something a library printed"));
         Assert.Null(SweepSerializer.FromLine("trial-progressed.v1 {not json"));
         Assert.Null(SweepSerializer.FromLine("no-such-manifest.v1 {}"));

@@ -4,6 +4,7 @@ using Sweep.Protocol.Events;
 using Sweep.Protocol.Messages;
 using Sweep.Protocol.Specs;
 using Sweep.Protocol.Training;
+using Sweep.Orchestrator.Views;
 
 namespace Sweep.Orchestrator.Tests;
 

@@ -5,6 +5,7 @@ using Sweep.Orchestrator.Running;
 using Sweep.Protocol.Events;
 using Sweep.Protocol.Specs;
 using Sweep.Protocol.Training;
+using Sweep.Orchestrator.Views;
 
 namespace Sweep.Orchestrator.Tests;
 
@@ -111,7 +112,7 @@ public sealed class ProgressViewTests
         Assert.Equal(
         [
             "[WRN] Trial beta attempt 1 failed: boom",
-            "alpha: completed",
+            "alpha: completed, test accuracy 0.9100",
             "  beta                        100/1000    test acc 0.9200    4.00 s/100 it  ETA 00:00:36",
             "  1/2 trials finished, 1 running",
         ], Screen(terminal.ToString()));
@@ -132,7 +133,7 @@ public sealed class ProgressViewTests
 
         var screen = Screen(terminal.ToString());
         Assert.Equal("  alpha                       100/1000    test acc 0.9100    2.00 s/100 it  ETA 00:00:18", screen[0]);
-        Assert.Equal(["alpha: completed", "  1/2 trials finished, 0 running"], screen[^2..]);
+        Assert.Equal(["alpha: completed, test accuracy 0.9100", "  1/2 trials finished, 0 running"], screen[^2..]);
         Assert.DoesNotContain("[WRN] written straight to the terminal", screen);
     }
 
@@ -153,7 +154,9 @@ public sealed class ProgressViewTests
         var screen = Screen(terminal.ToString(), width: 40);
         Assert.Equal(
         [
-            "short: completed",
+            // A plain line wraps like any terminal line (the block's rows are the ones cut).
+            "short: completed, test accuracy",
+            " 0.9200",
             "  " + new string('x', 36) + "…",
             "  1/2 trials finished, 1 running",
         ], screen);

@@ -48,7 +48,7 @@ public sealed class SweepRunEndToEndTests : IDisposable
         var spec = WriteSpec("{ trial = b32-lr0.01, at-iteration = 60, kind = exception, attempts = [1] }");
         using (var run = SweepProcess.Start("run", spec, "--sweep-id", "killed", "--data-dir", DataDir, "--workers", "2"))
         {
-            run.WaitForLines(lines => lines.Count(l => l.EndsWith(": completed")) >= 3, Long);
+            run.WaitForLines(lines => lines.Count(l => l.Contains(": completed, test accuracy ")) >= 3, Long);
             run.Signal(SweepProcess.SIGKILL);
             run.WaitForExit(TimeSpan.FromSeconds(30));
         }
@@ -83,7 +83,7 @@ public sealed class SweepRunEndToEndTests : IDisposable
         var spec = WriteSpec("");
         using (var run = SweepProcess.Start("run", spec, "--sweep-id", "interrupted", "--data-dir", DataDir, "--workers", "2"))
         {
-            run.WaitForLines(lines => lines.Count(l => l.EndsWith(": completed")) >= 2 && lines.Any(l => l.Contains("iter 100/200")), Long);
+            run.WaitForLines(lines => lines.Count(l => l.Contains(": completed, test accuracy ")) >= 2 && lines.Any(l => l.Contains("iter 100/200")), Long);
             run.Signal(SweepProcess.SIGINT);
             Assert.Equal(130, run.WaitForExit(TimeSpan.FromMinutes(1)));
             Assert.Contains("continue with: sweep resume interrupted --data-dir", run.Stdout);
@@ -167,7 +167,7 @@ public sealed class SweepRunEndToEndTests : IDisposable
         run.WaitForLine(l => l.Contains("started attempt"), Long);
         using (var follow = SweepProcess.Start("logs", "logged", "--data-dir", DataDir, "--follow"))
         {
-            follow.WaitForLine(l => l.Contains("completed: test accuracy"), Long);
+            follow.WaitForLine(l => l.Contains(": completed, test accuracy "), Long);
             follow.Signal(SweepProcess.SIGINT);
             Assert.Equal(0, follow.WaitForExit(TimeSpan.FromSeconds(30)));
         }
@@ -190,8 +190,8 @@ public sealed class SweepRunEndToEndTests : IDisposable
         Assert.Equal(0, exit);
         var lines = stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries);
         Assert.All(lines, l => Assert.Contains("b32-lr0.01", l));
-        Assert.Contains(lines, l => l.Contains("[WRN] Trial b32-lr0.01 attempt 1 failed") && l.Contains("injected fault"));
-        Assert.Contains(lines, l => l.Contains("Trial b32-lr0.01 completed"));
+        Assert.Contains(lines, l => l.Contains("[WRN] b32-lr0.01: attempt 1 failed") && l.Contains("injected fault"));
+        Assert.Contains(lines, l => l.Contains("b32-lr0.01: completed, test accuracy "));
         Assert.Equal(2, SweepProcess.Run("logs", "logged", "--data-dir", DataDir, "--trial", "no-such-trial").ExitCode);
     }
 
@@ -441,7 +441,7 @@ public sealed class SweepRunEndToEndTests : IDisposable
         Assert.Equal(reference.Files, CheckpointFileNames("damaged"));
 
         var logs = SweepProcess.Run("logs", "damaged", "--data-dir", DataDir, "--trial", "only").Stdout;
-        Assert.Contains(logs.Split('\n'), l => l.Contains("[WRN] Trial only attempt 2 starts from scratch") && l.Contains("cannot be used: " + reason));
+        Assert.Contains(logs.Split('\n'), l => l.Contains("[WRN] only: its checkpoint cannot be used (" + reason) && l.EndsWith("): starting from scratch", StringComparison.Ordinal));
     }
 
     [Fact]

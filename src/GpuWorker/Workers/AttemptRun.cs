@@ -10,7 +10,7 @@ namespace Sweep.GpuWorker.Workers;
 /// <summary>
 /// Runs one attempt of a trial to its end on the calling thread, where the model trains (a worker
 /// process, or a thread of the tests' in-process slots): every report it makes
-/// (<see cref="TrialProgressed"/>, <see cref="TrialCheckpointSaved"/>, <see cref="TrialCheckpointMissing"/>)
+/// (<see cref="TestPointReported"/>, <see cref="TrialCheckpointSaved"/>, <see cref="TrialCheckpointMissing"/>)
 /// goes to <c>report</c> as it happens, and it returns how the attempt ended. It applies the sweep's
 /// divergence policy at every test point and stops the moment it says so, stops on cancellation
 /// (writing a checkpoint first), and turns what a runner throws into an end: out of memory, a bad
@@ -112,7 +112,7 @@ public static class AttemptRun
             }
             LastIteration = metrics.Iteration;
             if (metrics.Iteration == 0) firstTrainLoss = metrics.TrainLoss;
-            report(new TrialProgressed(trial.Trial.Id, trial.Attempt, metrics));
+            report(new TestPointReported(trial.Trial.Id, trial.Attempt, metrics));
             if (trial.Divergence.Check(metrics, firstTrainLoss) is { } reason)
             {
                 DivergenceReason = reason;

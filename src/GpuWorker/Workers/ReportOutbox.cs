@@ -4,7 +4,7 @@ namespace Sweep.GpuWorker.Workers;
 
 /// <summary>
 /// A worker slot's reports the coordinator has not acknowledged, in the order they were sent: the
-/// test points (<see cref="TrialProgressed"/>), checkpoints (<see cref="TrialCheckpointSaved"/>),
+/// test points (<see cref="TestPointReported"/>), checkpoints (<see cref="TrialCheckpointSaved"/>),
 /// missing checkpoint (<see cref="TrialCheckpointMissing"/>) and end (<see cref="TrialEnded"/>) of
 /// its attempts. An acknowledged checkpoint (<see cref="TrialCheckpointRecorded"/>) takes the
 /// attempt's reports up to it with it (the coordinator handles one worker's reports in order, so it
@@ -58,7 +58,7 @@ public sealed class ReportOutbox
 
     private static (string TrialId, int Attempt) AttemptOf(ISweepMessage report) => report switch
     {
-        TrialProgressed p => (p.TrialId, p.Attempt),
+        TestPointReported p => (p.TrialId, p.Attempt),
         TrialCheckpointSaved c => (c.TrialId, c.Attempt),
         TrialCheckpointMissing m => (m.TrialId, m.Attempt),
         TrialEnded e => (e.TrialId, e.Attempt),

@@ -199,7 +199,7 @@ public sealed class WorkerProcessSlot : ISlotHost
                     everReady = true;
                     if (running is not null && !runSent) toSend = running;
                     break;
-                case TrialProgressed progressed when Is(progressed.TrialId, progressed.Attempt):
+                case TestPointReported progressed when Is(progressed.TrialId, progressed.Attempt):
                     lastIteration = progressed.Metrics.Iteration;
                     break;
                 case TrialEnded ended when Is(ended.TrialId, ended.Attempt):

@@ -8,14 +8,11 @@ namespace Sweep.Orchestrator.Cli;
 /// <summary>`sweep dashboard`: a live, read-only web view of a journal's sweeps, until Ctrl+C.</summary>
 public static class DashboardCommand
 {
-    public const int DefaultPort = 5080;
-    public const string DefaultBind = "127.0.0.1";
-
     public static Command Create(TextWriter output)
     {
         var journalOptions = new SweepCommands.JournalOptions();
-        var port = new Option<int>("--port") { Description = "The HTTP port to listen on (0: a free one).", DefaultValueFactory = _ => DefaultPort };
-        var bind = new Option<string>("--bind") { Description = "The address to listen on (an IP address, or localhost; 0.0.0.0 for every interface).", DefaultValueFactory = _ => DefaultBind };
+        var port = new Option<int>("--port") { Description = "The HTTP port to listen on (0: a free one).", DefaultValueFactory = _ => DashboardServer.DefaultPort };
+        var bind = new Option<string>("--bind") { Description = "The address to listen on (an IP address, or localhost; 0.0.0.0 for every interface).", DefaultValueFactory = _ => DashboardServer.DefaultBind };
         var command = new Command("dashboard", "Serve a live, read-only web dashboard of the journal's sweeps (trial table, curves, logs, reports) until Ctrl+C.") { port, bind };
         journalOptions.AddTo(command);
         command.SetAction(async (parsed, cancellation) =>

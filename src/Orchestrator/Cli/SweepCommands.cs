@@ -9,6 +9,7 @@ using Sweep.Orchestrator.Specs;
 using Sweep.Protocol;
 using Sweep.Protocol.Events;
 using Sweep.Protocol.Messages;
+using Sweep.Orchestrator.Views;
 
 namespace Sweep.Orchestrator.Cli;
 
@@ -99,8 +100,8 @@ public static partial class SweepCommands
         var sweepId = new Option<string?>("--sweep-id") { Description = "Name the sweep [default: NAME-yyyyMMdd-HHmmss]." };
         var workers = WorkersOption();
         var threads = ThreadsOption();
-        var dashboard = new Option<bool>("--dashboard") { Description = $"Serve the web dashboard on 127.0.0.1 while the sweep runs (port: --dashboard-port, default {DashboardCommand.DefaultPort})." };
-        var dashboardPort = new Option<int>("--dashboard-port") { Description = "The dashboard's port (0: a free one).", DefaultValueFactory = _ => DashboardCommand.DefaultPort };
+        var dashboard = new Option<bool>("--dashboard") { Description = $"Serve the web dashboard on 127.0.0.1 while the sweep runs (port: --dashboard-port, default {Dashboard.DashboardServer.DefaultPort})." };
+        var dashboardPort = new Option<int>("--dashboard-port") { Description = "The dashboard's port (0: a free one).", DefaultValueFactory = _ => Dashboard.DashboardServer.DefaultPort };
         var set = new Option<string[]>("--set") { Description = "Override a spec key, e.g. --set sweep.max-iter=300 (repeatable).", AllowMultipleArgumentsPerToken = false };
         var clusterFlags = new ClusterFlags(portRequired: false);
         var command = new Command("run", "Run a sweep to its end: on this machine, or with --port as the first node of a cluster.") { spec, sweepId, workers, threads, set, dashboard, dashboardPort };
@@ -251,7 +252,7 @@ public static partial class SweepCommands
                     {
                         var liveness = await SweepLiveness.ReadAsync(journal, s.SweepId, s.Phase == SweepPhase.Running);
                         var phase = liveness is { OwnerGone: true } ? "interrupted (no process owns it)" : s.Phase.ToString().ToLowerInvariant();
-                        output.WriteLine($"{s.SweepId}  {Reporting.SafeText.Line(s.Definition.Name)}  {phase}  {s.FinishedCount}/{s.Trials.Count} finished  started {s.StartedAt.LocalDateTime:yyyy-MM-dd HH:mm:ss}");
+                        output.WriteLine($"{s.SweepId}  {SafeText.Line(s.Definition.Name)}  {phase}  {s.FinishedCount}/{s.Trials.Count} finished  started {s.StartedAt.LocalDateTime:yyyy-MM-dd HH:mm:ss}");
                     }
                 }
                 return SweepCommandLine.ExitOk;
@@ -262,12 +263,12 @@ public static partial class SweepCommands
             var owner = await SweepLiveness.ReadAsync(journal, id, state.Phase == SweepPhase.Running);
             if (parsed.GetValue(json))
             {
-                output.WriteLine(SweepReport.ToJson(state, owner));
+                output.WriteLine(StatusView.ToJson(state, owner));
             }
             else
             {
                 if (owner is not null) output.WriteLine($"sweep {id}: {owner.Summary}");
-                output.WriteLine(SweepReport.Table(state, owner));
+                output.WriteLine(StatusView.Table(state, owner));
             }
             return SweepCommandLine.ExitOk;
         });

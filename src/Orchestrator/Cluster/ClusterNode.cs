@@ -13,6 +13,9 @@ namespace Sweep.Orchestrator.Cluster;
 /// <summary>The cluster parts of a node: the singleton director (on coordinator-capable nodes) and the proxy every node talks to it through.</summary>
 public static class ClusterNode
 {
+    /// <summary>How long trials that were running when the coordinator's node died wait for their workers to claim them (then they are re-queued).</summary>
+    public static readonly TimeSpan OrphanGrace = TimeSpan.FromSeconds(20);
+
     /// <summary>
     /// Starts the singleton manager here when this node may coordinate, and the proxy; returns the
     /// proxy. A coordinator started here keeps its sweep's claim in the journal as
@@ -35,7 +38,7 @@ public static class ClusterNode
             system.ActorOf(Props.Create(() => new DepartureWatch(departed)), "departures");
             owner ??= OwnerIdentity.ThisProcess(cluster.SelfAddress.ToString());
             var leases = SweepOwnership.LeaseFor(journal, owner, OwnershipSettings.Current, address => departed.ContainsKey(address));
-            var settings = new CoordinatorSettings(journal.CheckpointDirectory, OrphanGrace: Running.SweepRun.ClusterOrphanGrace, LeaseFor: leases);
+            var settings = new CoordinatorSettings(journal.CheckpointDirectory, OrphanGrace: OrphanGrace, LeaseFor: leases);
             system.ActorOf(
                 ClusterSingletonManager.Props(SweepDirector.Props(settings), PoisonPill.Instance, ClusterSingletonManagerSettings.Create(system)),
                 "director");

@@ -121,7 +121,7 @@ public sealed class SweepCoordinator : ReceivePersistentActor, IWithTimers
             expectedLocalSlots = expect.Count;
             HaltIfNoHealthySlot();
         });
-        Command<TrialProgressed>(HandleProgress);
+        Command<TestPointReported>(HandleProgress);
         Command<TrialCheckpointSaved>(HandleCheckpoint);
         Command<TrialCheckpointMissing>(HandleCheckpointMissing);
         Command<TrialEnded>(HandleEnded);
@@ -348,7 +348,6 @@ public sealed class SweepCoordinator : ReceivePersistentActor, IWithTimers
         if (halted || state is null || state.AllFinished || stopRequester is not null) return halted;
         if (SlotHealthPolicy.WhyHalt(workers.Values.Select(w => (w.Slot, w.Health)).ToList(), expectedLocalSlots) is not { } reason) return false;
         halted = true;
-        log.ForSweep(sweepId).Info("Sweep {SweepId} halted: {Reason}", sweepId, reason);
         Persist(new SweepInterrupted(DateTimeOffset.UtcNow, reason), interrupted =>
         {
             Applied(interrupted);
@@ -366,7 +365,7 @@ public sealed class SweepCoordinator : ReceivePersistentActor, IWithTimers
     private bool IsReportToConsider(string trialId) => workers.ContainsKey(Sender) && state is not null && state.Contains(trialId);
 
     /// <summary>Records a test point once: the same point sent again (after a hand-over) is ignored.</summary>
-    private void HandleProgress(TrialProgressed progress)
+    private void HandleProgress(TestPointReported progress)
     {
         if (!IsReportToConsider(progress.TrialId) || !WorkerReportPolicy.IsNewTestPoint(Projected(progress.TrialId), progress)) return;
         PersistAndApply(new TrialProgress(progress.TrialId, progress.Attempt, progress.Metrics, DateTimeOffset.UtcNow));
@@ -592,11 +591,9 @@ public sealed class SweepCoordinator : ReceivePersistentActor, IWithTimers
     private void Applied(ISweepEvent e)
     {
         state!.Apply(e);
-        if (e is ITrialEvent trialEvent)
-        {
-            if (unapplied.TryGetValue(trialEvent.TrialId, out var pending) && pending.Remove(trialEvent) && pending.Count == 0) unapplied.Remove(trialEvent.TrialId);
-            LogTrialEvent(trialEvent);
-        }
+        if (e is ITrialEvent trialEvent && unapplied.TryGetValue(trialEvent.TrialId, out var pending) && pending.Remove(trialEvent) && pending.Count == 0)
+            unapplied.Remove(trialEvent.TrialId);
+        LogEvent(e);
         foreach (var subscriber in subscribers) subscriber.Tell(e);
         // A snapshot holds every trial: for large sweeps, one per sweep-size worth of events.
         if (++eventsSinceSnapshot >= Math.Max(settings.SnapshotEvery, state.Trials.Count))
@@ -606,44 +603,22 @@ public sealed class SweepCoordinator : ReceivePersistentActor, IWithTimers
         }
     }
 
-    /// <summary>One log line per persisted trial event, with the trial's properties (progress only at debug level).</summary>
-    private void LogTrialEvent(ITrialEvent e)
+    /// <summary>
+    /// One log line per persisted event, in the words the progress view shows (<see cref="EventText"/>),
+    /// with the trial's properties for a trial's event (test points and checkpoints at debug level).
+    /// </summary>
+    private void LogEvent(ISweepEvent e)
     {
-        var trial = state![e.TrialId];
-        var log = this.log.ForTrial(sweepId, e.TrialId, trial.Definition.Name, trial.Attempts, trial.Node, trial.WorkerId);
-        switch (e)
+        if (EventText.Of(state!, e) is not { } line) return;
+        var log = e is ITrialEvent t && state!.Contains(t.TrialId) && state[t.TrialId] is var trial
+            ? this.log.ForTrial(sweepId, t.TrialId, trial.Definition.Name, trial.Attempts, trial.Node, trial.WorkerId)
+            : this.log.ForSweep(sweepId);
+        var values = line.Values.Select(v => v ?? "").ToArray();
+        switch (line.Level)
         {
-            case TrialStarted s:
-                log.Info("Trial {TrialName} attempt {Attempt} started on {Worker} from iteration {FromIteration}", trial.Definition.Name, s.Attempt, s.WorkerId, s.FromIteration);
-                break;
-            case TrialProgress p:
-                log.Debug("Trial {TrialName} at iteration {Iteration}: test accuracy {TestAccuracy}, train loss {TrainLoss}", trial.Definition.Name, p.Metrics.Iteration, p.Metrics.TestAccuracy, p.Metrics.TrainLoss);
-                break;
-            case TrialCompleted:
-                log.Info("Trial {TrialName} completed: test accuracy {TestAccuracy}", trial.Definition.Name, trial.FinalTestAccuracy ?? double.NaN);
-                break;
-            case TrialDiverged d:
-                // A divergence is an outcome the sweep exists to find (CASE8), not a problem: information, not a warning.
-                log.Info("Trial {TrialName} diverged at iteration {Iteration}: {Reason}", trial.Definition.Name, d.Iteration, d.Reason);
-                break;
-            case TrialFailed f:
-                log.Warning("Trial {TrialName} attempt {Attempt} failed{Final}: {Error}", trial.Definition.Name, f.Attempt, f.Final ? " for good" : "", f.Error);
-                break;
-            case TrialRequeued r:
-                log.Info("Trial {TrialName} re-queued: {Reason}", trial.Definition.Name, r.Reason);
-                break;
-            case TrialHandedBack h:
-                log.Info("Trial {TrialName} attempt {Attempt} was handed back by {Worker} before it started ({Reason}): re-queued, the attempt does not count", trial.Definition.Name, h.Attempt, h.WorkerId, h.Reason);
-                break;
-            case TrialRestartedFromScratch r:
-                if (r.Reason is { } reason)
-                    log.Warning("Trial {TrialName} attempt {Attempt} starts from scratch: its checkpoint {Checkpoint} cannot be used: {Reason}", trial.Definition.Name, r.Attempt, r.Path, reason);
-                else
-                    log.Warning("Trial {TrialName} attempt {Attempt} starts from scratch: its checkpoint {Checkpoint} is not on {Worker}'s node", trial.Definition.Name, r.Attempt, r.Path, trial.WorkerId ?? "");
-                break;
-            case TrialCheckpointed c:
-                log.Debug("Trial {TrialName} checkpointed at iteration {Iteration}", trial.Definition.Name, c.Iteration);
-                break;
+            case EventLevel.Debug: log.Debug(line.Template, values); break;
+            case EventLevel.Warning: log.Warning(line.Template, values); break;
+            default: log.Info(line.Template, values); break;
         }
     }
 
@@ -673,7 +648,6 @@ public sealed class SweepCoordinator : ReceivePersistentActor, IWithTimers
         PersistAsync(new SweepCompleted(DateTimeOffset.UtcNow), completed =>
         {
             Applied(completed);
-            log.Info("sweep {0} completed", sweepId);
             foreach (var subscriber in subscribers) subscriber.Tell(new SweepFinished(sweepId));
         });
         return true;

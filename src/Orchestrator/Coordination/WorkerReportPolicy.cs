@@ -37,7 +37,7 @@ public static class WorkerReportPolicy
     /// </summary>
     /// <param name="projected">The trial once the events being written are.</param>
     /// <param name="progress">The test point.</param>
-    public static bool IsNewTestPoint(TrialRecord projected, TrialProgressed progress) =>
+    public static bool IsNewTestPoint(TrialRecord projected, TestPointReported progress) =>
         Runs(projected, progress.Attempt) && progress.Metrics.Iteration > (projected.LastTestPoint ?? -1);
 
     /// <summary>

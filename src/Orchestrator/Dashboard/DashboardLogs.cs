@@ -1,4 +1,5 @@
 using Sweep.Orchestrator.Running;
+using Sweep.Orchestrator.Views;
 
 namespace Sweep.Orchestrator.Dashboard;
 

@@ -19,6 +19,7 @@ using Sweep.Orchestrator.Hosting;
 using Sweep.Orchestrator.Journal;
 using Sweep.Orchestrator.Running;
 using Sweep.Protocol.Events;
+using Sweep.Orchestrator.Views;
 
 namespace Sweep.Orchestrator.Dashboard;
 
@@ -30,6 +31,12 @@ namespace Sweep.Orchestrator.Dashboard;
 /// </summary>
 public static partial class DashboardServer
 {
+    /// <summary>Where `sweep dashboard` and `sweep run --dashboard` listen unless told otherwise: this machine only.</summary>
+    public const string DefaultBind = "127.0.0.1";
+
+    /// <summary>The dashboard's HTTP port unless told otherwise.</summary>
+    public const int DefaultPort = 5080;
+
     /// <summary>The page's policy: scripts, styles, images and connections only from this origin; no inline script.</summary>
     public const string ContentSecurityPolicy =
         "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
@@ -100,7 +107,7 @@ public static partial class DashboardServer
         app.MapGet("/api/sweeps/{id}", async (string id) =>
             !IsValidId(id) || await SweepJournal.ReadAsync(journal, id) is not { } state
                 ? UnknownSweep(id)
-                : Results.Text(SweepReport.ToJson(state, await SweepLiveness.ReadAsync(journal, id, state.Phase == SweepPhase.Running)), "application/json; charset=utf-8"));
+                : Results.Text(StatusView.ToJson(state, await SweepLiveness.ReadAsync(journal, id, state.Phase == SweepPhase.Running)), "application/json; charset=utf-8"));
 
         app.MapGet("/api/sweeps/{id}/events", async (string id, HttpContext context) =>
         {

@@ -1,5 +1,6 @@
 using System.Globalization;
 using System.Text;
+using Sweep.Orchestrator.Views;
 
 namespace Sweep.Orchestrator.Reporting;
 

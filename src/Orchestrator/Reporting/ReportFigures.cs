@@ -2,6 +2,7 @@ using System.Globalization;
 using ScottPlot;
 using ScottPlot.TickGenerators;
 using Sweep.Protocol.Training;
+using Sweep.Orchestrator.Views;
 
 namespace Sweep.Orchestrator.Reporting;
 

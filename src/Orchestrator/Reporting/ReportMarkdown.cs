@@ -2,6 +2,7 @@ using System.Globalization;
 using System.Text;
 using Sweep.Protocol.Events;
 using static Sweep.Orchestrator.Reporting.PaperClaimChecks;
+using Sweep.Orchestrator.Views;
 
 namespace Sweep.Orchestrator.Reporting;
 

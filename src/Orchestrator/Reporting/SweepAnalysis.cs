@@ -1,6 +1,7 @@
 using Sweep.Orchestrator.Coordination;
 using Sweep.Orchestrator.Running;
 using Sweep.Protocol.Events;
+using Sweep.Orchestrator.Views;
 
 namespace Sweep.Orchestrator.Reporting;
 
@@ -94,7 +95,7 @@ public sealed record SweepAnalysis(
     public static SweepAnalysis Compute(SweepState state, IReadOnlyList<ISweepEvent> events, double targetAccuracy = DefaultTargetAccuracy)
     {
         var curves = TrialCurves.FromEvents(events);
-        var statuses = SweepReport.Status(state).Trials;
+        var statuses = StatusView.Status(state).Trials;
         var trials = state.Trials
             .Select((record, i) => TrialAnalysis.Create(record, statuses[i], curves.GetValueOrDefault(record.Definition.Id) ?? [], targetAccuracy))
             .ToList();

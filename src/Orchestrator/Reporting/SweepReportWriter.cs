@@ -3,6 +3,7 @@ using Sweep.Orchestrator.Hosting;
 using Sweep.Orchestrator.Journal;
 using Sweep.Protocol;
 using static Sweep.Orchestrator.Reporting.PaperClaimChecks;
+using Sweep.Orchestrator.Views;
 
 namespace Sweep.Orchestrator.Reporting;
 

@@ -1,6 +1,7 @@
 using Sweep.Orchestrator.Running;
 using Sweep.Protocol.Events;
 using Sweep.Protocol.Training;
+using Sweep.Orchestrator.Views;
 
 namespace Sweep.Orchestrator.Reporting;
 
@@ -22,7 +23,7 @@ public sealed record TimeToTarget(int Iterations, double Seconds);
 /// <param name="MemoryPercentOfReference">Peak memory as a percentage of the reference trial's.</param>
 public sealed record TrialAnalysis(
     TrialRecord Record,
-    SweepReport.TrialStatus Status,
+    StatusView.TrialStatus Status,
     IReadOnlyList<TrialMetrics> Points,
     IReadOnlyList<double> CumulativeSeconds,
     TimeToTarget? TimeToTarget,
@@ -104,7 +105,7 @@ public sealed record TrialAnalysis(
     }
 
     /// <summary>Builds the analysis of one trial from its record and curve (memory relative to the reference is filled in later).</summary>
-    public static TrialAnalysis Create(TrialRecord record, SweepReport.TrialStatus status, IReadOnlyList<TrialMetrics> points, double targetAccuracy)
+    public static TrialAnalysis Create(TrialRecord record, StatusView.TrialStatus status, IReadOnlyList<TrialMetrics> points, double targetAccuracy)
     {
         var cumulative = new double[points.Count];
         double sum = 0;

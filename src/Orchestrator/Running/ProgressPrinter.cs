@@ -4,6 +4,7 @@ using Sweep.Orchestrator.Coordination;
 using Sweep.Orchestrator.Journal;
 using Sweep.Protocol.Events;
 using Sweep.Protocol.Messages;
+using Sweep.Orchestrator.Views;
 
 namespace Sweep.Orchestrator.Running;
 

@@ -10,6 +10,7 @@ using Sweep.Protocol.Messages;
 using Sweep.Protocol.Specs;
 using Sweep.Orchestrator.Cluster;
 using Sweep.Orchestrator.Journal;
+using Sweep.Orchestrator.Views;
 
 namespace Sweep.Orchestrator.Running;
 
@@ -169,8 +170,6 @@ public static class SweepRun
     private static readonly TimeSpan AskTimeout = TimeSpan.FromSeconds(60);
     private static readonly TimeSpan StopTimeout = TimeSpan.FromMinutes(2);
 
-    /// <summary>In a cluster, how long trials that were running when the coordinator's node died wait for their workers to claim them.</summary>
-    public static readonly TimeSpan ClusterOrphanGrace = TimeSpan.FromSeconds(20);
 
     /// <summary>How long stopping workers may take to write their checkpoints after the journal failed, before the process exits anyway.</summary>
     private static readonly TimeSpan JournalFailureStopTimeout = TimeSpan.FromSeconds(20);
@@ -275,7 +274,7 @@ public static class SweepRun
 
         // Every check that can fail runs before anything is persisted: the dashboard binds its port first.
         await using var dashboard = dashboardPort is { } port
-            ? Dashboard.DashboardServer.Build(journal, Dashboard.DashboardServer.UseKestrel(Cli.DashboardCommand.DefaultBind, port))
+            ? Dashboard.DashboardServer.Build(journal, Dashboard.DashboardServer.UseKestrel(Dashboard.DashboardServer.DefaultBind, port))
             : null;
         if (dashboard is not null)
         {
@@ -309,7 +308,7 @@ public static class SweepRun
             ?? throw new InvalidOperationException($"sweep {sweepId} was accepted but is not in {journal.Description}");
         var snapshot = current.State.ToSnapshot();
         var layout = layoutFor(snapshot.Definition.Model);
-        output.WriteLine($"sweep {sweepId} ({Reporting.SafeText.Line(snapshot.Definition.Name)}): {accepted.Remaining} of {accepted.Trials} trial(s) to run on {layout.Workers} local worker(s) x {layout.Threads} thread(s); journal {journal.Description}"
+        output.WriteLine($"sweep {sweepId} ({SafeText.Line(snapshot.Definition.Name)}): {accepted.Remaining} of {accepted.Trials} trial(s) to run on {layout.Workers} local worker(s) x {layout.Threads} thread(s); journal {journal.Description}"
                          + (cluster is null ? "" : $"; cluster node {Akka.Cluster.Cluster.Get(system).SelfAddress}"));
         if (dashboard is not null)
         {
@@ -352,7 +351,7 @@ public static class SweepRun
         {
             var halted = await FinalStateAsync(journal, sweepId);
             output.WriteLine();
-            output.WriteLine(SweepReport.Table(halted));
+            output.WriteLine(StatusView.Table(halted));
             output.WriteLine($"nothing was lost; once the cause is fixed, continue with: sweep resume {sweepId} {journal.CommandLine}");
             return 1;
         }
@@ -360,7 +359,7 @@ public static class SweepRun
         {
             var final = await FinalStateAsync(journal, sweepId);
             output.WriteLine();
-            output.WriteLine(SweepReport.Table(final));
+            output.WriteLine(StatusView.Table(final));
             await WriteReportAsync(journal, sweepId, output);
             return final.HasFailures ? 1 : 0;
         }

@@ -3,6 +3,7 @@ using Sweep.Orchestrator.Hosting;
 using Sweep.Orchestrator.Journal;
 using Sweep.Protocol;
 using Sweep.Protocol.Events;
+using Sweep.Orchestrator.Views;
 
 namespace Sweep.Orchestrator.Running;
 
@@ -24,7 +25,7 @@ public static class SweepWatch
         if (await SweepLiveness.ReadAsync(journal, sweepId, current.Phase == SweepPhase.Running) is { OwnerGone: true } goneAlready)
         {
             // Nothing will ever be written to it again: show where it stands, and how to go on.
-            output.WriteLine(SweepReport.Table(current, goneAlready));
+            output.WriteLine(StatusView.Table(current, goneAlready));
             output.WriteLine($"sweep {sweepId}: {goneAlready.Summary}");
             return 1;
         }
@@ -60,7 +61,7 @@ public static class SweepWatch
             if (seen == known)
             {
                 var state = view.State;
-                output.WriteLine($"watching sweep {sweepId} ({Reporting.SafeText.Line(state.Definition.Name)}) in {journal.Description}: {state.FinishedCount}/{state.Trials.Count} finished, {state.Phase.ToString().ToLowerInvariant()}");
+                output.WriteLine($"watching sweep {sweepId} ({SafeText.Line(state.Definition.Name)}) in {journal.Description}: {state.FinishedCount}/{state.Trials.Count} finished, {state.Phase.ToString().ToLowerInvariant()}");
                 output.Flush();
                 ended = state.Phase is SweepPhase.Completed or SweepPhase.Interrupted;
             }
@@ -82,7 +83,7 @@ public static class SweepWatch
         if (view is null) throw new InvalidInputException($"no sweep '{sweepId}' in {journal.Description}");
         view.Finish();
         output.WriteLine();
-        output.WriteLine(SweepReport.Table(view.State, orphaned));
+        output.WriteLine(StatusView.Table(view.State, orphaned));
         if (interrupt.IsCancellationRequested) return 130;
         if (orphaned is not null)
         {

@@ -58,8 +58,8 @@ public sealed record RunTrial(
 /// <summary>Stop an attempt (the sweep is being interrupted); with <paramref name="Checkpoint"/> its state is saved first.</summary>
 public sealed record StopTrial(string TrialId, int Attempt, bool Checkpoint) : ISweepMessage;
 
-/// <summary>A test point of a running attempt.</summary>
-public sealed record TrialProgressed(string TrialId, int Attempt, TrialMetrics Metrics) : ISweepMessage;
+/// <summary>A test point of a running attempt, as its worker reports it (recorded by the coordinator as the event <see cref="Events.TrialProgress"/>).</summary>
+public sealed record TestPointReported(string TrialId, int Attempt, TrialMetrics Metrics) : ISweepMessage;
 
 /// <summary>
 /// A running attempt saved its state at <paramref name="Iteration"/> to <paramref name="Path"/> (its

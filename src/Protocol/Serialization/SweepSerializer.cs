@@ -42,7 +42,7 @@ public sealed class SweepSerializer(ExtendedActorSystem system) : SerializerWith
         [typeof(WorkerLeaving)] = "worker-leaving.v1",
         [typeof(RunTrial)] = "run-trial.v1",
         [typeof(StopTrial)] = "stop-trial.v1",
-        [typeof(TrialProgressed)] = "trial-progressed.v1",
+        [typeof(TestPointReported)] = "trial-progressed.v1", // its first name, kept on the wire
         [typeof(TrialCheckpointSaved)] = "trial-checkpoint-saved.v1",
         [typeof(TrialCheckpointRecorded)] = "trial-checkpoint-recorded.v1",
         [typeof(TrialEnded)] = "trial-ended.v1",

@@ -5,6 +5,7 @@ using Sweep.Orchestrator.Running;
 using Sweep.Orchestrator.Tests.Cluster.Soak;
 using Sweep.Protocol.Events;
 using Xunit.Abstractions;
+using Sweep.Orchestrator.Views;
 
 namespace Sweep.Orchestrator.Tests.Cluster;
 

@@ -10,6 +10,7 @@ using Sweep.Protocol.Events;
 using Sweep.Protocol.Messages;
 using Sweep.Protocol.Specs;
 using Sweep.Protocol.Training;
+using Sweep.Orchestrator.Views;
 
 namespace Sweep.Orchestrator.Tests.Cluster;
 
@@ -169,7 +170,7 @@ public sealed partial class ClusterTests(PostgresServer postgres) : IDisposable
     public async Task The_surviving_side_stays_up_when_half_the_nodes_die_at_once_and_when_a_node_leaves_while_another_dies()
     {
         var (journal, port, first, standby, doomed) = CoordinatorStandbyAndTwoWorkersMidSweep("downing", trials: 40, slotsPerWorker: 1, maxIter: 100);
-        int Completed() => first.Stdout.Split('\n').Count(l => l.EndsWith(": completed"));
+        int Completed() => first.Stdout.Split('\n').Count(l => l.Contains(": completed, test accuracy "));
 
         // Two of four members die together: 2 against 2.
         foreach (var worker in doomed) worker.Signal(SweepProcess.SIGKILL);
@@ -212,7 +213,7 @@ public sealed partial class ClusterTests(PostgresServer postgres) : IDisposable
         File.WriteAllText(spec, Coordination.StartAssemblyTests.TenThousandTrialsSpec);
         var run = Start("run", spec, "--sweep-id", "large", "--port", FreePort.Next().ToString(), "--join", hostAddress, "--workers", "0", "--journal", journal, "--data-dir", temp);
         run.WaitForLine(l => l.StartsWith("sweep large (large): 10000 of 10000 trial(s)"), Long);
-        int Completed() => run.Stdout.Split('\n').Count(l => l.EndsWith(": completed"));
+        int Completed() => run.Stdout.Split('\n').Count(l => l.Contains(": completed, test accuracy "));
         run.WaitForLines(_ => Completed() >= 3, Long);
         var other = Worker(int.Parse(hostAddress.Split(':')[1]));
         WaitUntilUp(other);
@@ -439,7 +440,7 @@ public sealed partial class ClusterTests(PostgresServer postgres) : IDisposable
         standby.WaitForLine(l => l.StartsWith($"sweep {sweepId}"), Long);
         var workers = new[] { Worker(port, slots: slotsPerWorker), Worker(port, slots: slotsPerWorker) };
         WaitUntilUp([first, standby, .. workers]);
-        first.WaitForLines(lines => lines.Count(l => l.EndsWith(": completed")) >= 2 * slotsPerWorker, Long);
+        first.WaitForLines(lines => lines.Count(l => l.Contains(": completed, test accuracy ")) >= 2 * slotsPerWorker, Long);
         return (journal, port, first, standby, workers);
     }
 

@@ -153,7 +153,7 @@ public sealed class SweepCoordinatorTests : Akka.TestKit.Xunit2.TestKit
 
         // A late word from the first attempt (say, across a partition) must not end the second.
         End(idle, Ended(run, TrialEndKind.Completed));
-        idle.Send(coordinator, new TrialProgressed(run.Trial.Id, run.Attempt, Metrics(100, 0.5)));
+        idle.Send(coordinator, new TestPointReported(run.Trial.Id, run.Attempt, Metrics(100, 0.5)));
 
         var trial = AwaitTrial(coordinator, t => t.Attempts == 2);
         Assert.Equal(TrialState.Running, trial.State);
@@ -192,8 +192,8 @@ public sealed class SweepCoordinatorTests : Akka.TestKit.Xunit2.TestKit
         var coordinator = Start(Sweep(trials: 2), sweepId: "restart", snapshotEvery: 2);
         var a = Worker("a");
         var first = a.ExpectMsg<RunTrial>(Wait);
-        a.Send(coordinator, new TrialProgressed(first.Trial.Id, 1, Metrics(0, 0.1)));
-        a.Send(coordinator, new TrialProgressed(first.Trial.Id, 1, Metrics(100, 0.9)));
+        a.Send(coordinator, new TestPointReported(first.Trial.Id, 1, Metrics(0, 0.1)));
+        a.Send(coordinator, new TestPointReported(first.Trial.Id, 1, Metrics(100, 0.9)));
         Complete(a, first);
         var second = a.ExpectMsg<RunTrial>(Wait);
         a.Send(coordinator, new TrialCheckpointSaved(second.Trial.Id, 1, 100, second.CheckpointPath));
@@ -325,10 +325,10 @@ public sealed class SweepCoordinatorTests : Akka.TestKit.Xunit2.TestKit
         var at50 = run.CheckpointPath.Replace(".ckpt", ".it000000050.ckpt");
         ISweepMessage[] attempt =
         [
-            new TrialProgressed(run.Trial.Id, 1, Metrics(0, 0.1)),
-            new TrialProgressed(run.Trial.Id, 1, Metrics(50, 0.5)),
+            new TestPointReported(run.Trial.Id, 1, Metrics(0, 0.1)),
+            new TestPointReported(run.Trial.Id, 1, Metrics(50, 0.5)),
             new TrialCheckpointSaved(run.Trial.Id, 1, 50, at50),
-            new TrialProgressed(run.Trial.Id, 1, Metrics(100, 0.9)),
+            new TestPointReported(run.Trial.Id, 1, Metrics(100, 0.9)),
             Ended(run, TrialEndKind.Completed),
         ];
 
@@ -359,7 +359,7 @@ public sealed class SweepCoordinatorTests : Akka.TestKit.Xunit2.TestKit
         a.Send(first, new RegisterWorker(slot, null, "incarnation-1", SlotHealth.NotNeeded));
         a.ExpectMsg<WorkerRegistered>(Wait);
         var run = a.ExpectMsg<RunTrial>(Wait);
-        a.Send(first, new TrialProgressed(run.Trial.Id, 1, Metrics(0, 0.1)));
+        a.Send(first, new TestPointReported(run.Trial.Id, 1, Metrics(0, 0.1)));
         a.Send(first, new TrialCheckpointSaved(run.Trial.Id, 1, 50, run.CheckpointPath.Replace(".ckpt", ".it000000050.ckpt")));
         a.ExpectMsg<TrialCheckpointRecorded>(Wait);
 
@@ -378,8 +378,8 @@ public sealed class SweepCoordinatorTests : Akka.TestKit.Xunit2.TestKit
         // Registered idle, the worker sends what was not acknowledged: the test points after the checkpoint, and the end.
         a.Send(successor, new RegisterWorker(slot, null, "incarnation-1", SlotHealth.NotNeeded));
         a.ExpectMsg<WorkerRegistered>(Wait);
-        a.Send(successor, new TrialProgressed(run.Trial.Id, 1, Metrics(50, 0.5)));
-        a.Send(successor, new TrialProgressed(run.Trial.Id, 1, Metrics(100, 0.9)));
+        a.Send(successor, new TestPointReported(run.Trial.Id, 1, Metrics(50, 0.5)));
+        a.Send(successor, new TestPointReported(run.Trial.Id, 1, Metrics(100, 0.9)));
         a.Send(successor, Ended(run, TrialEndKind.Completed));
 
         var next = a.ExpectMsg<RunTrial>(Wait); // idle, it is given the other trial at once; the first waits for its worker, not re-queued

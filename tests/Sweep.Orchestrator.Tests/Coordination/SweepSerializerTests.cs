@@ -44,7 +44,7 @@ public sealed class SweepSerializerTests : Akka.TestKit.Xunit2.TestKit
         new TrialEnded("abc123", 2, TrialEndKind.HandedBack, 0, "worker vm/cpu-1 is leaving", null),
         new RunTrial("s1", Trial, 1, ModelKind.Synthetic, Definition.Synthetic, Definition.Divergence, "/ck/abc123.ckpt", null),
         new StopTrial("abc123", 1, true),
-        new TrialProgressed("abc123", 1, new TrialMetrics(0, 2.3, 0.1, 2.3, 0.1, 0.01, 0.2, 1)),
+        new TestPointReported("abc123", 1, new TrialMetrics(0, 2.3, 0.1, 2.3, 0.1, 0.01, 0.2, 1)),
         new TrialCheckpointSaved("abc123", 1, 100, "/ck/abc123.ckpt"),
         new TrialEnded("abc123", 1, TrialEndKind.OutOfMemory, 40, "out of memory", null),
         new TrialEndRecorded("abc123", 1),

@@ -33,27 +33,27 @@ public sealed class WorkerReportPolicyTests
     public void A_test_point_is_new_only_for_the_running_attempt_and_past_its_last_recorded_one()
     {
         var fresh = Trial(new TrialStarted("t1", 1, "w1", "n1", 0, Now));
-        Assert.True(WorkerReportPolicy.IsNewTestPoint(fresh, new TrialProgressed("t1", 1, Metrics(0)))); // a fresh attempt's first point is at 0
+        Assert.True(WorkerReportPolicy.IsNewTestPoint(fresh, new TestPointReported("t1", 1, Metrics(0)))); // a fresh attempt's first point is at 0
 
         var progressed = Trial(new TrialStarted("t1", 1, "w1", "n1", 0, Now), new TrialProgress("t1", 1, Metrics(0), Now), new TrialProgress("t1", 1, Metrics(50), Now));
         Assert.Equal(50, progressed.LastTestPoint);
-        Assert.False(WorkerReportPolicy.IsNewTestPoint(progressed, new TrialProgressed("t1", 1, Metrics(0))));
-        Assert.False(WorkerReportPolicy.IsNewTestPoint(progressed, new TrialProgressed("t1", 1, Metrics(50))));
-        Assert.True(WorkerReportPolicy.IsNewTestPoint(progressed, new TrialProgressed("t1", 1, Metrics(100))));
-        Assert.False(WorkerReportPolicy.IsNewTestPoint(progressed, new TrialProgressed("t1", 2, Metrics(100)))); // not the running attempt
+        Assert.False(WorkerReportPolicy.IsNewTestPoint(progressed, new TestPointReported("t1", 1, Metrics(0))));
+        Assert.False(WorkerReportPolicy.IsNewTestPoint(progressed, new TestPointReported("t1", 1, Metrics(50))));
+        Assert.True(WorkerReportPolicy.IsNewTestPoint(progressed, new TestPointReported("t1", 1, Metrics(100))));
+        Assert.False(WorkerReportPolicy.IsNewTestPoint(progressed, new TestPointReported("t1", 2, Metrics(100)))); // not the running attempt
 
         // A new attempt starts without test points, so its own points count, earlier iterations included.
         var second = Trial(SecondAttemptFromCheckpoint);
         Assert.Null(second.LastTestPoint);
-        Assert.True(WorkerReportPolicy.IsNewTestPoint(second, new TrialProgressed("t1", 2, Metrics(100))));
-        Assert.False(WorkerReportPolicy.IsNewTestPoint(second, new TrialProgressed("t1", 1, Metrics(100))));
+        Assert.True(WorkerReportPolicy.IsNewTestPoint(second, new TestPointReported("t1", 2, Metrics(100))));
+        Assert.False(WorkerReportPolicy.IsNewTestPoint(second, new TestPointReported("t1", 1, Metrics(100))));
     }
 
     [Fact]
     public void A_point_being_written_counts_so_the_same_point_sent_again_meanwhile_is_not_recorded_twice()
     {
         var state = Fold(new TrialStarted("t1", 1, "w1", "n1", 0, Now));
-        var point = new TrialProgressed("t1", 1, Metrics(0));
+        var point = new TestPointReported("t1", 1, Metrics(0));
         Assert.True(WorkerReportPolicy.IsNewTestPoint(state["t1"], point));
 
         var projected = SweepState.Next(state["t1"], new TrialProgress("t1", 1, Metrics(0), Now));

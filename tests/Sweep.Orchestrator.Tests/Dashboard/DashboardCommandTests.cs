@@ -1,5 +1,6 @@
 using System.CommandLine;
 using Sweep.Orchestrator.Cli;
+using Sweep.Orchestrator.Dashboard;
 using Sweep.Protocol;
 
 namespace Sweep.Orchestrator.Tests.Dashboard;
@@ -40,7 +41,7 @@ public sealed class DashboardCommandTests : IDisposable
     {
         var parsed = new RootCommand { DashboardCommand.Create(TextWriter.Null) }.Parse(["dashboard"]);
         Assert.Empty(parsed.Errors);
-        Assert.Equal("127.0.0.1", DashboardCommand.DefaultBind);
-        Assert.Equal(5080, DashboardCommand.DefaultPort);
+        Assert.Equal("127.0.0.1", DashboardServer.DefaultBind);
+        Assert.Equal(5080, DashboardServer.DefaultPort);
     }
 }

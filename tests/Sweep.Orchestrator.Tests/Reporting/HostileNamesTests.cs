@@ -2,6 +2,8 @@ using System.Text.RegularExpressions;
 using Sweep.Orchestrator.Reporting;
 using Sweep.Orchestrator.Running;
 using Sweep.Protocol.Events;
+using Sweep.Orchestrator.Tests.Views;
+using Sweep.Orchestrator.Views;
 
 namespace Sweep.Orchestrator.Tests.Reporting;
 
@@ -98,7 +100,7 @@ public sealed class HostileNamesTests : IDisposable
     public void The_status_table_keeps_one_row_per_trial_with_names_shown_as_escapes()
     {
         var log = Sweep();
-        var table = SweepReport.Table(log.Fold()).Split(Environment.NewLine);
+        var table = StatusView.Table(log.Fold()).Split(Environment.NewLine);
         // Header, 8 trials, the summary: no slot registered in these events.
         Assert.Equal(1 + Names.Length + 1, table.Length);
         Assert.Equal("sweep hostile (report-test): completed; 7 completed, 1 diverged", table[^1]);

@@ -1,5 +1,6 @@
 using Sweep.Orchestrator.Reporting;
 using Sweep.Protocol.Events;
+using Sweep.Orchestrator.Views;
 
 namespace Sweep.Orchestrator.Tests.Reporting;
 
@@ -123,16 +124,16 @@ public sealed class ReportAnalysisTests
             ],
         };
         var state = Sweep.Orchestrator.Coordination.SweepState.FromSnapshot(old);
-        var row = Running.SweepReport.Table(state).Split(Environment.NewLine)[2];
+        var row = StatusView.Table(state).Split(Environment.NewLine)[2];
         Assert.Equal("blows-up  64     0.5      Diverged  1         20/200  -         -     -         -         diverged at 20: loss is NaN", row);
-        Assert.Equal(20, Running.SweepReport.Status(state).Trials[1].Iteration);
+        Assert.Equal(20, StatusView.Status(state).Trials[1].Iteration);
         var a = SweepAnalysis.Compute(state, log.Events);
         Assert.Equal("20", ReportFiles.ParseCsv(ReportCsv.Trials(a))[2][8]);
         Assert.Equal("stable (queued), blows-up (diverged at 20)", a.NotEligibleList(10));
 
         // A trial that is not diverged keeps its own iteration, whatever an old divergence field says.
         var requeued = folded.Trials[1] with { State = TrialState.Queued, Iteration = 0, DivergedAtIteration = 20 };
-        Assert.Equal(0, Running.SweepReport.IterationReached(requeued));
+        Assert.Equal(0, StatusView.IterationReached(requeued));
     }
 
     [Fact]

@@ -2,6 +2,8 @@ using System.Globalization;
 using System.Text.Json;
 using System.Text.RegularExpressions;
 using Sweep.Orchestrator.Reporting;
+using Sweep.Orchestrator.Tests.Views;
+using Sweep.Orchestrator.Views;
 
 namespace Sweep.Orchestrator.Tests.Reporting;
 

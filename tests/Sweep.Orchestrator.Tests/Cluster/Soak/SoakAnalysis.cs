@@ -3,6 +3,7 @@ using Sweep.Orchestrator.Coordination;
 using Sweep.Orchestrator.Running;
 using Sweep.Protocol.Events;
 using Sweep.Protocol.Specs;
+using Sweep.Orchestrator.Views;
 
 namespace Sweep.Orchestrator.Tests.Cluster.Soak;
 

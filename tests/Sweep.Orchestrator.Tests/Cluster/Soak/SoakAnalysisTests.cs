@@ -2,6 +2,7 @@ using Sweep.Orchestrator.Running;
 using Sweep.Orchestrator.Specs;
 using Sweep.Protocol.Events;
 using Sweep.Protocol.Specs;
+using Sweep.Orchestrator.Views;
 
 namespace Sweep.Orchestrator.Tests.Cluster.Soak;
 

@@ -3,13 +3,13 @@ using System.Text;
 using System.Text.Json;
 using System.Text.Json.Serialization;
 using Sweep.Orchestrator.Coordination;
-using Sweep.Orchestrator.Reporting;
+
 using Sweep.Protocol.Events;
 
-namespace Sweep.Orchestrator.Running;
+namespace Sweep.Orchestrator.Views;
 
 /// <summary>A sweep's state as people and programs read it: the `sweep status` table and JSON, and the summary at the end of a run.</summary>
-public static class SweepReport
+public static class StatusView
 {
     private static readonly JsonSerializerOptions Json = new()
     {

@@ -1,7 +1,7 @@
 using System.Globalization;
 using System.Text;
 
-namespace Sweep.Orchestrator.Reporting;
+namespace Sweep.Orchestrator.Views;
 
 /// <summary>
 /// Text that comes from outside (trial and sweep names from specs, divergence reasons, errors, slot

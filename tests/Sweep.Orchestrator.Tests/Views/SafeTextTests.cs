@@ -1,6 +1,8 @@
 using Sweep.Orchestrator.Reporting;
+using Sweep.Orchestrator.Tests.Reporting;
+using Sweep.Orchestrator.Views;
 
-namespace Sweep.Orchestrator.Tests.Reporting;
+namespace Sweep.Orchestrator.Tests.Views;
 
 /// <summary>The one escaping helper per kind of output: terminal text, markdown, CSV; exact outputs for hostile names.</summary>
 public sealed class SafeTextTests

@@ -1,10 +1,10 @@
 using System.Globalization;
 using System.Text;
 using Sweep.Orchestrator.Coordination;
-using Sweep.Orchestrator.Reporting;
+
 using Sweep.Protocol.Events;
 
-namespace Sweep.Orchestrator.Running;
+namespace Sweep.Orchestrator.Views;
 
 /// <summary>
 /// Shows a sweep's progress as its events arrive, for `sweep run` and `sweep watch` alike. On a
@@ -147,29 +147,9 @@ public sealed class ProgressView : IDisposable
         }
     }
 
-    private string? Describe(ISweepEvent e)
-    {
-        string Name(string trialId) => SafeText.Line(state.Contains(trialId) ? state[trialId].Definition.Name : trialId);
-        string? text = e switch
-        {
-            TrialStarted s => $"{Name(s.TrialId)}: started attempt {s.Attempt} on {SafeText.Line(s.WorkerId)}" + (s.FromIteration > 0 ? $", from the checkpoint at iteration {s.FromIteration}" : ""),
-            TrialProgress p => string.Create(CultureInfo.InvariantCulture,
-                $"{Name(p.TrialId)}: iter {p.Metrics.Iteration}/{state[p.TrialId].Definition.Spec.MaxIter}  train loss {p.Metrics.TrainLoss:F4}  test acc {p.Metrics.TestAccuracy:F4}  {p.Metrics.Seconds:F2} s"),
-            TrialRestartedFromScratch r => $"{Name(r.TrialId)}: {(r.Reason is { } why ? $"its checkpoint cannot be used ({Reporting.SafeText.Line(why)})" : "its checkpoint is not on this worker's node")}: starting from scratch",
-            TrialCompleted c => $"{Name(c.TrialId)}: completed",
-            TrialDiverged d => $"{Name(d.TrialId)}: DIVERGED at iteration {d.Iteration}: {SafeText.Line(d.Reason)}",
-            TrialFailed f => $"{Name(f.TrialId)}: " + (f.Final ? "FAILED: " : $"attempt {f.Attempt} failed: ") + SafeText.Line(f.Error),
-            TrialRequeued r => $"{Name(r.TrialId)}: re-queued: {SafeText.Line(r.Reason)}",
-            TrialHandedBack h => $"{Name(h.TrialId)}: handed back by {SafeText.Line(h.WorkerId)} before it started ({SafeText.Line(h.Reason)}): re-queued, attempt {h.Attempt} does not count",
-            SlotChecked { Health.Healthy: false } c => $"slot {SafeText.Line(c.Slot.WorkerId)} takes no trials: {SafeText.Line(c.Health.Summary)}",
-            SlotChecked c => $"slot {SafeText.Line(c.Slot.WorkerId)} ready: {SafeText.Line(c.Health.Summary)}",
-            SweepInterrupted { Reason: { } reason } => $"sweep {SafeText.Line(state.SweepId)} halted: {SafeText.Line(reason)}",
-            SweepInterrupted => $"sweep {SafeText.Line(state.SweepId)} interrupted",
-            SweepCompleted => $"sweep {SafeText.Line(state.SweepId)} completed",
-            _ => null,
-        };
-        return text is null ? null : $"{DateTime.Now:HH:mm:ss} {text}";
-    }
+    /// <summary>The event's line (<see cref="EventText"/>, the log's words), timed, or null for one the console does not show.</summary>
+    private string? Describe(ISweepEvent e) =>
+        EventText.Of(state, e) is { OnConsole: true } line ? $"{DateTime.Now:HH:mm:ss} {line.Render(SafeText.Line)}" : null;
 
     private void Draw()
     {

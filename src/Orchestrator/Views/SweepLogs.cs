@@ -4,7 +4,7 @@ using System.Text.RegularExpressions;
 using Sweep.Orchestrator.Hosting;
 using Sweep.Protocol;
 
-namespace Sweep.Orchestrator.Running;
+namespace Sweep.Orchestrator.Views;
 
 /// <summary>
 /// `sweep logs`: one sweep's (or one trial's) lines from the compact-JSON log files in
@@ -41,7 +41,7 @@ public static partial class SweepLogs
             }
             Print(Read(folder, offsets, sweepId, trialName), output);
         }
-        return Cli.SweepCommandLine.ExitOk;
+        return 0;
     }
 
     private static void Print(List<LogLine> lines, TextWriter output)
@@ -90,7 +90,7 @@ public static partial class SweepLogs
             var message = Render(root.TryGetProperty("@mt", out var mt) ? mt.GetString() ?? "" : "", root);
             var exception = root.TryGetProperty("@x", out var x) ? " " + (x.GetString() ?? "").Split('\n')[0] : "";
             // One line per entry, whatever a trial name holds (a line break, an escape sequence).
-            return new LogLine(at, level, trial, Reporting.SafeText.Line(message) + exception);
+            return new LogLine(at, level, trial, SafeText.Line(message) + exception);
         }
         catch (Exception e) when (e is JsonException or KeyNotFoundException or FormatException or InvalidOperationException)
         {
