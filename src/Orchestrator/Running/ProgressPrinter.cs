@@ -24,8 +24,8 @@ public sealed class ProgressPrinter : ReceiveActor, IWithTimers, IWithUnboundedS
     private readonly string sweepId;
     private readonly JournalSettings journal;
     private readonly ProgressView view;
-    private long caughtUpTo;
-    private bool subscribedBefore;
+    /// <summary>The sequence number of the creator's read, until the first subscription catches up from it; null after.</summary>
+    private long? catchUpFrom;
     private readonly TaskCompletionSource<ISweepMessage> finished;
     private IActorRef? watched;
 
@@ -33,7 +33,7 @@ public sealed class ProgressPrinter : ReceiveActor, IWithTimers, IWithUnboundedS
 
     private sealed record StateRead(SweepState? State, IActorRef From);
 
-    private sealed record EventsRead(IReadOnlyList<ISweepEvent> Events, long To, IActorRef From);
+    private sealed record EventsRead(IReadOnlyList<ISweepEvent> Events, IActorRef From);
 
     private sealed record StateUnreadable(Exception Cause);
 
@@ -61,7 +61,7 @@ public sealed class ProgressPrinter : ReceiveActor, IWithTimers, IWithUnboundedS
         this.journal = journal;
         this.finished = finished;
         sweepId = initial.State.SweepId;
-        caughtUpTo = initial.SequenceNr;
+        catchUpFrom = initial.SequenceNr;
         view = new ProgressView(initial.State, output, ProgressView.IsTerminal(output));
         Following();
         coordinator.Tell(new SubscribeToSweep());
@@ -74,13 +74,13 @@ public sealed class ProgressPrinter : ReceiveActor, IWithTimers, IWithUnboundedS
         {
             var from = Sender;
             Become(Reading);
-            bool first = !subscribedBefore;
-            subscribedBefore = true;
-            if (first && subscribed.SequenceNr >= caughtUpTo)
+            var after = catchUpFrom;
+            catchUpFrom = null;
+            if (after is { } read && subscribed.SequenceNr >= read)
             {
                 // Only what was persisted between the creator's read and the subscription.
-                SweepJournal.EventsAsync(journal, sweepId, CancellationToken.None, caughtUpTo, subscribed.SequenceNr)
-                    .PipeTo(Self, success: events => new EventsRead(events, subscribed.SequenceNr, from), failure: e => new StateUnreadable(e));
+                SweepJournal.EventsAsync(journal, sweepId, CancellationToken.None, read, subscribed.SequenceNr)
+                    .PipeTo(Self, success: events => new EventsRead(events, from), failure: e => new StateUnreadable(e));
             }
             else
             {
@@ -106,7 +106,6 @@ public sealed class ProgressPrinter : ReceiveActor, IWithTimers, IWithUnboundedS
         Receive<EventsRead>(read =>
         {
             view.CatchUp(read.Events);
-            caughtUpTo = read.To;
             Watch(read.From);
             Stash.UnstashAll();
             Become(Following);

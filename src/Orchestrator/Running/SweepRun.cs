@@ -170,7 +170,6 @@ public static class SweepRun
     private static readonly TimeSpan AskTimeout = TimeSpan.FromSeconds(60);
     private static readonly TimeSpan StopTimeout = TimeSpan.FromMinutes(2);
 
-
     /// <summary>How long stopping workers may take to write their checkpoints after the journal failed, before the process exits anyway.</summary>
     private static readonly TimeSpan JournalFailureStopTimeout = TimeSpan.FromSeconds(20);
 
