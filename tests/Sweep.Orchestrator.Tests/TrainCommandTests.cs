@@ -67,9 +67,9 @@ public sealed class TrainCommandTests : IDisposable
     }
 
     [Theory]
-    [InlineData("batch-size must be a positive number", "train", "--batch-size", "0")]
-    [InlineData("base-lr must be a positive number", "train", "--base-lr", "-0.5")]
-    [InlineData("max-iter must be a positive number", "train", "--max-iter", "0")]
+    [InlineData("batch-size must be positive", "train", "--batch-size", "0")]
+    [InlineData("base-lr must be positive", "train", "--base-lr", "-0.5")]
+    [InlineData("max-iter must be positive", "train", "--max-iter", "0")]
     [InlineData("--batch-size", "train", "--batch-size", "many")]
     [InlineData("--lr-policy", "train", "--lr-policy", "cosine")]
     [InlineData("--frobnicate", "train", "--frobnicate")]

@@ -1,4 +1,3 @@
-using Sweep.Orchestrator.Running;
 using Sweep.Orchestrator.Views;
 
 namespace Sweep.Orchestrator.Dashboard;

@@ -17,7 +17,6 @@ using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Sweep.Orchestrator.Hosting;
 using Sweep.Orchestrator.Journal;
-using Sweep.Orchestrator.Running;
 using Sweep.Protocol.Events;
 using Sweep.Orchestrator.Views;
 

@@ -1,5 +1,4 @@
 using Sweep.Orchestrator.Coordination;
-using Sweep.Orchestrator.Running;
 using Sweep.Protocol.Events;
 using Sweep.Orchestrator.Views;
 

@@ -1,4 +1,3 @@
-using Sweep.Orchestrator.Running;
 using Sweep.Protocol.Events;
 using Sweep.Protocol.Training;
 using Sweep.Orchestrator.Views;

@@ -2,20 +2,9 @@ using System.Globalization;
 using System.Text.RegularExpressions;
 using Akka.Configuration.Hocon;
 using Sweep.Protocol;
+using Sweep.Protocol.Training;
 
 namespace Sweep.Orchestrator.Specs;
-
-/// <summary>A condition on a number, with the words that explain it when it fails ("must be positive").</summary>
-internal sealed record Rule(Func<double, bool> Holds, string Requirement)
-{
-    public static readonly Rule Finite = new(double.IsFinite, "must be a finite number");
-    public static readonly Rule Positive = new(v => v > 0 && double.IsFinite(v), "must be positive");
-    public static readonly Rule NonNegative = new(v => v >= 0 && double.IsFinite(v), "must be zero or positive");
-    public static readonly Rule AtLeastOne = new(v => v >= 1, "must be at least 1");
-    public static readonly Rule Fraction = new(v => v >= 0 && v < 1, "must be in [0, 1)");
-    public static readonly Rule OpenFraction = new(v => v > 0 && v < 1, "must be in (0, 1)");
-    public static readonly Rule AboveOne = new(v => v > 1 && double.IsFinite(v), "must be greater than 1");
-}
 
 /// <summary>One <c>--set KEY=VALUE</c> flag, checked on its own before it is merged into the spec.</summary>
 internal sealed record SpecOverride(string Raw, string Key, string Value, HoconObject Tree)
@@ -424,6 +413,15 @@ internal sealed class SpecObject(string path, HoconObject hocon, SpecSource sour
     public double Number(string key, double fallback, Rule rule) => Get(key)?.Number(rule) ?? fallback;
 
     public double? OptionalNumber(string key, Rule rule) => Get(key)?.Number(rule);
+
+    /// <summary>A trial field's value (its key, its rule), or <paramref name="fallback"/> when absent.</summary>
+    public int Int(TrialField field, int fallback) => Int(field.Key, fallback, field.Rule);
+
+    /// <summary>A trial field's value (its key, its rule), or null when absent.</summary>
+    public int? OptionalInt(TrialField field) => OptionalInt(field.Key, field.Rule);
+
+    /// <summary>A trial field's value (its key, its rule), or <paramref name="fallback"/> when absent.</summary>
+    public double Number(TrialField field, double fallback) => Number(field.Key, fallback, field.Rule);
 
     public T Choice<T>(string key, T fallback, IReadOnlyDictionary<string, T> choices) => Get(key) is { } value ? value.Choice(choices) : fallback;
 

@@ -157,12 +157,12 @@ public static class SweepSpecLoader
         string name = sweep.RequiredName("name");
         var model = sweep.Choice("model", ModelKind.Lenet, Models);
         var defaults = new TrialDefaults(
-            sweep.OptionalInt("test-batch-size", Rule.Positive),
-            sweep.Int("test-interval", 100, Rule.Positive),
+            sweep.OptionalInt(TrialFields.TestBatchSize),
+            sweep.Int(TrialFields.TestInterval, 100),
             ReadSolver(sweep.Object("solver")),
             ReadDataset(sweep, source, model, baseDirectory));
-        int seed = sweep.Int("seed", 1, Rule.NonNegative);
-        int maxIter = sweep.Int("max-iter", 1000, Rule.Positive);
+        int seed = sweep.Int(TrialFields.Seed, 1);
+        int maxIter = sweep.Int(TrialFields.MaxIter, 1000);
         var scaling = ReadScaling(sweep.Object("scaling"));
         var divergence = ReadDivergence(sweep.Object("divergence"));
         var retry = ReadRetry(sweep.Object("retry"));
@@ -203,12 +203,12 @@ public static class SweepSpecLoader
         if (solver is null) return defaults;
         solver.RejectUnknownKeys(Keys.Solver);
         return new SolverSpec(
-            solver.Number("momentum", defaults.Momentum, Rule.Fraction),
-            solver.Number("weight-decay", defaults.WeightDecay, Rule.NonNegative),
+            solver.Number(TrialFields.Momentum, defaults.Momentum),
+            solver.Number(TrialFields.WeightDecay, defaults.WeightDecay),
             solver.Choice("lr-policy", defaults.Policy, Policies),
-            solver.Number("gamma", defaults.Gamma, Rule.NonNegative),
-            solver.Number("power", defaults.Power, Rule.NonNegative),
-            solver.Int("step-size", defaults.StepSize, Rule.Positive));
+            solver.Number(TrialFields.Gamma, defaults.Gamma),
+            solver.Number(TrialFields.Power, defaults.Power),
+            solver.Int(TrialFields.StepSize, defaults.StepSize));
     }
 
     private static DatasetSpec ReadDataset(SpecObject sweep, SpecSource source, ModelKind model, string baseDirectory)
@@ -220,7 +220,7 @@ public static class SweepSpecLoader
         // Only LeNet reads the data; the synthetic model never touches it.
         if (model == ModelKind.Lenet && !Directory.Exists(path))
             throw given?.Error($"folder not found: {path}") ?? source.Error("sweep.dataset.path", $"folder not found: {path} (the embedded data)");
-        return new DatasetSpec(path, dataset?.OptionalInt("train-count", Rule.Positive), dataset?.OptionalInt("test-count", Rule.Positive));
+        return new DatasetSpec(path, dataset?.OptionalInt(TrialFields.TrainCount), dataset?.OptionalInt(TrialFields.TestCount));
     }
 
     private static string ResolveDataset(SpecValue given, string baseDirectory)
@@ -277,11 +277,11 @@ public static class SweepSpecLoader
             if (!firstByName.TryAdd(name, entry.Path))
                 throw entry.Required("name").Error($"duplicate case name \"{name}\" (first used by {firstByName[name]})");
             var spec = defaults.Spec(
-                entry.Required("batch-size").Int(Rule.Positive),
-                entry.OptionalInt("test-batch-size", Rule.Positive),
-                entry.Required("base-lr").Number(Rule.Positive),
-                entry.Int("max-iter", maxIter, Rule.Positive),
-                entry.Int("seed", seed, Rule.NonNegative));
+                entry.Required(TrialFields.BatchSize.Key).Int(TrialFields.BatchSize.Rule),
+                entry.OptionalInt(TrialFields.TestBatchSize),
+                entry.Required(TrialFields.BaseLr.Key).Number(TrialFields.BaseLr.Rule),
+                entry.Int(TrialFields.MaxIter, maxIter),
+                entry.Int(TrialFields.Seed, seed));
             cases.Add(new TrialCandidate(name, spec, entry.Path, Named: true));
         }
         return cases;
@@ -292,18 +292,18 @@ public static class SweepSpecLoader
         // An empty grid { } adds nothing, like an empty cases list.
         if (grid is null || grid.IsEmpty) return null;
         grid.RejectUnknownKeys(Keys.Grid);
-        var batchSizes = Ints(grid.Required("batch-size"), Rule.Positive);
-        var baseLrs = grid.Get("base-lr");
+        var batchSizes = Ints(grid.Required(TrialFields.BatchSize.Key), TrialFields.BatchSize.Rule);
+        var baseLrs = grid.Get(TrialFields.BaseLr.Key);
         var exponents = grid.Get("lr-scaling");
         if (baseLrs is not null && exponents is not null)
             throw exponents.Error("cannot be combined with sweep.grid.base-lr: give one of them");
-        var seeds = grid.Get("seed") is { } s ? Ints(s, Rule.NonNegative) : [seed];
-        var maxIters = grid.Get("max-iter") is { } m ? Ints(m, Rule.Positive) : [maxIter];
+        var seeds = grid.Get(TrialFields.Seed.Key) is { } s ? Ints(s, TrialFields.Seed.Rule) : [seed];
+        var maxIters = grid.Get(TrialFields.MaxIter.Key) is { } m ? Ints(m, TrialFields.MaxIter.Rule) : [maxIter];
         if (exponents is not null)
             return new GridSpec(grid.Path, batchSizes, Numbers(exponents, Rule.Finite), scaling.CouplingFor(exponents), seeds, maxIters);
         if (baseLrs is null)
             throw grid.Error("needs base-lr = [ ... ] (learning rates) or lr-scaling = [ ... ] (exponents k, with sweep.scaling)");
-        return new GridSpec(grid.Path, batchSizes, Numbers(baseLrs, Rule.Positive), null, seeds, maxIters);
+        return new GridSpec(grid.Path, batchSizes, Numbers(baseLrs, TrialFields.BaseLr.Rule), null, seeds, maxIters);
     }
 
     private static SyntheticSpec ReadSynthetic(SpecObject? synthetic, MergedTrials trials)

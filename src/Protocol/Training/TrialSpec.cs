@@ -51,27 +51,27 @@ public sealed record TrialSpec(
     public static TrialSpec PaperCase1(DatasetSpec dataset) =>
         new(BatchSize: 64, TestBatchSize: 128, BaseLr: 0.01, MaxIter: 1000, TestInterval: 100, Seed: 1, new SolverSpec(), dataset);
 
-    /// <summary>The problems with this spec, each naming its field; empty when it can run.</summary>
+    /// <summary>The problems with this spec, each naming its field (<see cref="TrialFields"/>); empty when it can run.</summary>
     public IReadOnlyList<string> Problems()
     {
         var problems = new List<string>();
-        void Positive(string name, double value)
+        void Check(TrialField field, double value)
         {
-            if (!(value > 0) || double.IsInfinity(value)) problems.Add($"{name} must be a positive number, got {value}");
+            if (field.Problem(value) is { } problem) problems.Add(problem);
         }
-        Positive("batch-size", BatchSize);
-        Positive("test-batch-size", TestBatchSize);
-        Positive("base-lr", BaseLr);
-        Positive("max-iter", MaxIter);
-        Positive("test-interval", TestInterval);
-        if (Seed < 0) problems.Add($"seed must be zero or positive, got {Seed}");
-        if (!(Solver.Momentum >= 0 && Solver.Momentum < 1)) problems.Add($"momentum must be in [0, 1), got {Solver.Momentum}");
-        if (!(Solver.WeightDecay >= 0) || double.IsInfinity(Solver.WeightDecay)) problems.Add($"weight-decay must be zero or positive, got {Solver.WeightDecay}");
-        if (!(Solver.Gamma >= 0) || double.IsInfinity(Solver.Gamma)) problems.Add($"gamma must be zero or positive, got {Solver.Gamma}");
-        if (!(Solver.Power >= 0) || double.IsInfinity(Solver.Power)) problems.Add($"power must be zero or positive, got {Solver.Power}");
-        if (Solver.Policy == LearningRatePolicy.Step) Positive("step-size", Solver.StepSize);
-        if (Dataset.TrainCount is <= 0) problems.Add($"train-count must be positive, got {Dataset.TrainCount}");
-        if (Dataset.TestCount is <= 0) problems.Add($"test-count must be positive, got {Dataset.TestCount}");
+        Check(TrialFields.BatchSize, BatchSize);
+        Check(TrialFields.TestBatchSize, TestBatchSize);
+        Check(TrialFields.BaseLr, BaseLr);
+        Check(TrialFields.MaxIter, MaxIter);
+        Check(TrialFields.TestInterval, TestInterval);
+        Check(TrialFields.Seed, Seed);
+        Check(TrialFields.Momentum, Solver.Momentum);
+        Check(TrialFields.WeightDecay, Solver.WeightDecay);
+        Check(TrialFields.Gamma, Solver.Gamma);
+        Check(TrialFields.Power, Solver.Power);
+        if (Solver.Policy == LearningRatePolicy.Step) Check(TrialFields.StepSize, Solver.StepSize);
+        if (Dataset.TrainCount is { } train) Check(TrialFields.TrainCount, train);
+        if (Dataset.TestCount is { } test) Check(TrialFields.TestCount, test);
         return problems;
     }
 }
