@@ -155,6 +155,11 @@ public sealed class SweepRunEndToEndTests : IDisposable
         Assert.True(runStillGoing, "watch showed progress while the sweep was running");
         Assert.Contains("sweep watched completed", watch.Stdout);
         Assert.Contains("9 completed", watch.Stdout);
+        // Its state, built from one read and the events after it, is the journal's: the table `status` prints, line for line.
+        var status = SweepProcess.Run("status", "watched", "--data-dir", DataDir);
+        var table = status.Stdout.Split('\n').TakeWhile(line => !line.StartsWith("  - ", StringComparison.Ordinal)).Select(line => line.TrimEnd('\r')).ToList();
+        Assert.StartsWith("sweep watched (", table[^2]);
+        Assert.Contains(string.Join('\n', table), watch.Stdout.Replace("\r", ""));
         var unknown = SweepProcess.Run("watch", "nope", "--data-dir", DataDir);
         Assert.Equal(2, unknown.ExitCode);
     }

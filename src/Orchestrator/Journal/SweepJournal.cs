@@ -101,11 +101,12 @@ public static class SweepJournal
     /// <see cref="JournalTimings.PollEvery"/>, until <paramref name="onEvent"/> returns false or
     /// <paramref name="cancellation"/> fires (then it returns normally).
     /// </summary>
+    /// <param name="afterSequenceNr">Start after this event (a <see cref="SweepRead.SequenceNr"/>: what that read already holds); default: from the first.</param>
     /// <exception cref="JournalUnavailableException">A read failed (each poll is one read, with the driver's busy retry).</exception>
-    public static async Task FollowAsync(JournalSettings journal, string sweepId, Func<ISweepEvent, bool> onEvent, CancellationToken cancellation)
+    public static async Task FollowAsync(JournalSettings journal, string sweepId, Func<ISweepEvent, bool> onEvent, CancellationToken cancellation, long afterSequenceNr = 0)
     {
         var persistenceId = SweepCoordinator.PersistenceIdFor(sweepId);
-        long seen = 0;
+        long seen = afterSequenceNr;
         try
         {
             while (true)

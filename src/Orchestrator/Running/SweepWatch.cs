@@ -20,8 +20,10 @@ public static class SweepWatch
 
     public static async Task<int> RunAsync(JournalSettings journal, string sweepId, TextWriter output, CancellationToken interrupt)
     {
-        var current = await SweepJournal.ReadAsync(journal, sweepId, interrupt)
+        // One read of the state as it stands (snapshot and events), then only the events after it.
+        var read = await SweepJournal.ReadAtAsync(journal, sweepId, interrupt)
             ?? throw new InvalidInputException($"no sweep '{sweepId}' in {journal.Description}");
+        var current = read.State;
         if (await SweepLiveness.ReadAsync(journal, sweepId, current.Phase == SweepPhase.Running) is { OwnerGone: true } goneAlready)
         {
             // Nothing will ever be written to it again: show where it stands, and how to go on.
@@ -30,11 +32,9 @@ public static class SweepWatch
             return 1;
         }
 
-        ProgressView? view = null;
-        bool live = ProgressView.IsTerminal(output);
-        // What is already in the journal only builds the state; what comes after it is shown.
-        int known = (await SweepJournal.EventsAsync(journal, sweepId, interrupt)).Count, seen = 0;
-        bool ended = false;
+        var view = new ProgressView(current, output, ProgressView.IsTerminal(output));
+        output.WriteLine($"watching sweep {sweepId} ({SafeText.Line(current.Definition.Name)}) in {journal.Description}: {current.FinishedCount}/{current.Trials.Count} finished, {current.Phase.ToString().ToLowerInvariant()}");
+        output.Flush();
         SweepLiveness? orphaned = null;
         using var following = CancellationTokenSource.CreateLinkedTokenSource(interrupt);
         // A sweep whose process was killed never writes another event: watch asks the journal who owns it.
@@ -43,34 +43,21 @@ public static class SweepWatch
             while (!following.IsCancellationRequested)
             {
                 await Task.Delay(OwnerCheckEvery, following.Token);
-                var running = view?.State.Phase == SweepPhase.Running;
-                if (await SweepLiveness.ReadAsync(journal, sweepId, running) is { OwnerGone: true } gone)
+                if (await SweepLiveness.ReadAsync(journal, sweepId, view.State.Phase == SweepPhase.Running) is { OwnerGone: true } gone)
                 {
                     orphaned = gone;
                     await following.CancelAsync();
                 }
             }
         }, following.Token);
-        await SweepJournal.FollowAsync(journal, sweepId, e =>
+        if (current.Phase is not (SweepPhase.Completed or SweepPhase.Interrupted))
         {
-            bool replay = ++seen <= known;
-            if (view is null) view = new ProgressView(SweepState.Start((SweepStarted)e), output, live);
-            else if (replay) view.State.Apply(e);
-            else view.Apply(e);
-
-            if (seen == known)
+            await SweepJournal.FollowAsync(journal, sweepId, e =>
             {
-                var state = view.State;
-                output.WriteLine($"watching sweep {sweepId} ({SafeText.Line(state.Definition.Name)}) in {journal.Description}: {state.FinishedCount}/{state.Trials.Count} finished, {state.Phase.ToString().ToLowerInvariant()}");
-                output.Flush();
-                ended = state.Phase is SweepPhase.Completed or SweepPhase.Interrupted;
-            }
-            else if (!replay)
-            {
-                ended = e is SweepCompleted or SweepInterrupted;
-            }
-            return !ended;
-        }, following.Token);
+                view.Apply(e);
+                return e is not (SweepCompleted or SweepInterrupted);
+            }, following.Token, afterSequenceNr: read.SequenceNr);
+        }
 
         await following.CancelAsync();
         try
@@ -80,7 +67,6 @@ public static class SweepWatch
         catch (OperationCanceledException)
         {
         }
-        if (view is null) throw new InvalidInputException($"no sweep '{sweepId}' in {journal.Description}");
         view.Finish();
         output.WriteLine();
         output.WriteLine(StatusView.Table(view.State, orphaned));
