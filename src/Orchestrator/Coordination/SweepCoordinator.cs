@@ -503,27 +503,17 @@ public sealed class SweepCoordinator : ReceivePersistentActor, IWithTimers
     private void Dispatch()
     {
         if (state is null || stopRequester is not null || halted || state.Phase == SweepPhase.Completed) return;
-        var idle = workers.Where(w => w.Value.Running is null && w.Value.TakesTrials).Select(w => w.Key).ToList();
+        var idle = workers.Where(w => w.Value.Running is null && w.Value.TakesTrials).Select(w => (w.Key, w.Value.Slot)).ToList();
         if (idle.Count == 0) return;
 
         var now = DateTimeOffset.UtcNow;
-        var assignments = new List<(IActorRef Worker, TrialStarted Started)>();
-        foreach (var trial in state.ReadyToRun(now))
-        {
-            if (idle.Count == 0) break;
-            if (orphans.Contains(trial.Definition.Id) || unapplied.ContainsKey(trial.Definition.Id)) continue;
-            lastWorkerByTrial.TryGetValue(trial.Definition.Id, out var lastWorker);
-            var worker = idle.FirstOrDefault(w => workers[w].Slot.WorkerId != lastWorker) ?? idle[0];
-            idle.Remove(worker);
-            var slot = workers[worker].Slot;
-            workers[worker].Running = (trial.Definition.Id, trial.Attempts + 1);
-            assignments.Add((worker, new TrialStarted(trial.Definition.Id, trial.Attempts + 1, slot.WorkerId, slot.Node, trial.CheckpointIteration, now)));
-        }
+        var assignments = DispatchPolicy.Assign(state, now, idle, id => orphans.Contains(id) || unapplied.ContainsKey(id), lastWorkerByTrial);
+        foreach (var (worker, started) in assignments) workers[worker].Running = (started.TrialId, started.Attempt);
 
         if (state.NextReadyAt(now) is { } next) Timers.StartSingleTimer(DispatchTimer, new DispatchDue(), next - now);
         if (assignments.Count == 0) return;
 
-        var workerByTrial = assignments.ToDictionary(a => a.Started.TrialId, a => a.Worker);
+        var workerByTrial = assignments.ToDictionary(a => a.Started.TrialId, a => a.Slot);
         var starts = assignments.Select(a => a.Started).ToList();
         Writing(starts);
         PersistAllAsync(starts, started =>

@@ -197,11 +197,26 @@ public static class SweepRun
         var owner = OwnerIdentity.ThisProcess(cluster is null ? null : ClusterNode.AddressOf(cluster));
         // A node that joins a cluster claims nothing itself: the cluster's coordinator holds the claim, wherever it runs.
         bool claims = cluster?.Join is null;
+        // A local sweep starts its worker processes first: they come up while the sweep is claimed,
+        // the actor system starts and the journal is read (a resumed one's as soon as its model is read).
+        using var ahead = new ProcessesStartedAhead(local: cluster is null, layoutFor);
+        if (startOrResume is StartSweep start) ahead.Start(start.Definition.Model);
+        // A resumed sweep is in the journal already: its state is read (read only: before the claim)
+        // while it is claimed, the actor system starts and the coordinator recovers (the progress
+        // printer catches up on what was persisted after this read).
+        // (On a thread of its own: Microsoft.Data.Sqlite's async methods run synchronously.)
+        // Not cancelled by Ctrl+C: once the coordinator has accepted the sweep, an interrupt is handled below (trials stopped, the resume hint).
+        var readEarly = startOrResume is ResumeSweep ? Task.Run(() => SweepJournal.ReadAtAsync(journal, sweepId, CancellationToken.None)) : null;
+        // …and names the model its worker processes are started for.
+        _ = readEarly?.ContinueWith(read =>
+        {
+            if (read.IsCompletedSuccessfully && read.Result is { } found) ahead.Start(found.State.Definition.Model);
+        }, TaskScheduler.Default);
         if (claims) sweepId = await ClaimAsync(journal, sweepId, owner, idIsDefault);
         bool started = startOrResume is ResumeSweep;
         try
         {
-            return await RunClaimedAsync(journal, sweepId, startOrResume, layoutFor, output, interrupt, cluster, dashboardPort, owner, () => started = true);
+            return await RunClaimedAsync(journal, sweepId, startOrResume, layoutFor, output, interrupt, cluster, dashboardPort, owner, ahead, readEarly, () => started = true);
         }
         finally
         {
@@ -249,22 +264,10 @@ public static class SweepRun
         ClusterOptions? cluster,
         int? dashboardPort,
         OwnerIdentity owner,
+        ProcessesStartedAhead ahead,
+        Task<SweepJournal.SweepRead?>? readEarly,
         Action onStarted)
     {
-        // A local sweep starts its worker processes first: they come up while the actor system
-        // starts and the journal is read (a resumed one as soon as the coordinator names its model).
-        using var ahead = new ProcessesStartedAhead(local: cluster is null, layoutFor);
-        if (startOrResume is StartSweep start) ahead.Start(start.Definition.Model);
-        // A resumed sweep is in the journal already: its state is read while the actor system starts
-        // and the coordinator recovers (the progress printer catches up on what the coordinator adds).
-        // (On a thread of its own: Microsoft.Data.Sqlite's async methods run synchronously.)
-        // Not cancelled by Ctrl+C: once the coordinator has accepted the sweep, an interrupt is handled below (trials stopped, the resume hint).
-        var readEarly = startOrResume is ResumeSweep ? Task.Run(() => SweepJournal.ReadAtAsync(journal, sweepId, CancellationToken.None)) : null;
-        // …and names the model its worker processes are started for.
-        _ = readEarly?.ContinueWith(read =>
-        {
-            if (read.IsCompletedSuccessfully && read.Result is { } found) ahead.Start(found.State.Definition.Model);
-        }, TaskScheduler.Default);
         await using var sweepSystem = await SweepSystem.StartAsync(journal, cluster, logName: sweepId);
         var system = sweepSystem.System;
         var journalFailed = new TaskCompletionSource<SweepJournalFailed>(TaskCreationOptions.RunContinuationsAsynchronously);
