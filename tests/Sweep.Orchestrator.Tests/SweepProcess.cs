@@ -16,15 +16,18 @@ public sealed class SweepProcess : IDisposable
     /// <summary>A line the process wrote, stamped when it arrived here; <paramref name="Error"/> for stderr.</summary>
     public sealed record OutputLine(DateTimeOffset At, string Text, bool Error);
 
-    private SweepProcess(IEnumerable<string> args, IReadOnlyDictionary<string, string>? environment = null)
+    /// <param name="program">The program to run: a <c>sweep.dll</c> (run through <c>dotnet</c>) or an apphost; by default the built sweep.dll next to the tests.</param>
+    private SweepProcess(IEnumerable<string> args, IReadOnlyDictionary<string, string>? environment = null, string? program = null)
     {
-        var start = new ProcessStartInfo("dotnet")
+        program ??= Path.Combine(AppContext.BaseDirectory, "sweep.dll");
+        bool throughDotnet = program.EndsWith(".dll", StringComparison.Ordinal);
+        var start = new ProcessStartInfo(throughDotnet ? "dotnet" : program)
         {
             RedirectStandardOutput = true,
             RedirectStandardError = true,
             UseShellExecute = false,
         };
-        start.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "sweep.dll"));
+        if (throughDotnet) start.ArgumentList.Add(program);
         foreach (var arg in args) start.ArgumentList.Add(arg);
         foreach (var (name, value) in environment ?? new Dictionary<string, string>()) start.Environment[name] = value;
         process = new Process { StartInfo = start };
@@ -62,6 +65,16 @@ public sealed class SweepProcess : IDisposable
     public static (int ExitCode, string Stdout, string Stderr) RunWith(IReadOnlyDictionary<string, string> environment, params string[] args)
     {
         using var run = StartWith(environment, args);
+        return (run.WaitForExit(TimeSpan.FromMinutes(3)), run.Stdout, run.Stderr);
+    }
+
+    /// <summary>
+    /// Runs another copy of the program to its end: <paramref name="program"/> is a <c>sweep.dll</c>
+    /// (run through <c>dotnet</c>) or the <c>sweep</c> apphost, e.g. in an installation with a file missing.
+    /// </summary>
+    public static (int ExitCode, string Stdout, string Stderr) RunProgram(string program, params string[] args)
+    {
+        using var run = new SweepProcess(args, program: program);
         return (run.WaitForExit(TimeSpan.FromMinutes(3)), run.Stdout, run.Stderr);
     }
 

@@ -73,6 +73,49 @@ public sealed class WorkerProcessTests : IDisposable
         Assert.DoesNotContain("libtorch", dashboard.Stderr);
     }
 
+    /// <summary>
+    /// An installation without the worker-process program: the dll (`sweep` loads it itself; run
+    /// through dotnet) or only its apphost (run as the `sweep` apphost, which starts that one). Either
+    /// is one line naming the file and saying to rebuild, exit code 1 (a fault of the installation,
+    /// not of the spec), before anything is persisted; no stack trace.
+    /// </summary>
+    [Theory]
+    [InlineData("Sweep.GpuWorker.dll", "sweep.dll")]
+    [InlineData("Sweep.GpuWorker", "sweep")]
+    public void A_missing_worker_program_is_one_line_naming_it_and_exit_1_before_anything_is_persisted(string missing, string runAs)
+    {
+        var install = InstallationWithout(missing);
+        var spec = Path.Combine(RepositoryFiles.Root, "hocon", "sweeps", "synthetic-faults.conf");
+
+        var (exit, stdout, stderr) = SweepProcess.RunProgram(Path.Combine(install, runAs), "run", spec, "--data-dir", DataDir);
+
+        Assert.Equal(1, exit);
+        Assert.Equal(
+            $"sweep: {Path.Combine(install, missing)} is missing: the worker-process program must be next to sweep; this installation is incomplete, rebuild it (dotnet build -c Release, or publish it again)",
+            Assert.Single(stderr.Split('\n', StringSplitOptions.RemoveEmptyEntries)));
+        Assert.DoesNotContain("   at ", stdout + stderr);
+        Assert.False(Directory.Exists(DataDir), "nothing is persisted: " + stdout);
+    }
+
+    /// <summary>A copy of the built program without <paramref name="missing"/>: its own sweep files, links to the rest.</summary>
+    private string InstallationWithout(string missing)
+    {
+        var install = Path.Combine(temp, "install");
+        Directory.CreateDirectory(install);
+        string[] copied = ["sweep", "sweep.dll", "sweep.deps.json", "sweep.runtimeconfig.json"];
+        foreach (var entry in Directory.EnumerateFileSystemEntries(AppContext.BaseDirectory))
+        {
+            var name = Path.GetFileName(entry);
+            var target = Path.Combine(install, name);
+            if (name == missing) continue;
+            if (copied.Contains(name)) File.Copy(entry, target);
+            else if (Directory.Exists(entry)) Directory.CreateSymbolicLink(target, entry);
+            else File.CreateSymbolicLink(target, entry);
+        }
+        if (!OperatingSystem.IsWindows()) File.SetUnixFileMode(Path.Combine(install, "sweep"), File.GetUnixFileMode(Path.Combine(AppContext.BaseDirectory, "sweep")));
+        return install;
+    }
+
     private async Task<IReadOnlyList<ISweepEvent>> Events(string sweepId)
     {
         return await SweepJournal.EventsAsync(new JournalSettings(DataDir), sweepId);

@@ -101,16 +101,28 @@ public sealed class WorkerProcessSlot : ISlotHost
     private void Warning(string line) => Tell((_, log) => log.Warning(line));
 
     /// <summary>
+    /// The file a worker process is started from, next to this program: <c>Sweep.GpuWorker.dll</c>
+    /// when this process runs under the <c>dotnet</c> host (it runs the worker the same way), else the
+    /// <c>Sweep.GpuWorker</c> program (its apphost).
+    /// </summary>
+    public static string ProgramFile =>
+        Path.Combine(AppContext.BaseDirectory, UnderDotnetHost(out _) ? "Sweep.GpuWorker.dll" : "Sweep.GpuWorker");
+
+    private static bool UnderDotnetHost(out string host)
+    {
+        host = Environment.ProcessPath ?? "";
+        return Path.GetFileNameWithoutExtension(host) == "dotnet";
+    }
+
+    /// <summary>
     /// The command that starts a worker process for <paramref name="slot"/>: the <c>Sweep.GpuWorker</c>
     /// program next to this one, through the same <c>dotnet</c> host when this process runs under one.
     /// </summary>
     public static ProcessStartInfo StartInfo(WorkerSlot slot, bool selfTest)
     {
-        var directory = AppContext.BaseDirectory;
-        var host = Environment.ProcessPath;
-        var info = host is not null && Path.GetFileNameWithoutExtension(host) == "dotnet"
-            ? new ProcessStartInfo(host) { ArgumentList = { Path.Combine(directory, "Sweep.GpuWorker.dll") } }
-            : new ProcessStartInfo(Path.Combine(directory, "Sweep.GpuWorker"));
+        var info = UnderDotnetHost(out var host)
+            ? new ProcessStartInfo(host) { ArgumentList = { ProgramFile } }
+            : new ProcessStartInfo(ProgramFile);
         foreach (var argument in WorkerProcessArguments.Of(slot, selfTest)) info.ArgumentList.Add(argument);
         info.RedirectStandardInput = true;
         info.RedirectStandardOutput = true;

@@ -22,6 +22,12 @@ public static class SweepCommandLine
     {
         output ??= Console.Out;
         error ??= Console.Error;
+        // Every command is set up with types of the worker's assembly: without it, one line rather than the runtime's stack trace.
+        if (Hosting.WorkerProgram.MissingAssembly() is { } missing)
+        {
+            error.WriteLine($"sweep: {missing}");
+            return ExitFailed;
+        }
         var root = new RootCommand("Sweep.Actors: hyperparameter sweeps of real training trials, on one machine or a cluster.")
         {
             SweepCommands.Run(output),
@@ -61,7 +67,7 @@ public static class SweepCommandLine
             error.WriteLine($"sweep: {OneLine(e.Message)}");
             return ExitBadInput;
         }
-        catch (Hosting.JournalUnavailableException e)
+        catch (Exception e) when (e is Hosting.JournalUnavailableException or Hosting.SetupFaultException)
         {
             error.WriteLine($"sweep: {OneLine(e.Message)}");
             return ExitFailed;

@@ -36,21 +36,15 @@ public static partial class SweepCommands
             command.Options.Add(Journal);
         }
 
-        /// <summary>The journal the flags name; a PostgreSQL connection string the driver cannot parse (a misspelt key) is bad input.</summary>
+        /// <summary>
+        /// The journal the flags name; a --journal meant as a PostgreSQL connection string
+        /// (<see cref="JournalSettings.IsConnectionString"/>) that is not a valid one is bad input.
+        /// </summary>
         public JournalSettings Read(ParseResult parsed)
         {
             var journal = new JournalSettings(Path.GetFullPath(parsed.GetValue(DataDir)!), parsed.GetValue(Journal));
-            if (journal.IsPostgres)
-            {
-                try
-                {
-                    _ = new Npgsql.NpgsqlConnectionStringBuilder(journal.Journal);
-                }
-                catch (ArgumentException e)
-                {
-                    throw new InvalidInputException($"--journal: not a PostgreSQL connection string: {e.Message.Split('\n')[0]} (keys are Host, Port, Database, Username, Password, …)");
-                }
-            }
+            if (journal.ConnectionStringProblem() is { } problem)
+                throw new InvalidInputException($"--journal: not a valid PostgreSQL connection string: {problem} (keys are Host, Port, Database, Username, Password, …)");
             return journal;
         }
 
@@ -162,6 +156,8 @@ public static partial class SweepCommands
             bool coordinatorCapable = parsed.GetValue(journalOptions.Journal) is not null;
             var cluster = clusterFlags.Read(parsed, coordinatorCapable, hostsWorkers: true)!;
             cluster.Validate(journal);
+            cluster.RequirePortFree();
+            WorkerProgram.RequireStartable();
             GpuWorker.SelfTest.SelfTestFault.FromEnvironment();
             var layout = WorkerLayout.For(Protocol.Specs.ModelKind.Lenet, parsed.GetValue(workers), parsed.GetValue(threads));
             await using var node = await SweepSystem.StartAsync(journal, cluster, logName: $"worker-{Environment.MachineName}-{Environment.ProcessId}");

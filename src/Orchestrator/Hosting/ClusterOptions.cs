@@ -1,3 +1,5 @@
+using System.Net;
+using System.Net.Sockets;
 using Akka.Hosting;
 using Sweep.Protocol;
 
@@ -26,6 +28,54 @@ public sealed record ClusterOptions(string Hostname, int Port, string? Join, boo
         if (Join is not null && SeedAddress(Join) is null) throw new InvalidInputException($"--join '{Join}': expected HOST:PORT");
         if (CoordinatorCapable && Join is not null && !journal.IsPostgres)
             throw new InvalidInputException($"--journal: a cluster with more than one coordinator-capable node needs a journal every node reaches: give a PostgreSQL connection string (Host=…;Database=…;Username=…), not the SQLite file {journal.JournalFile}");
+        // A bad SWEEP_JOIN_TIMEOUT is bad input now, before anything is persisted.
+        if (Join is not null) _ = ClusterTimings.Current.JoinTimeout;
+    }
+
+    /// <summary>
+    /// Refuses a fixed --port that another program listens on (another `sweep` node, any server) before
+    /// this node persists or joins anything: <see cref="InvalidInputException"/>, "--port P: in use by
+    /// another program …". Akka's transport would otherwise share the port with another sweep node (on
+    /// Linux it binds with SO_REUSEPORT, as .NET's ReuseAddress does there: the live node then took this
+    /// one for a new incarnation of itself), or fail deep in its start-up with an AggregateException.
+    /// </summary>
+    /// <remarks>
+    /// A bind check, released before Akka binds: a program that takes the port in between is not caught
+    /// here (Akka then fails to bind, or shares the port as above). That race is accepted: it needs two
+    /// programs started on the same port within milliseconds of each other, and the check catches the
+    /// common case, a port a live node or server holds.
+    /// </remarks>
+    public void RequirePortFree()
+    {
+        if (Port == 0) return;
+        IPAddress? address;
+        try
+        {
+            address = IPAddress.TryParse(Hostname, out var parsed) ? parsed : Dns.GetHostAddresses(Hostname).FirstOrDefault();
+        }
+        catch (SocketException)
+        {
+            return; // a name that does not resolve is Akka's to report
+        }
+        if (address is null) return;
+        using var probe = new Socket(address.AddressFamily, SocketType.Stream, ProtocolType.Tcp);
+        // SO_REUSEADDR alone (not .NET's ReuseAddress, which adds SO_REUSEPORT on Linux): a port left in
+        // TIME_WAIT by a node that just stopped is free, as it is to Akka; a listening socket is not,
+        // whether its owner set SO_REUSEPORT or not.
+        const int SolSocket = 1, SoReuseAddr = 2;
+        if (OperatingSystem.IsLinux()) probe.SetRawSocketOption(SolSocket, SoReuseAddr, BitConverter.GetBytes(1));
+        try
+        {
+            probe.Bind(new IPEndPoint(address, Port));
+        }
+        catch (SocketException e) when (e.SocketErrorCode == SocketError.AddressAlreadyInUse)
+        {
+            throw new InvalidInputException($"--port {Port}: in use by another program (another sweep node, or any server listening on {Hostname}:{Port}); choose another port, or stop that program");
+        }
+        catch (SocketException)
+        {
+            // An address this machine does not have, or not allowed to bind: Akka's to report as it binds.
+        }
     }
 
     public void Configure(AkkaConfigurationBuilder akka)

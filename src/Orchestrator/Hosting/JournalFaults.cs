@@ -84,3 +84,10 @@ public static class JournalFaults
 /// the one line for people (journal, cause, what to do); exit code 1, no stack trace.
 /// </summary>
 public sealed class JournalUnavailableException(string message) : Exception(message);
+
+/// <summary>
+/// A fault of this installation or of what it runs with, not of the user's input: a program file
+/// missing next to `sweep`, no cluster node answering at the --join address. One line saying what
+/// to do, exit code 1 (as for <see cref="JournalUnavailableException"/>).
+/// </summary>
+public sealed class SetupFaultException(string message) : Exception(message);

@@ -128,7 +128,8 @@ public sealed class ConsoleLines(Serilog.Formatting.ITextFormatter inner) : Seri
     /// Akka's lines that Cluster.ClusterNews replaces on the console, by message template:
     /// the transport's reports of a connection to a node that died or was downed (association
     /// failed, gated, quarantined, disassociated) and the failure detector's and split-brain
-    /// resolver's own reports. Every other Akka line (an oversized message, a serializer error)
+    /// resolver's own reports; and a joining node's retries, which its one line replaces when the join
+    /// times out (sweep.cluster.join-timeout). Every other Akka line (an oversized message, a serializer error)
     /// still reaches the console.
     /// </summary>
     public static bool IsReplacedAkkaLine(string messageTemplate) =>
@@ -147,6 +148,8 @@ public sealed class ConsoleLines(Serilog.Formatting.ITextFormatter inner) : Seri
         "Cluster Node [{0}] - Marking node as TERMINATED",
         // The routine decision (downing unreachable nodes); one that downs this node's own side stays.
         "SBR took decision Akka.Cluster.SBR.DownUnreachable and is downing",
+        // A joining node's retries: it joins within sweep.cluster.join-timeout, or says so in one line (SweepSystem).
+        "Couldn't join seed nodes after [{0}] attempts",
     ];
 
     /// <inheritdoc/>

@@ -16,14 +16,84 @@ public sealed record JournalSettings(string DataDirectory, string? Journal = nul
 {
     public static string DefaultDataDirectory => Path.Combine(Environment.CurrentDirectory, "sweep-data");
 
-    public bool IsPostgres => Journal is not null && Journal.Contains("Host=", StringComparison.OrdinalIgnoreCase);
+    /// <summary>Whether <see cref="Journal"/> is a PostgreSQL connection string (<see cref="IsConnectionString"/>), decided once.</summary>
+    public bool IsPostgres { get; } = Journal is not null && IsConnectionString(Journal);
+
+    /// <summary>The keys a PostgreSQL connection string is recognised by when it starts with one.</summary>
+    private static readonly string[] ConnectionStringKeys = ["Host", "Server", "Port", "Database", "Username", "User ID", "User", "Password"];
+
+    /// <summary>
+    /// Whether <paramref name="journal"/> (the --journal text) is meant as a connection string rather
+    /// than a SQLite file: it starts with a connection-string key and '=' (<c>Host=</c>, <c>Server=</c>,
+    /// <c>Database=</c>, …), or it holds '=' and ';' with no path separator before its first '='
+    /// (<c>Host=;Database</c>, <c>sslmode=require;Host=db</c>). A file that exists is always a SQLite journal,
+    /// whatever its name, and a path with a directory (<c>./a=b;c.db</c>, <c>/data/x=1;y.db</c>) is one too.
+    /// </summary>
+    public static bool IsConnectionString(string journal)
+    {
+        var text = journal.Trim();
+        if (text.Length == 0 || File.Exists(journal)) return false;
+        int equals = text.IndexOf('=');
+        if (equals <= 0) return false;
+        var key = text[..equals].Trim();
+        if (ConnectionStringKeys.Any(k => k.Equals(key, StringComparison.OrdinalIgnoreCase))) return true;
+        return text.Contains(';') && key.IndexOfAny(['/', '\\']) < 0;
+    }
+
+    /// <summary>
+    /// Why <see cref="Journal"/> is not a usable PostgreSQL connection string (Npgsql cannot parse it,
+    /// a value has the wrong type, or it names no host), without any part of its password; null when it
+    /// is one, or when the journal is a SQLite file.
+    /// </summary>
+    public string? ConnectionStringProblem()
+    {
+        if (!IsPostgres) return null;
+        string reason;
+        try
+        {
+            var builder = new Npgsql.NpgsqlConnectionStringBuilder(Journal);
+            if (!string.IsNullOrWhiteSpace(builder.Host)) return null;
+            reason = "it names no host (Host=…)";
+        }
+        catch (Exception e) when (e is ArgumentException or FormatException or InvalidCastException or OverflowException)
+        {
+            // Npgsql says "Couldn't set port (Parameter 'port')"; the cause ("abc is not a valid value for Int32") is inside.
+            var first = e.Message.Split('\n')[0].Trim();
+            reason = e.InnerException is { } cause ? $"{first}: {cause.Message.Split('\n')[0].Trim()}" : first;
+        }
+        return WithoutPassword(reason, Journal!);
+    }
+
+    /// <summary>
+    /// <paramref name="reason"/> with every piece of the text after <c>Password=</c> (or <c>Pwd=</c>) in
+    /// <paramref name="connectionString"/> masked: a password with a ';' in it would otherwise come back as a "keyword" in Npgsql's message.
+    /// </summary>
+    private static string WithoutPassword(string reason, string connectionString)
+    {
+        var match = System.Text.RegularExpressions.Regex.Match(connectionString, @"(?i)\b(password|pwd)\s*=");
+        if (!match.Success) return reason;
+        var secrets = connectionString[(match.Index + match.Length)..]
+            .Split([';', '='], StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)
+            .Where(piece => piece.Length > 0)
+            .OrderByDescending(piece => piece.Length);
+        foreach (var secret in secrets) reason = reason.Replace(secret, "***", StringComparison.OrdinalIgnoreCase);
+        return reason;
+    }
 
     public string JournalFile => IsPostgres ? "" : Path.GetFullPath(Journal ?? Path.Combine(DataDirectory, "journal.db"));
 
     public string CheckpointDirectory => Path.Combine(DataDirectory, "checkpoints");
 
     /// <summary>SQLite: the driver retries a busy or locked database for <see cref="JournalTimings.BusyRetry"/> (its command timeout) before a write fails.</summary>
-    public string ConnectionString => IsPostgres ? Journal! : $"Data Source={JournalFile};Pooling=True;Default Timeout={(int)Math.Ceiling(JournalTimings.Current.BusyRetry.TotalSeconds)}";
+    /// <remarks>The file's path is quoted by the builder, so a name with ';' or '=' in it stays one path.</remarks>
+    public string ConnectionString => IsPostgres
+        ? Journal!
+        : new Microsoft.Data.Sqlite.SqliteConnectionStringBuilder
+        {
+            DataSource = JournalFile,
+            Pooling = true,
+            DefaultTimeout = (int)Math.Ceiling(JournalTimings.Current.BusyRetry.TotalSeconds),
+        }.ToString();
 
     public string ProviderName => IsPostgres ? LinqToDB.ProviderName.PostgreSQL15 : LinqToDB.ProviderName.SQLiteMS;
 
@@ -83,34 +153,61 @@ public sealed record JournalTimings(TimeSpan BusyRetry, OwnershipSettings Owners
     /// </summary>
     public static JournalTimings FromConfig(Akka.Configuration.Config config)
     {
-        (TimeSpan Value, string Source) Read(string key)
-        {
-            var variable = "SWEEP_" + (key == "busy-retry" ? "JOURNAL_" : "") + key.Replace('-', '_').ToUpperInvariant();
-            var fromEnvironment = Environment.GetEnvironmentVariable(variable);
-            bool overridden = !string.IsNullOrWhiteSpace(fromEnvironment);
-            var source = overridden ? variable : "sweep.journal." + key;
-            var text = overridden ? fromEnvironment!.Trim() : config.GetString("sweep.journal." + key, "");
-            TimeSpan? value;
-            try
-            {
-                value = overridden
-                    ? Akka.Configuration.ConfigurationFactory.ParseString($"value = \"{text}\"").GetTimeSpan("value", null, allowInfinite: false)
-                    : config.GetTimeSpan("sweep.journal." + key, null, allowInfinite: false);
-            }
-            catch (Exception e) when (e is FormatException or Akka.Configuration.ConfigurationException or ArgumentException or OverflowException)
-            {
-                value = null;
-            }
-            if (value is not { } duration || duration <= TimeSpan.Zero)
-                throw new Sweep.Protocol.InvalidInputException($"{source}: '{text}' is not a positive duration (e.g. 30s, 500ms, 2m)");
-            return (duration, source);
-        }
+        (TimeSpan Value, string Source) Read(string key) =>
+            SettingDurations.Read(config, "sweep.journal." + key, "SWEEP_" + (key == "busy-retry" ? "JOURNAL_" : "") + key.Replace('-', '_').ToUpperInvariant());
 
         var (renewEvery, renewSource) = Read("owner-renew-every");
         var (lapse, lapseSource) = Read("owner-lapse");
         if (lapse <= renewEvery)
             throw new Sweep.Protocol.InvalidInputException($"{lapseSource} ({lapse.TotalSeconds} s) must be longer than {renewSource} ({renewEvery.TotalSeconds} s): a claim must outlive the time between its renewals");
         return new JournalTimings(Read("busy-retry").Value, new OwnershipSettings(renewEvery, lapse), Read("poll-every").Value);
+    }
+}
+
+/// <summary>
+/// How a cluster node started with <c>--join</c> waits for the cluster: at most <paramref name="JoinTimeout"/>
+/// for a node there to answer (then it gives up: one line, exit code 1). From hocon/akka.conf's
+/// <c>sweep.cluster.join-timeout</c>, which the environment variable SWEEP_JOIN_TIMEOUT overrides (e.g. "5s").
+/// </summary>
+public sealed record ClusterTimings(TimeSpan JoinTimeout)
+{
+    private static readonly Lazy<ClusterTimings> Loaded = new(() => FromConfig(SweepAkkaConfiguration.AkkaConfig));
+
+    /// <summary>This process's timings.</summary>
+    public static ClusterTimings Current => Loaded.Value;
+
+    /// <summary>Reads <c>sweep.cluster</c> the way <see cref="JournalTimings.FromConfig"/> reads <c>sweep.journal</c>.</summary>
+    public static ClusterTimings FromConfig(Akka.Configuration.Config config) =>
+        new(SettingDurations.Read(config, "sweep.cluster.join-timeout", "SWEEP_JOIN_TIMEOUT").Value);
+}
+
+/// <summary>The one way a <c>sweep.*</c> timing is read: from hocon/akka.conf, overridden by its environment variable.</summary>
+internal static class SettingDurations
+{
+    /// <summary>
+    /// The duration at <paramref name="path"/>, or the environment variable <paramref name="variable"/>'s
+    /// when that is set; a value that is not a positive duration is bad input naming where it came from.
+    /// </summary>
+    public static (TimeSpan Value, string Source) Read(Akka.Configuration.Config config, string path, string variable)
+    {
+        var fromEnvironment = Environment.GetEnvironmentVariable(variable);
+        bool overridden = !string.IsNullOrWhiteSpace(fromEnvironment);
+        var source = overridden ? variable : path;
+        var text = overridden ? fromEnvironment!.Trim() : config.GetString(path, "");
+        TimeSpan? value;
+        try
+        {
+            value = overridden
+                ? Akka.Configuration.ConfigurationFactory.ParseString($"value = \"{text}\"").GetTimeSpan("value", null, allowInfinite: false)
+                : config.GetTimeSpan(path, null, allowInfinite: false);
+        }
+        catch (Exception e) when (e is FormatException or Akka.Configuration.ConfigurationException or ArgumentException or OverflowException)
+        {
+            value = null;
+        }
+        if (value is not { } duration || duration <= TimeSpan.Zero)
+            throw new Sweep.Protocol.InvalidInputException($"{source}: '{text}' is not a positive duration (e.g. 30s, 500ms, 2m)");
+        return (duration, source);
     }
 }
 
@@ -187,7 +284,46 @@ public sealed class SweepSystem : IAsyncDisposable
         });
         var host = builder.Build();
         await host.StartAsync();
-        return new SweepSystem(host);
+        var started = new SweepSystem(host);
+        if (cluster?.Join is { } join && !await JoinedWithinAsync(started.System, ClusterTimings.Current.JoinTimeout))
+        {
+            // Nothing of the journal was touched yet (its plugin starts lazily); the node ends without having been a member.
+            await started.DisposeAsync();
+            var seconds = ClusterTimings.Current.JoinTimeout.TotalSeconds.ToString("0.###", global::System.Globalization.CultureInfo.InvariantCulture);
+            throw new SetupFaultException($"--join {join}: no cluster node answered within {seconds} s; check the address and that the first node is running");
+        }
+        return started;
+    }
+
+    /// <summary>
+    /// Whether a node of the cluster let this one in (it is a member, Joining or Up) within
+    /// <paramref name="timeout"/>; Akka itself would keep trying to join the seed node for ever.
+    /// </summary>
+    private static async Task<bool> JoinedWithinAsync(ActorSystem system, TimeSpan timeout)
+    {
+        var joined = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var watch = system.ActorOf(Props.Create(() => new JoinWatch(joined)), "join-watch");
+        var ended = await Task.WhenAny(joined.Task, Task.Delay(timeout));
+        system.Stop(watch);
+        return ended == joined.Task;
+    }
+
+    /// <summary>Completes its task when this node appears among the cluster's members.</summary>
+    private sealed class JoinWatch : ReceiveActor
+    {
+        public JoinWatch(TaskCompletionSource joined)
+        {
+            var self = Akka.Cluster.Cluster.Get(Context.System).SelfUniqueAddress;
+            Receive<Akka.Cluster.ClusterEvent.IMemberEvent>(e =>
+            {
+                if (e.Member.UniqueAddress.Equals(self)) joined.TrySetResult();
+            });
+        }
+
+        protected override void PreStart() =>
+            Akka.Cluster.Cluster.Get(Context.System).Subscribe(Self, Akka.Cluster.ClusterEvent.SubscriptionInitialStateMode.InitialStateAsEvents, typeof(Akka.Cluster.ClusterEvent.IMemberEvent));
+
+        protected override void PostStop() => Akka.Cluster.Cluster.Get(Context.System).Unsubscribe(Self);
     }
 
     /// <summary>

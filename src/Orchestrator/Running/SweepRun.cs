@@ -192,6 +192,9 @@ public static class SweepRun
         bool idIsDefault = false)
     {
         cluster?.Validate(journal);
+        cluster?.RequirePortFree();
+        // A node that runs trials needs the worker-process program next to it (an incomplete installation is said before anything is persisted).
+        if (cluster?.HostsWorkers != false) WorkerProgram.RequireStartable();
         // A drill variable with a typo is refused before anything is persisted.
         GpuWorker.SelfTest.SelfTestFault.FromEnvironment();
         var owner = OwnerIdentity.ThisProcess(cluster is null ? null : ClusterNode.AddressOf(cluster));

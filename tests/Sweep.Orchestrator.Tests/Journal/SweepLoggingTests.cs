@@ -49,6 +49,7 @@ public sealed class SweepLoggingTests : IDisposable
     [InlineData("SBR took decision Akka.Cluster.SBR.DownUnreachable and is downing [akka.tcp://sweep@127.0.0.1:25993], [1] unreachable of [4] members", true)]
     [InlineData("SBR took decision Akka.Cluster.SBR.DownAll and is downing [akka.tcp://sweep@127.0.0.1:4] including myself, [1] unreachable of [3] members", false)]
     [InlineData("SBR took decision Akka.Cluster.SBR.DownReachable and is downing [akka.tcp://sweep@127.0.0.1:4] including myself", false)]
+    [InlineData("Couldn't join seed nodes after [{0}] attempts, will try again. seed-nodes=[{1}]", true)] // the join timeout's one line replaces them
     [InlineData("Transient association error (association remains live)", false)] // an oversized message: a real problem
     [InlineData("cluster: node 127.0.0.1:25993 (coordinator) is unreachable; it is downed if it stays so for 4 s", false)]
     [InlineData("worker {0}: the coordinator is gone; registering with its successor{1}", false)]
