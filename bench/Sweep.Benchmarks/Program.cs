@@ -341,6 +341,12 @@ internal static class Benchmarks
                 firstDispatch = clock.Elapsed.TotalSeconds;
             }
             Microsoft.Data.Sqlite.SqliteConnection.ClearAllPools();
+            // The cold resume is timed on a quiet machine: this process's own clean-up (the two actor
+            // systems' garbage, the JIT's background tiering) must not share the two cores with it.
+            GC.Collect();
+            GC.WaitForPendingFinalizers();
+            await Task.Delay(TimeSpan.FromSeconds(3));
+            double cold = await ResumeProcessToFirstStartAsync(dataDir, "recovery");
             return new Dictionary<string, object>
             {
                 ["benchmark"] = "recovery",
@@ -349,7 +355,7 @@ internal static class Benchmarks
                 ["actor_system_started_s"] = systemStarted,
                 ["state_restored_s"] = restored,
                 ["first_new_trial_dispatched_s"] = firstDispatch,
-                ["sweep_resume_process_to_first_trial_started_s"] = await ResumeProcessToFirstStartAsync(dataDir, "recovery"),
+                ["sweep_resume_process_to_first_trial_started_s"] = cold,
             };
         }
         finally
