@@ -53,7 +53,8 @@ public sealed record RunTrial(
     SyntheticSpec Synthetic,
     DivergencePolicy Divergence,
     string CheckpointPath,
-    string? ResumeFrom) : ISweepMessage;
+    string? ResumeFrom,
+    CommandSpec? Command = null) : ISweepMessage;
 
 /// <summary>Stop an attempt (the sweep is being interrupted); with <paramref name="Checkpoint"/> its state is saved first.</summary>
 public sealed record StopTrial(string TrialId, int Attempt, bool Checkpoint) : ISweepMessage;

@@ -11,6 +11,9 @@ public enum ModelKind
 
     /// <summary>No training: a deterministic learning curve with a sleep per iteration, and injected faults. For tests and benchmarks.</summary>
     Synthetic,
+
+    /// <summary>The user's own program, run once per attempt (<see cref="CommandSpec"/>; docs/command-trials.md).</summary>
+    Command,
 }
 
 /// <summary>What the coordinator does when a trial runs out of memory.</summary>
@@ -133,4 +136,5 @@ public sealed record SweepDefinition(
     RetryPolicy Retry,
     OutOfMemoryPolicy OnOutOfMemory,
     double CouplingExponent,
-    SyntheticSpec Synthetic);
+    SyntheticSpec Synthetic,
+    CommandSpec? Command = null);
