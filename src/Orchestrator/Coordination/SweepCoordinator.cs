@@ -528,7 +528,8 @@ public sealed class SweepCoordinator : ReceivePersistentActor, IWithTimers
                 state.Definition.Synthetic,
                 state.Definition.Divergence,
                 CheckpointPath(started.TrialId),
-                record.CheckpointPath));
+                record.CheckpointPath,
+                state.Definition.Command));
         });
     }
 

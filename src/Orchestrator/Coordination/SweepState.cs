@@ -135,8 +135,9 @@ public sealed class SweepState
         {
             Iteration = p.Metrics.Iteration,
             LastTestPoint = p.Metrics.Iteration,
-            FinalTestAccuracy = p.Metrics.TestAccuracy,
-            BestTestAccuracy = Math.Max(t.BestTestAccuracy ?? double.MinValue, p.Metrics.TestAccuracy),
+            // A command trial may report no test accuracy at a test point (NaN: not measured); the last measured one stands.
+            FinalTestAccuracy = double.IsNaN(p.Metrics.TestAccuracy) ? t.FinalTestAccuracy : p.Metrics.TestAccuracy,
+            BestTestAccuracy = double.IsNaN(p.Metrics.TestAccuracy) ? t.BestTestAccuracy : Math.Max(t.BestTestAccuracy ?? double.MinValue, p.Metrics.TestAccuracy),
             FirstTrainLoss = t.FirstTrainLoss ?? (p.Metrics.Iteration == 0 ? p.Metrics.TrainLoss : null),
             TimedSeconds = t.TimedSeconds + (p.Metrics.Iteration > t.Iteration ? p.Metrics.Seconds : 0),
             TimedIterations = t.TimedIterations + Math.Max(0, p.Metrics.Iteration - t.Iteration),

@@ -21,7 +21,7 @@ public static class SweepSpecLoader
         public static readonly string[] Sweep =
         [
             "name", "model", "dataset", "seed", "max-iter", "test-interval", "test-batch-size", "solver", "cases", "grid",
-            "scaling", "divergence", "retry", "on-out-of-memory", "synthetic", "max-trials",
+            "scaling", "divergence", "retry", "on-out-of-memory", "synthetic", "command", "max-trials",
         ];
         public static readonly string[] Dataset = ["path", "train-count", "test-count"];
         public static readonly string[] Solver = ["momentum", "weight-decay", "lr-policy", "gamma", "power", "step-size"];
@@ -32,6 +32,7 @@ public static class SweepSpecLoader
         public static readonly string[] Retry = ["max-attempts", "backoff"];
         public static readonly string[] Synthetic = ["iteration-ms", "divergent-lr", "faults"];
         public static readonly string[] Fault = ["trial", "at-iteration", "kind", "attempts"];
+        public static readonly string[] Command = ["arguments", "grace-period", "out-of-memory-pattern"];
 
         /// <summary>The objects a --set key can reach (list elements cannot be addressed by a key path).</summary>
         public static readonly Dictionary<string, string[]> ByObject = new()
@@ -45,6 +46,7 @@ public static class SweepSpecLoader
             ["sweep.divergence"] = Divergence,
             ["sweep.retry"] = Retry,
             ["sweep.synthetic"] = Synthetic,
+            ["sweep.command"] = Command,
         };
 
         public static bool IsKnown(string keyPath) => UnknownKey(keyPath) is null;
@@ -89,7 +91,7 @@ public static class SweepSpecLoader
         }
     }
 
-    private static readonly Dictionary<string, ModelKind> Models = new() { ["lenet"] = ModelKind.Lenet, ["synthetic"] = ModelKind.Synthetic };
+    private static readonly Dictionary<string, ModelKind> Models = new() { ["lenet"] = ModelKind.Lenet, ["synthetic"] = ModelKind.Synthetic, ["command"] = ModelKind.Command };
 
     private static readonly Dictionary<string, LearningRatePolicy> Policies = new()
     {
@@ -187,7 +189,8 @@ public static class SweepSpecLoader
         }
         warnings.Flush();
         var synthetic = ReadSynthetic(sweep.Object("synthetic"), merged);
-        return new SweepDefinition(name, record, model, merged.Trials, divergence, retry, onOutOfMemory, scaling.Exponent, synthetic);
+        var command = ReadCommand(sweep, model, source, baseDirectory);
+        return new SweepDefinition(name, record, model, merged.Trials, divergence, retry, onOutOfMemory, scaling.Exponent, synthetic, command);
     }
 
     /// <summary>The spec's own checks (positive sizes and rates) also catch what the key-level checks cannot, such as a coupled rate that overflows.</summary>
@@ -321,6 +324,51 @@ public static class SweepSpecLoader
                 faults.Add(ReadFault(item.Object(), trials, names));
         }
         return new SyntheticSpec(iterationMs, divergentLr, faults);
+    }
+
+    /// <summary>
+    /// sweep.command: required with <c>model = command</c> and refused with any other model. Its
+    /// arguments may name only the trial's parameters and <c>${spec-dir}</c>; the program must exist
+    /// now (a path, relative to the spec's folder through <c>${spec-dir}</c>, or a name on PATH), so
+    /// that a sweep of a missing program is refused before anything is persisted.
+    /// </summary>
+    private static CommandSpec? ReadCommand(SpecObject sweep, ModelKind model, SpecSource source, string baseDirectory)
+    {
+        var command = sweep.Object("command");
+        if (model != ModelKind.Command)
+            return command is null ? null : throw command.Error("is for model = command only");
+        if (command is null) throw source.Error("sweep.command", "missing (model = command needs command { arguments = [\"program\", \"arg\", ...] })");
+        command.RejectUnknownKeys(Keys.Command);
+        var arguments = command.Required("arguments");
+        var texts = arguments.List(allowSingle: false).Select(a => a.Text()).ToList();
+        if (texts.Count == 0) throw arguments.Error("must name the program to run");
+        // The spec file's folder (Load passes it as the base directory).
+        string specDirectory = Path.GetFullPath(baseDirectory);
+        var placeholders = CommandParameters.Of(TrialSpec.PaperCase1(new DatasetSpec("unused"))).Select(p => p.Key).Append(CommandSpec.SpecDirectoryPlaceholder).ToHashSet(StringComparer.Ordinal);
+        foreach (var (text, i) in texts.Select((t, i) => (t, i)))
+        {
+            foreach (System.Text.RegularExpressions.Match m in CommandSpec.Placeholder.Matches(text))
+            {
+                if (!placeholders.Contains(m.Groups[1].Value))
+                    throw source.Error($"{arguments.Path}[{i}]", $"unknown placeholder ${{{m.Groups[1].Value}}} (known: {string.Join(", ", placeholders.Order(StringComparer.Ordinal).Select(k => "${" + k + "}"))})");
+            }
+        }
+        string program = texts[0].Replace("${" + CommandSpec.SpecDirectoryPlaceholder + "}", specDirectory, StringComparison.Ordinal);
+        if (CommandSpec.Placeholder.IsMatch(program)) throw source.Error($"{arguments.Path}[0]", "the program itself cannot be a trial parameter");
+        if (CommandSpec.FindProgram(program, specDirectory) is null)
+            throw source.Error($"{arguments.Path}[0]", program.Contains('/') ? $"no such program: {Path.GetFullPath(program, specDirectory)} (or it is not executable)" : $"program '{program}' is not on PATH");
+        double grace = command.Get("grace-period")?.Seconds(Rule.NonNegative) ?? CommandSpec.DefaultGraceSeconds;
+        var pattern = command.Get("out-of-memory-pattern");
+        string oom = pattern?.Text() ?? CommandSpec.DefaultOutOfMemoryPattern;
+        try
+        {
+            _ = new System.Text.RegularExpressions.Regex(oom);
+        }
+        catch (ArgumentException e)
+        {
+            throw pattern!.Error($"not a regular expression: {e.Message}");
+        }
+        return new CommandSpec(texts, specDirectory, grace, oom);
     }
 
     private static SyntheticFault ReadFault(SpecObject fault, MergedTrials trials, HashSet<string> trialNames)

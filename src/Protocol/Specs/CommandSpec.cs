@@ -22,6 +22,26 @@ public sealed record CommandSpec(
     double GraceSeconds = CommandSpec.DefaultGraceSeconds,
     string OutOfMemoryPattern = CommandSpec.DefaultOutOfMemoryPattern)
 {
+    /// <summary>The placeholder for <see cref="SpecDirectory"/> in <see cref="Arguments"/>: <c>${spec-dir}</c>.</summary>
+    public const string SpecDirectoryPlaceholder = "spec-dir";
+
+    /// <summary>A placeholder in an argument: <c>${KEY}</c>, KEY in group 1.</summary>
+    public static readonly System.Text.RegularExpressions.Regex Placeholder = new(@"\$\{([^}]*)\}", System.Text.RegularExpressions.RegexOptions.CultureInvariant);
+
+    /// <summary>
+    /// The program's file: <paramref name="program"/> itself when it holds a '/' (relative to
+    /// <paramref name="directory"/>), else the first match on PATH; null when there is no such
+    /// executable file.
+    /// </summary>
+    public static string? FindProgram(string program, string directory)
+    {
+        static bool Executable(string path) =>
+            File.Exists(path) && (OperatingSystem.IsWindows() || (File.GetUnixFileMode(path) & (UnixFileMode.UserExecute | UnixFileMode.GroupExecute | UnixFileMode.OtherExecute)) != 0);
+        if (program.Contains('/')) return Executable(Path.GetFullPath(program, directory)) ? Path.GetFullPath(program, directory) : null;
+        var path = Environment.GetEnvironmentVariable("PATH") ?? "";
+        return path.Split(Path.PathSeparator, StringSplitOptions.RemoveEmptyEntries).Select(dir => Path.Combine(dir, program)).FirstOrDefault(Executable);
+    }
+
     /// <summary>10 s between SIGTERM and SIGKILL.</summary>
     public const double DefaultGraceSeconds = 10;
 
