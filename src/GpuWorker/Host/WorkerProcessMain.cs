@@ -55,9 +55,10 @@ public static class WorkerProcessMain
         protocol = new StreamWriter(Console.OpenStandardOutput()) { AutoFlush = true };
         // Whatever else writes to "standard output" (a library, a stray Console.WriteLine) lands in the log, never in the protocol.
         Console.SetOut(Console.Error);
-        WatchParent();
-        // Ctrl+C in a terminal (SIGINT) and a service manager's stop (SIGTERM) reach the whole process
-        // group, this process too: the agent decides (it stops the attempt with a checkpoint first),
+        // Its own process group: the programs of command trials join it, and end with it (ProcessGroups).
+        WatchParent(leadsGroup: ProcessGroups.LeadOwnGroup());
+        // Ctrl+C in a terminal (SIGINT) and a service manager's stop (SIGTERM) may reach this process
+        // too (where it could not lead a group of its own, or when sent to it): the agent decides (it stops the attempt with a checkpoint first),
         // and a process whose agent is gone exits by itself.
         using var interrupt = PosixSignalRegistration.Create(PosixSignal.SIGINT, context => context.Cancel = true);
         using var terminate = PosixSignalRegistration.Create(PosixSignal.SIGTERM, context => context.Cancel = true);
@@ -132,8 +133,11 @@ public static class WorkerProcessMain
         }
     }
 
-    /// <summary>A parent killed with -9 leaves this process to init (or a subreaper): then it exits, within half a second.</summary>
-    private static void WatchParent()
+    /// <summary>
+    /// A parent killed with -9 leaves this process to init (or a subreaper): then it exits, within
+    /// half a second, and so does every process of its group (a command trial's program) when it leads one.
+    /// </summary>
+    private static void WatchParent(bool leadsGroup)
     {
         if (!OperatingSystem.IsLinux()) return;
         int parent = getppid();
@@ -141,6 +145,7 @@ public static class WorkerProcessMain
         {
             while (getppid() == parent) Thread.Sleep(500);
             Console.Error.WriteLine($"parent process {parent} is gone: exiting");
+            if (leadsGroup) ProcessGroups.KillGroup(Environment.ProcessId);
             Environment.Exit(0);
         })
         { IsBackground = true, Name = "parent watch" };

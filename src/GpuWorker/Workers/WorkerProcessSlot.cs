@@ -235,6 +235,8 @@ public sealed class WorkerProcessSlot : ISlotHost
         lock (gate)
         {
             if (!ReferenceEquals(process, from)) return;
+            // A worker process killed with -9 could not end what it started: its group (a command trial's program) ends now.
+            ProcessGroups.KillGroup(from.Id);
             process = null;
             ready = false;
             cause = $"worker process {from.Id} exited with {DescribeExit(from.ExitCode)}";
