@@ -307,20 +307,22 @@ public sealed class CommandRunnerTests : IDisposable
     }
 
     [Fact]
-    public void A_checkpoint_directory_left_by_an_earlier_attempt_is_offered_even_without_a_checkpoint_to_resume_from()
+    public void An_attempt_without_a_checkpoint_to_resume_from_starts_in_an_emptied_checkpoint_directory_and_one_with_it_keeps_it()
     {
         Script("peek.sh", """
-            echo "resume=${SWEEP_RESUME_FROM-unset}"
+            echo "resume=${SWEEP_RESUME_FROM-unset} files=$(ls "$SWEEP_CHECKPOINT_DIR" | tr '\n' ' ')"
             """);
         var trial = Trial(["bash", "${spec-dir}/peek.sh"], attempt: 3);
         var checkpointDirectory = Path.Combine(TrialFolder("trial-a"), "checkpoint");
         Directory.CreateDirectory(checkpointDirectory);
+        File.WriteAllText(Path.Combine(checkpointDirectory, "state"), "x");
 
+        // From scratch (a halved batch, or no checkpoint recorded): what another run left there goes.
         Run(trial);
         File.WriteAllText(Path.Combine(checkpointDirectory, "state"), "x");
-        Run(trial);
+        Run(trial with { ResumeFrom = checkpointDirectory });
 
-        Assert.Equal(["resume=unset", "resume=" + checkpointDirectory], log.Output);
+        Assert.Equal(["resume=unset files=", "resume=" + checkpointDirectory + " files=state "], log.Output);
     }
 
     [Fact]

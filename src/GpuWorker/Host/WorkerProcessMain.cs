@@ -1,6 +1,8 @@
 using System.Collections.Concurrent;
 using System.Runtime.InteropServices;
+using Sweep.GpuWorker.Runners;
 using Sweep.GpuWorker.Workers;
+using Sweep.Protocol.Specs;
 using Sweep.Protocol.Messages;
 using Sweep.Protocol.Serialization;
 
@@ -74,7 +76,9 @@ public static class WorkerProcessMain
         {
             foreach (var (trial, cancellation) in attempts.GetConsumingEnumerable())
             {
-                var ended = AttemptRun.Run(TrialWorker.DefaultRunners(trial.Model), trial, InThreadSlot.TrainingOptionsOf(slot, trial), Write, cancellation.Token);
+                // A command trial's log goes to the agent, which logs it with the trial's properties.
+                var runner = trial.Model == ModelKind.Command ? new CommandRunner(CommandLog.ToAgent(Write)) : TrialWorker.DefaultRunners(trial.Model);
+                var ended = AttemptRun.Run(runner, trial, InThreadSlot.TrainingOptionsOf(slot, trial), Write, cancellation.Token);
                 // Free before the end is told: the agent may send the next attempt the moment it reads it.
                 Volatile.Write(ref busy, null);
                 Write(ended);

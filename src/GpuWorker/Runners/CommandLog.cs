@@ -55,6 +55,21 @@ public static class CommandLog
     /// <param name="worker">The slot's worker id.</param>
     public static ICommandLog ToTrialLog(ILoggingAdapter log, string? node, string? worker) => new AdapterLog(log, node, worker);
 
+    /// <summary>
+    /// Messages to the slot's agent (<see cref="TrialLogLine"/>), from a worker process: the agent
+    /// logs each with the trial's properties (<see cref="Workers.WorkerProcessSlot"/>).
+    /// </summary>
+    /// <param name="send">Writes a message on the worker process's protocol output.</param>
+    public static ICommandLog ToAgent(Action<ISweepMessage> send) => new AgentLog(send);
+
+    /// <summary>Logs <paramref name="line"/> to <paramref name="log"/> as <see cref="ToTrialLog"/> does (the agent's side of <see cref="ToAgent"/>).</summary>
+    public static void Write(TrialLogLine line, RunTrial trial, ILoggingAdapter log, string? node, string? worker)
+    {
+        var to = new AdapterLog(log, node, worker);
+        if (line.Stream is null) to.Note(trial, line.Text, line.Warning);
+        else to.Line(trial, line.Stream == "stderr" ? CommandStream.Error : CommandStream.Output, line.Text);
+    }
+
     internal static string StreamName(CommandStream stream) => stream == CommandStream.Output ? "stdout" : "stderr";
 
     private sealed class WriterLog(TextWriter writer) : ICommandLog
@@ -64,6 +79,15 @@ public static class CommandLog
 
         public void Note(RunTrial trial, string text, bool warning) =>
             writer.WriteLine($"trial {trial.Trial.Name} attempt {trial.Attempt}: {text}");
+    }
+
+    private sealed class AgentLog(Action<ISweepMessage> send) : ICommandLog
+    {
+        public void Line(RunTrial trial, CommandStream stream, string line) =>
+            send(new TrialLogLine(trial.Trial.Id, trial.Attempt, StreamName(stream), line, stream == CommandStream.Error));
+
+        public void Note(RunTrial trial, string text, bool warning) =>
+            send(new TrialLogLine(trial.Trial.Id, trial.Attempt, null, text, warning));
     }
 
     private sealed class AdapterLog(ILoggingAdapter log, string? node, string? worker) : ICommandLog

@@ -187,7 +187,7 @@ public sealed class CommandRunner(ICommandLog? log = null) : ITrialRunner
 
         private Process Start()
         {
-            directories.Prepare();
+            directories.Prepare(fromScratch: options.ResumeFrom is null);
             var info = new ProcessStartInfo(arguments[0])
             {
                 UseShellExecute = false,
@@ -241,8 +241,8 @@ public sealed class CommandRunner(ICommandLog? log = null) : ITrialRunner
         }
 
         /// <summary>The checkpoint the journal gave this attempt, else the checkpoint directory when an earlier attempt left something in it.</summary>
-        private string? ResumeFrom() =>
-            options.ResumeFrom ?? (Directory.EnumerateFileSystemEntries(directories.Checkpoint).Any() ? directories.Checkpoint : null);
+        /// <summary>The checkpoint the coordinator recorded (the folder), or null: the attempt starts from scratch, in an emptied folder.</summary>
+        private string? ResumeFrom() => options.ResumeFrom;
 
         private void Read(StreamReader reader, CommandStream stream)
         {
@@ -533,9 +533,15 @@ public sealed record CommandDirectories(string Checkpoint, string Work)
             Path.Combine(folder, string.Create(CultureInfo.InvariantCulture, $"attempt-{trial.Attempt}")));
     }
 
-    /// <summary>Creates the checkpoint directory if it is not there, and the working directory afresh (what an earlier run of the same attempt left is deleted).</summary>
-    public void Prepare()
+    /// <summary>
+    /// Creates the checkpoint directory if it is not there, emptied when <paramref name="fromScratch"/>
+    /// (no checkpoint was recorded, or the coordinator restarts the trial with a new spec, such as a
+    /// halved batch: what is in it belongs to another run), and the working directory afresh (what
+    /// an earlier run of the same attempt left is deleted).
+    /// </summary>
+    public void Prepare(bool fromScratch)
     {
+        if (fromScratch && Directory.Exists(Checkpoint)) Directory.Delete(Checkpoint, recursive: true);
         Directory.CreateDirectory(Checkpoint);
         if (Directory.Exists(Work)) Directory.Delete(Work, recursive: true);
         Directory.CreateDirectory(Work);

@@ -102,18 +102,21 @@ public static class AttemptRun
 
         public int LastIteration { get; private set; }
 
+        /// <summary>A command trial's program reports only some figures: NaN is one it did not measure (and a non-finite one it did ends the attempt in its runner).</summary>
+        private readonly bool nanIsUnmeasured = trial.Model == ModelKind.Command;
+
         public void OnMetrics(TrialMetrics metrics)
         {
-            if (DivergencePolicy.FaultBeforeLearning(metrics) is { } fault)
+            if (!nanIsUnmeasured && DivergencePolicy.FaultBeforeLearning(metrics) is { } fault)
             {
                 FaultReason = fault;
                 stop.Cancel();
                 return;
             }
             LastIteration = metrics.Iteration;
-            if (metrics.Iteration == 0) firstTrainLoss = metrics.TrainLoss;
+            if (metrics.Iteration == 0 && !double.IsNaN(metrics.TrainLoss)) firstTrainLoss = metrics.TrainLoss;
             report(new TestPointReported(trial.Trial.Id, trial.Attempt, metrics));
-            if (trial.Divergence.Check(metrics, firstTrainLoss) is { } reason)
+            if (trial.Divergence.Check(metrics, firstTrainLoss, nanIsUnmeasured) is { } reason)
             {
                 DivergenceReason = reason;
                 stop.Cancel();

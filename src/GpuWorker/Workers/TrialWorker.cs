@@ -138,11 +138,12 @@ public sealed class TrialWorker : ReceiveActor, IWithTimers
 
     public ITimerScheduler Timers { get; set; } = null!;
 
-    /// <summary>The runners of this process: LeNet with TorchSharp, and the synthetic model.</summary>
+    /// <summary>The runners of this process: LeNet with TorchSharp, the synthetic model, and command trials (their log on standard error).</summary>
     public static Func<ModelKind, ITrialRunner> DefaultRunners { get; } = model => model switch
     {
         ModelKind.Lenet => new LeNetRunner(),
         ModelKind.Synthetic => new Synthetic.SyntheticRunner(),
+        ModelKind.Command => new CommandRunner(),
         _ => throw new ArgumentOutOfRangeException(nameof(model), model, null),
     };
 
@@ -375,7 +376,9 @@ public sealed class TrialWorker : ReceiveActor, IWithTimers
             : previous is { } ended && ended.Is(recorded.TrialId, recorded.Attempt) ? ended
             : null;
         if (attempt is null) return;
-        LogDeleteFailures(attempt.Trial, CheckpointFiles.Delete(attempt.ReleaseBefore(recorded.Iteration)));
+        var superseded = attempt.ReleaseBefore(recorded.Iteration);
+        // A command trial's checkpoint is its program's folder, the same at every iteration: the program keeps it.
+        if (attempt.Trial.Model != ModelKind.Command) LogDeleteFailures(attempt.Trial, CheckpointFiles.Delete(superseded));
     }
 
     private void LogDeleteFailures(RunTrial trial, IReadOnlyList<string> failures)
@@ -389,7 +392,8 @@ public sealed class TrialWorker : ReceiveActor, IWithTimers
     private string? ResumeFromIfPresent(RunTrial trial)
     {
         if (trial.ResumeFrom is not { } path) return null;
-        if (File.Exists(path)) return path;
+        // A command trial's checkpoint is its program's folder.
+        if (File.Exists(path) || (trial.Model == ModelKind.Command && Directory.Exists(path))) return path;
         TrialLogFor(trial).Warning("Checkpoint {Checkpoint} of trial {TrialName} is not on this node: it starts from scratch", path, trial.Trial.Name);
         Send(new TrialCheckpointMissing(trial.Trial.Id, trial.Attempt, path));
         return null;

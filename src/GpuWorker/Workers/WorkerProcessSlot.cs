@@ -201,6 +201,15 @@ public sealed class WorkerProcessSlot : ISlotHost
 
     private void Receive(ISweepMessage message)
     {
+        if (message is TrialLogLine line)
+        {
+            // Logged here, with the trial's properties; not a report for the coordinator.
+            RunTrial? of;
+            lock (gate) of = Is(line.TrialId, line.Attempt) ? running : null;
+            if (of is not null) Tell((_, log) => Runners.CommandLog.Write(line, of, log, slot.Node, slot.WorkerId));
+            else Info($"worker process of {slot.WorkerId}: trial {line.TrialId} attempt {line.Attempt}: {line.Text}");
+            return;
+        }
         RunTrial? toSend = null;
         lock (gate)
         {

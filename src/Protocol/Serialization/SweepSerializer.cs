@@ -50,6 +50,7 @@ public sealed class SweepSerializer(ExtendedActorSystem system) : SerializerWith
         [typeof(TrialCheckpointMissing)] = "trial-checkpoint-missing.v1",
         // agent ↔ worker process (the pipe between a slot's actor and its process)
         [typeof(WorkerProcessReady)] = "worker-process-ready.v1",
+        [typeof(TrialLogLine)] = "trial-log-line.v1",
         // clients ↔ coordinator
         [typeof(StartSweep)] = "start-sweep.v2",
         [typeof(ResumeSweep)] = "resume-sweep.v1",

@@ -43,11 +43,18 @@ public sealed record DivergencePolicy(int? ChanceAfter = null, double ChanceAccu
     /// Iteration 0 is never divergence: under the initial weights nothing has been learnt yet, so a
     /// non-finite loss there is a fault of the device or the data (<see cref="FaultBeforeLearning"/>).
     /// </remarks>
-    public string? Check(TrialMetrics metrics, double? firstTrainLoss)
+    /// <param name="metrics">The test point.</param>
+    /// <param name="firstTrainLoss">The training loss at iteration 0, if this run measured it.</param>
+    /// <param name="nanIsUnmeasured">
+    /// A NaN figure was not measured (a command trial's program reports only some; its runner
+    /// already ends the attempt on a non-finite figure it did report): only infinite ones count.
+    /// </param>
+    public string? Check(TrialMetrics metrics, double? firstTrainLoss, bool nanIsUnmeasured = false)
     {
         if (metrics.Iteration == 0) return null;
-        if (!double.IsFinite(metrics.TrainLoss)) return "training loss is not finite";
-        if (!double.IsFinite(metrics.TestLoss)) return "test loss is not finite";
+        bool NonFinite(double value) => !double.IsFinite(value) && !(nanIsUnmeasured && double.IsNaN(value));
+        if (NonFinite(metrics.TrainLoss)) return "training loss is not finite";
+        if (NonFinite(metrics.TestLoss)) return "test loss is not finite";
         if (ChanceAfter is { } after && metrics.Iteration >= after && metrics.TestAccuracy <= ChanceAccuracy)
             return string.Create(CultureInfo.InvariantCulture, $"test accuracy {metrics.TestAccuracy:0.####} is at chance (<= {ChanceAccuracy}) at iteration {metrics.Iteration}");
         if (LossFactor is { } factor && firstTrainLoss is { } first && metrics.Iteration > 0 && metrics.TrainLoss > factor * first)
