@@ -176,6 +176,53 @@ public sealed class CommandTrialEndToEndTests : IDisposable
         Assert.Single(events.OfType<TrialCompleted>());
     }
 
+    [Fact]
+    public async Task A_program_that_exits_3_on_its_first_two_attempts_is_retried_and_completes_on_its_third()
+    {
+        File.WriteAllText(Path.Combine(temp, "flaky.sh"), """
+            #!/bin/sh
+            if [ "$SWEEP_ATTEMPT" -lt 3 ]; then echo "not this time ($SWEEP_ATTEMPT)" >&2; exit 3; fi
+            echo '{"iteration": 0, "test-accuracy": 0.25}'
+            echo "{\"iteration\": $SWEEP_PARAM_MAX_ITER, \"test-accuracy\": 0.75}"
+            """);
+        var spec = Path.Combine(temp, "flaky.conf");
+        File.WriteAllText(spec, """
+            sweep {
+              name = flaky
+              model = command
+              max-iter = 5
+              cases = [ { name = only, batch-size = 8, base-lr = 0.1 } ]
+              retry { max-attempts = 3, backoff = 0.1 }
+              command { arguments = ["sh", "${spec-dir}/flaky.sh"] }
+            }
+            """);
+
+        var (exit, stdout, stderr) = SweepProcess.Run("run", spec, "--sweep-id", "flaky", "--data-dir", DataDir, "--workers", "1");
+
+        Assert.True(exit == 0, stdout + stderr);
+        var events = await Events("flaky");
+        var failures = events.OfType<TrialFailed>().ToList();
+        Assert.Equal([(1, false), (2, false)], failures.Select(f => (f.Attempt, f.Final)));
+        Assert.All(failures, f => Assert.Equal($"program exited with code 3; last line on stderr: not this time ({f.Attempt})", f.Error));
+        Assert.Equal(3, Assert.Single(events.OfType<TrialCompleted>()).Attempt);
+        Assert.Equal([0.25, 0.75], events.OfType<TrialProgress>().Select(p => p.Metrics.TestAccuracy));
+    }
+
+    [Fact]
+    public void A_program_that_is_not_there_is_one_line_and_exit_2_before_anything_is_persisted()
+    {
+        var spec = WriteSpec("cases = [ { name = only, batch-size = 32, base-lr = 0.01 } ]", maxIter: 10, testInterval: 5, sleep: 0);
+        File.Delete(Path.Combine(temp, "train.py"));
+        File.WriteAllText(spec, File.ReadAllText(spec).Replace("\"python3\", \"${spec-dir}/train.py\"", "\"${spec-dir}/train.py\""));
+
+        var (exit, stdout, stderr) = SweepProcess.Run("run", spec, "--sweep-id", "missing", "--data-dir", DataDir, "--workers", "1");
+
+        Assert.Equal(2, exit);
+        Assert.Equal($"sweep: {spec}: sweep.command.arguments[0]: no such program: {temp}/train.py (or it is not executable)", stderr.Trim());
+        Assert.DoesNotContain("   at ", stdout + stderr);
+        Assert.False(Directory.Exists(DataDir), "nothing is persisted for a spec that is refused");
+    }
+
     /// <summary>The live processes whose parent is <paramref name="parent"/>.</summary>
     private static List<int> Children(int parent) =>
         Directory.GetDirectories("/proc")

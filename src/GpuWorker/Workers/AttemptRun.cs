@@ -76,6 +76,8 @@ public static class AttemptRun
             (_, TrialOutOfMemoryException oom) => Ended(TrialEndKind.OutOfMemory, observer.LastIteration, oom.Message),
             (_, InvalidInputException bad) => Ended(TrialEndKind.Failed, 0, bad.Message),
             (_, FaultBeforeLearningException fault) => Ended(TrialEndKind.Failed, 0, fault.Message),
+            // A command trial's program failed: its message says how (exit code or signal, last line on stderr).
+            (_, CommandFailedException failed) => Ended(TrialEndKind.Failed, observer.LastIteration, failed.Message),
             (_, { } e) => Ended(TrialEndKind.Failed, observer.LastIteration, $"{e.GetType().Name}: {e.Message.Split('\n')[0]}"),
             ({ Outcome: TrialOutcome.Completed } done, _) => Ended(TrialEndKind.Completed, done.Iteration, null),
             ({ Outcome: TrialOutcome.Diverged, Divergence.Iteration: 0 } diverged, _) =>
