@@ -152,9 +152,8 @@ public sealed class CommandTrialEndToEndTests : IDisposable
         using var run = SweepProcess.Start("run", spec, "--sweep-id", "killed", "--data-dir", DataDir, "--workers", "1");
         run.WaitForLine(l => l.Contains("only: iter 30/60", StringComparison.Ordinal), Long);
         var worker = Assert.Single(run.WorkerProcesses());
-        var programs = Children(worker);
-        var program = Assert.Single(programs);
-        Assert.Contains("train.py", SweepProcessCommandLine(program));
+        var program = Assert.Single(SweepProcess.ChildProcesses(worker));
+        Assert.Contains("train.py", SweepProcess.CommandLine(program));
 
         Assert.Equal(0, kill(worker, SweepProcess.SIGKILL));
         var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(10);
@@ -221,38 +220,6 @@ public sealed class CommandTrialEndToEndTests : IDisposable
         Assert.Equal($"sweep: {spec}: sweep.command.arguments[0]: no such program: {temp}/train.py (or it is not executable)", stderr.Trim());
         Assert.DoesNotContain("   at ", stdout + stderr);
         Assert.False(Directory.Exists(DataDir), "nothing is persisted for a spec that is refused");
-    }
-
-    /// <summary>The live processes whose parent is <paramref name="parent"/>.</summary>
-    private static List<int> Children(int parent) =>
-        Directory.GetDirectories("/proc")
-            .Select(d => int.TryParse(Path.GetFileName(d), out var pid) ? pid : 0)
-            .Where(pid => pid > 0 && !SweepProcess.IsGone(pid) && ParentOf(pid) == parent)
-            .ToList();
-
-    private static int ParentOf(int pid)
-    {
-        try
-        {
-            var stat = File.ReadAllText($"/proc/{pid}/stat");
-            return int.Parse(stat[(stat.LastIndexOf(')') + 2)..].Split(' ')[1], CultureInfo.InvariantCulture);
-        }
-        catch (IOException)
-        {
-            return -1;
-        }
-    }
-
-    private static string SweepProcessCommandLine(int pid)
-    {
-        try
-        {
-            return File.ReadAllText($"/proc/{pid}/cmdline").Replace('\0', ' ');
-        }
-        catch (IOException)
-        {
-            return "";
-        }
     }
 
     [System.Runtime.InteropServices.DllImport("libc", SetLastError = true)]

@@ -129,9 +129,13 @@ public sealed class SweepProcess : IDisposable
 
     /// <summary>The live processes whose parent is <paramref name="parent"/> and whose command line runs Sweep.GpuWorker.</summary>
     public static IReadOnlyList<int> ChildWorkerProcesses(int parent) =>
+        ChildProcesses(parent).Where(pid => CommandLine(pid).Contains("Sweep.GpuWorker", StringComparison.Ordinal)).ToList();
+
+    /// <summary>The live processes whose parent is <paramref name="parent"/>.</summary>
+    public static IReadOnlyList<int> ChildProcesses(int parent) =>
         Directory.GetDirectories("/proc")
             .Select(d => int.TryParse(Path.GetFileName(d), out var pid) ? pid : 0)
-            .Where(pid => pid > 0 && ParentOf(pid) == parent && !IsGone(pid) && CommandLine(pid).Contains("Sweep.GpuWorker", StringComparison.Ordinal))
+            .Where(pid => pid > 0 && ParentOf(pid) == parent && !IsGone(pid))
             .ToList();
 
     /// <summary>Whether process <paramref name="pid"/> is gone: no such process, or a zombie waiting for its parent to reap it.</summary>
@@ -161,7 +165,8 @@ public sealed class SweepProcess : IDisposable
         }
     }
 
-    private static string CommandLine(int pid)
+    /// <summary>Process <paramref name="pid"/>'s command line, its arguments separated by spaces ("" when it is gone).</summary>
+    public static string CommandLine(int pid)
     {
         try
         {
