@@ -330,7 +330,7 @@ public sealed class CommandRunnerTests : IDisposable
     {
         var error = Assert.Throws<InvalidInputException>(() => Run(Trial(["python3", "train.py", "--lr", "${learning-rate}"])));
 
-        Assert.StartsWith("command argument '${learning-rate}': unknown placeholder ${learning-rate} (known: ${batch-size}, ", error.Message);
+        Assert.StartsWith("command argument '${learning-rate}': unknown placeholder ${learning-rate} (known: ${base-lr}, ${batch-size}, ", error.Message);
         Assert.Contains("${spec-dir}", error.Message);
         Assert.False(Directory.Exists(TrialFolder("trial-a")));
     }

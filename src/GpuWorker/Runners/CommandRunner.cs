@@ -80,20 +80,14 @@ public sealed class CommandRunner(ICommandLog? log = null) : ITrialRunner
         if (command.Arguments.Count == 0 || string.IsNullOrEmpty(command.Arguments[0]))
             throw new InvalidInputException("command: arguments must name a program first, e.g. [\"python3\", \"${spec-dir}/train.py\"]");
         var values = CommandParameters.Of(spec).ToDictionary(pair => pair.Key, pair => pair.Value, StringComparer.Ordinal);
-        values[SpecDirectoryKey] = command.SpecDirectory;
+        values[CommandSpec.SpecDirectoryPlaceholder] = command.SpecDirectory;
         return command.Arguments
-            .Select(argument => Placeholder.Replace(argument, match =>
+            .Select(argument => CommandSpec.Placeholder.Replace(argument, match =>
                 values.TryGetValue(match.Groups[1].Value, out var value)
                     ? value
-                    : throw new InvalidInputException(
-                        $"command argument '{argument}': unknown placeholder {match.Value} (known: {string.Join(", ", values.Keys.Select(key => "${" + key + "}"))})")))
+                    : throw new InvalidInputException($"command argument '{argument}': {CommandSpec.UnknownPlaceholderProblem(match.Groups[1].Value)}")))
             .ToList();
     }
-
-    /// <summary>The placeholder for the spec file's folder.</summary>
-    public const string SpecDirectoryKey = "spec-dir";
-
-    private static readonly Regex Placeholder = new(@"\$\{([^}]*)\}", RegexOptions.CultureInvariant);
 
     /// <summary>The out-of-memory pattern, or null when it is empty (no line is an out-of-memory one).</summary>
     private static Regex? OutOfMemory(string pattern)

@@ -344,14 +344,9 @@ public static class SweepSpecLoader
         if (texts.Count == 0) throw arguments.Error("must name the program to run");
         // The spec file's folder (Load passes it as the base directory).
         string specDirectory = Path.GetFullPath(baseDirectory);
-        var placeholders = CommandParameters.Of(TrialSpec.PaperCase1(new DatasetSpec("unused"))).Select(p => p.Key).Append(CommandSpec.SpecDirectoryPlaceholder).ToHashSet(StringComparer.Ordinal);
         foreach (var (text, i) in texts.Select((t, i) => (t, i)))
         {
-            foreach (System.Text.RegularExpressions.Match m in CommandSpec.Placeholder.Matches(text))
-            {
-                if (!placeholders.Contains(m.Groups[1].Value))
-                    throw source.Error($"{arguments.Path}[{i}]", $"unknown placeholder ${{{m.Groups[1].Value}}} (known: {string.Join(", ", placeholders.Order(StringComparer.Ordinal).Select(k => "${" + k + "}"))})");
-            }
+            if (CommandSpec.UnknownPlaceholder(text) is { } unknown) throw source.Error($"{arguments.Path}[{i}]", CommandSpec.UnknownPlaceholderProblem(unknown));
         }
         string program = texts[0].Replace("${" + CommandSpec.SpecDirectoryPlaceholder + "}", specDirectory, StringComparison.Ordinal);
         if (CommandSpec.Placeholder.IsMatch(program)) throw source.Error($"{arguments.Path}[0]", "the program itself cannot be a trial parameter");

@@ -28,6 +28,17 @@ public sealed record CommandSpec(
     /// <summary>A placeholder in an argument: <c>${KEY}</c>, KEY in group 1.</summary>
     public static readonly System.Text.RegularExpressions.Regex Placeholder = new(@"\$\{([^}]*)\}", System.Text.RegularExpressions.RegexOptions.CultureInvariant);
 
+    /// <summary>The names a placeholder may have: the parameters' keys (<see cref="CommandParameters.Keys"/>) and <c>spec-dir</c>, sorted.</summary>
+    public static IReadOnlyList<string> PlaceholderNames { get; } = [.. CommandParameters.Keys.Append(SpecDirectoryPlaceholder).Order(StringComparer.Ordinal)];
+
+    /// <summary>The first placeholder in <paramref name="argument"/> that names neither a parameter nor <c>spec-dir</c> (its name), or null.</summary>
+    public static string? UnknownPlaceholder(string argument) =>
+        Placeholder.Matches(argument).Select(m => m.Groups[1].Value).FirstOrDefault(name => !PlaceholderNames.Contains(name, StringComparer.Ordinal));
+
+    /// <summary>What an unknown placeholder is told with: "unknown placeholder ${NAME} (known: ${base-lr}, …)".</summary>
+    public static string UnknownPlaceholderProblem(string name) =>
+        $"unknown placeholder ${{{name}}} (known: {string.Join(", ", PlaceholderNames.Select(k => "${" + k + "}"))})";
+
     /// <summary>
     /// The program's file: <paramref name="program"/> itself when it holds a '/' (relative to
     /// <paramref name="directory"/>), else the first match on PATH; null when there is no such
@@ -66,6 +77,10 @@ public static class CommandParameters
         new(TrialFields.TestInterval.Key, Text(spec.TestInterval)),
         new(TrialFields.Seed.Key, Text(spec.Seed)),
     ];
+
+    /// <summary>The parameters' keys, in the order <see cref="Of"/> gives them.</summary>
+    public static IReadOnlyList<string> Keys { get; } =
+        [TrialFields.BatchSize.Key, TrialFields.TestBatchSize.Key, TrialFields.BaseLr.Key, TrialFields.MaxIter.Key, TrialFields.TestInterval.Key, TrialFields.Seed.Key];
 
     /// <summary>The environment variable a parameter is also given in: <c>SWEEP_PARAM_</c> and the key in capitals with '_' for '-' (<c>base-lr</c> → <c>SWEEP_PARAM_BASE_LR</c>).</summary>
     public static string EnvironmentVariable(string key) => "SWEEP_PARAM_" + key.Replace('-', '_').ToUpperInvariant();
