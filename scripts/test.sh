@@ -3,7 +3,8 @@
 # Needs the .NET 10 SDK and NuGet; the build itself makes TorchSharp load on Debian 12 (see README).
 # The cluster tests start a private PostgreSQL server of their own on a loopback port: this script
 # installs Debian's postgresql package when its server binaries are missing (as root, with apt-get),
-# and Debian's chromium package for the dashboard's browser test when /usr/bin/chromium is missing.
+# Debian's chromium package for the dashboard's browser test when /usr/bin/chromium is missing, and
+# Debian's python3-numpy for the NumPy example's test when /usr/bin/python3 cannot import numpy.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -22,6 +23,10 @@ install_debian_package() {
 # The cluster tests start a private PostgreSQL server (SWEEP_TEST_POSTGRES points them at another).
 if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && [ -z "${SWEEP_TEST_POSTGRES:-}" ]; then
   install_debian_package postgresql "the cluster tests' PostgreSQL server"
+fi
+# The NumPy example's test runs examples/numpy-mlp with Debian's Python, the interpreter its spec names.
+if ! /usr/bin/python3 -c "import numpy" >/dev/null 2>&1; then
+  install_debian_package python3-numpy "the NumPy example's test"
 fi
 # The dashboard's browser test drives headless Chromium.
 if [ ! -x /usr/bin/chromium ]; then
