@@ -18,7 +18,7 @@ public sealed record WorkerSlot(string WorkerId, string Node, string Device, int
 public sealed record SlotHealth(bool Healthy, string Summary)
 {
     /// <summary>A slot that runs only the synthetic model, which computes nothing on a device.</summary>
-    public static SlotHealth NotNeeded { get; } = new(true, "no self-test: this slot runs no LeNet (synthetic or command trials; a command trial's program checks its own device)");
+    public static SlotHealth NotNeeded { get; } = new(true, "no self-test (it runs no LeNet)");
 }
 
 /// <summary>
