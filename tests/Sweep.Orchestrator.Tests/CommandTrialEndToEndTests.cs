@@ -155,7 +155,7 @@ public sealed class CommandTrialEndToEndTests : IDisposable
         var program = Assert.Single(SweepProcess.ChildProcesses(worker));
         Assert.Contains("train.py", SweepProcess.CommandLine(program));
 
-        Assert.Equal(0, kill(worker, SweepProcess.SIGKILL));
+        Assert.Equal(0, SweepProcess.Kill(worker, SweepProcess.SIGKILL));
         var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(10);
         while (DateTime.UtcNow < deadline && !SweepProcess.IsGone(program)) await Task.Delay(100);
         Assert.True(SweepProcess.IsGone(program), $"the program {program} still runs 10 s after its worker process was killed");
@@ -221,7 +221,4 @@ public sealed class CommandTrialEndToEndTests : IDisposable
         Assert.DoesNotContain("   at ", stdout + stderr);
         Assert.False(Directory.Exists(DataDir), "nothing is persisted for a spec that is refused");
     }
-
-    [System.Runtime.InteropServices.DllImport("libc", SetLastError = true)]
-    private static extern int kill(int pid, int signal);
 }

@@ -207,6 +207,9 @@ public sealed class SweepProcess : IDisposable
     public const int SIGKILL = 9;
     public const int SIGTERM = 15;
 
+    /// <summary>Sends <paramref name="signal"/> to process <paramref name="pid"/>: 0 when sent (libc's kill).</summary>
+    public static int Kill(int pid, int signal) => kill(pid, signal);
+
     [DllImport("libc", SetLastError = true)]
     private static extern int kill(int pid, int signal);
 }

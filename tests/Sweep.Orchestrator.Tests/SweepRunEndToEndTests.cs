@@ -271,11 +271,11 @@ public sealed class SweepRunEndToEndTests : IDisposable
         run.WaitForLine(l => l.Contains("only: iter 200/400"), Long);
         var killed = Assert.Single(run.WorkerProcesses());
         // A terminal's Ctrl+C and a service manager's SIGTERM reach the whole process group: the worker process leaves them to its agent.
-        Assert.Equal(0, kill(killed, SweepProcess.SIGINT));
-        Assert.Equal(0, kill(killed, SweepProcess.SIGTERM));
+        Assert.Equal(0, SweepProcess.Kill(killed, SweepProcess.SIGINT));
+        Assert.Equal(0, SweepProcess.Kill(killed, SweepProcess.SIGTERM));
         await Task.Delay(TimeSpan.FromSeconds(1));
         Assert.False(SweepProcess.IsGone(killed), "a worker process ended on SIGINT or SIGTERM");
-        Assert.Equal(0, kill(killed, SweepProcess.SIGKILL));
+        Assert.Equal(0, SweepProcess.Kill(killed, SweepProcess.SIGKILL));
 
         Assert.Equal(0, run.WaitForExit(Long));
         var events = await Events("worker-killed");
@@ -311,9 +311,6 @@ public sealed class SweepRunEndToEndTests : IDisposable
         Assert.Equal(9, events.OfType<TrialCompleted>().Select(e => e.TrialId).Distinct().Count());
         Assert.Equal(9, events.OfType<TrialCompleted>().Count());
     }
-
-    [System.Runtime.InteropServices.DllImport("libc", SetLastError = true)]
-    private static extern int kill(int pid, int signal);
 
     /// <summary>One synthetic trial, 400 iterations of 20 ms, tested and checkpointed every 50.</summary>
     private string WriteOneTrialSpec()

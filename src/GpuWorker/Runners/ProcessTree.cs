@@ -1,5 +1,4 @@
 using System.Globalization;
-using System.Runtime.InteropServices;
 
 namespace Sweep.GpuWorker.Runners;
 
@@ -38,7 +37,7 @@ internal static class ProcessTree
     /// <summary>Whether <paramref name="member"/> still runs (not gone, not a zombie, not a new process with its pid).</summary>
     public static bool IsAlive(Member member)
     {
-        if (member.StartTicks < 0) return kill(member.Pid, 0) == 0;
+        if (member.StartTicks < 0) return Workers.ProcessGroups.Signal(member.Pid, 0);
         return Stat(member.Pid) is { State: not 'Z' } stat && stat.StartTicks == member.StartTicks;
     }
 
@@ -48,7 +47,7 @@ internal static class ProcessTree
         int signalled = 0;
         foreach (var member in members)
         {
-            if (IsAlive(member) && kill(member.Pid, signal) == 0) signalled++;
+            if (IsAlive(member) && Workers.ProcessGroups.Signal(member.Pid, signal)) signalled++;
         }
         return signalled;
     }
@@ -131,7 +130,4 @@ internal static class ProcessTree
         if (fields.Length < 20 || fields[0].Length != 1) return null;
         return long.TryParse(fields[19], NumberStyles.None, CultureInfo.InvariantCulture, out var start) ? (fields[0][0], start) : null;
     }
-
-    [DllImport("libc", SetLastError = true)]
-    private static extern int kill(int pid, int signal);
 }

@@ -28,6 +28,9 @@ public static partial class ProcessGroups
         if (OperatingSystem.IsLinux() && leader > 1) _ = kill(-leader, SigKill);
     }
 
+    /// <summary>Sends <paramref name="signal"/> to process <paramref name="pid"/> (0: only whether it exists); true when it was sent.</summary>
+    public static bool Signal(int pid, int signal) => OperatingSystem.IsLinux() && kill(pid, signal) == 0;
+
     [LibraryImport("libc", SetLastError = true)]
     private static partial int setpgid(int pid, int pgid);
 
