@@ -85,7 +85,7 @@ public sealed class CommandRunner(ICommandLog? log = null) : ITrialRunner
             .Select(argument => CommandSpec.Placeholder.Replace(argument, match =>
                 values.TryGetValue(match.Groups[1].Value, out var value)
                     ? value
-                    : throw new InvalidInputException($"command argument '{argument}': {CommandSpec.UnknownPlaceholderProblem(match.Groups[1].Value)}")))
+                    : throw new InvalidInputException($"command argument '{argument}': {CommandSpec.UnknownPlaceholderProblem(match.Groups[1].Value, spec.Parameters?.Items.Select(p => p.Name))}")))
             .ToList();
     }
 

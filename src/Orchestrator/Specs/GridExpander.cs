@@ -1,6 +1,7 @@
 using System.Globalization;
 using System.Security.Cryptography;
 using System.Text;
+using Sweep.Protocol;
 using Sweep.Protocol.Specs;
 using Sweep.Protocol.Training;
 
@@ -36,14 +37,18 @@ internal sealed record LrCoupling(int ReferenceBatchSize, double ReferenceLr)
 /// <summary>What every grid cell shares: the sweep-level settings.</summary>
 internal sealed record TrialDefaults(int? TestBatchSize, int TestInterval, SolverSpec Solver, DatasetSpec Dataset)
 {
-    public TrialSpec Spec(int batchSize, int? testBatchSize, double baseLr, int maxIter, int seed) =>
+    public TrialSpec Spec(int batchSize, int? testBatchSize, double baseLr, int maxIter, int seed, TrialParameters? parameters) =>
         // The paper tests with twice the training batch; unchecked so that an absurd batch overflows into a value Problems() refuses.
-        new(batchSize, testBatchSize ?? TestBatchSize ?? unchecked(2 * batchSize), baseLr, maxIter, TestInterval, seed, Solver, Dataset);
+        new(batchSize, testBatchSize ?? TestBatchSize ?? unchecked(2 * batchSize), baseLr, maxIter, TestInterval, seed, Solver, Dataset, parameters);
 }
+
+/// <summary>A grid axis of a named parameter (<c>dropout = [0.1, 0.3]</c>): its name and values, in spec order.</summary>
+internal sealed record GridAxis(string Name, IReadOnlyList<GivenParameter> Values);
 
 /// <summary>
 /// A grid: the cartesian product of its lists. <see cref="Rates"/> holds base learning rates, or the
-/// exponents k of <see cref="Coupling"/> when it is set (lr-scaling).
+/// exponents k of <see cref="Coupling"/> when it is set (lr-scaling); <see cref="Axes"/> are the named
+/// parameters' axes, in name order.
 /// </summary>
 internal sealed record GridSpec(
     string Path,
@@ -51,20 +56,31 @@ internal sealed record GridSpec(
     IReadOnlyList<double> Rates,
     LrCoupling? Coupling,
     IReadOnlyList<int> Seeds,
-    IReadOnlyList<int> MaxIters)
+    IReadOnlyList<int> MaxIters,
+    IReadOnlyList<GridAxis> Axes)
 {
-    /// <summary>The number of cells, from the list lengths alone (Int128: four long lists can overflow a long).</summary>
-    public Int128 Count => (Int128)BatchSizes.Count * Rates.Count * Seeds.Count * MaxIters.Count;
+    /// <summary>The number of cells, from the list lengths alone (Int128: several long lists can overflow a long).</summary>
+    public Int128 Count => Axes.Aggregate((Int128)BatchSizes.Count * Rates.Count * Seeds.Count * MaxIters.Count, (count, axis) => count * axis.Values.Count);
 }
 
 /// <summary>Turns cases and grids into the sweep's trials: stable ids, readable names, identical cells merged.</summary>
 internal static class GridExpander
 {
-    /// <summary>The cells of <paramref name="grid"/> in order batch-size, rate, seed, max-iter; lazily, so a huge grid is never held twice.</summary>
-    public static IEnumerable<TrialCandidate> Cells(GridSpec grid, TrialDefaults defaults)
+    /// <summary>
+    /// The cells of <paramref name="grid"/> in order batch-size, rate, seed, max-iter, then the named
+    /// parameters' axes (name order); lazily, so a huge grid is never held twice. A cell's name is
+    /// <c>bBATCH-lrRATE</c> (or <c>-kEXPONENT</c>) and, for each list of more than one value,
+    /// <c>-sSEED</c>, <c>-itMAX</c>, <c>-NAMEVALUE</c> (<c>b64-lr0.01-dropout0.3</c>).
+    /// </summary>
+    public static IEnumerable<TrialCandidate> Cells(GridSpec grid, TrialDefaults defaults, ParameterSchema schema)
     {
         string seedSuffix(int seed) => grid.Seeds.Count > 1 ? $"-s{seed}" : "";
         string iterSuffix(int maxIter) => grid.MaxIters.Count > 1 ? $"-it{maxIter}" : "";
+        var combinations = AxisCombinations(grid.Axes).Select(combination => (
+            Suffix: string.Concat(combination.Where(c => c.Axis.Values.Count > 1).Select(c => $"-{c.Axis.Name}{c.Value.Value.Text}")),
+            Parameters: schema.Complete(
+                combination.ToDictionary(c => c.Axis.Name, c => c.Value.Value, StringComparer.Ordinal),
+                name => new InvalidInputException($"{grid.Path}: has no {name} (give it as an axis, or a default in sweep.parameters)")))).ToList();
         foreach (int batch in grid.BatchSizes)
         {
             foreach (double rate in grid.Rates)
@@ -74,10 +90,22 @@ internal static class GridExpander
                 foreach (int seed in grid.Seeds)
                 {
                     foreach (int maxIter in grid.MaxIters)
-                        yield return new TrialCandidate(stem + seedSuffix(seed) + iterSuffix(maxIter), defaults.Spec(batch, null, baseLr, maxIter, seed), grid.Path);
+                    {
+                        foreach (var (suffix, parameters) in combinations)
+                            yield return new TrialCandidate(stem + seedSuffix(seed) + iterSuffix(maxIter) + suffix, defaults.Spec(batch, null, baseLr, maxIter, seed, parameters), grid.Path);
+                    }
                 }
             }
         }
+    }
+
+    /// <summary>Every choice of one value per axis, the last axis varying fastest; one empty choice when there are no axes.</summary>
+    private static IEnumerable<IReadOnlyList<(GridAxis Axis, GivenParameter Value)>> AxisCombinations(IReadOnlyList<GridAxis> axes)
+    {
+        IEnumerable<IReadOnlyList<(GridAxis, GivenParameter)>> combinations = [[]];
+        foreach (var axis in axes)
+            combinations = combinations.SelectMany(prefix => axis.Values.Select(value => (IReadOnlyList<(GridAxis, GivenParameter)>)[.. prefix, (axis, value)]));
+        return combinations;
     }
 
     /// <summary>
@@ -123,7 +151,9 @@ internal static class GridExpander
             $"trial-v1;batch={spec.BatchSize};test-batch={spec.TestBatchSize};base-lr={spec.BaseLr:R};max-iter={spec.MaxIter};" +
             $"test-interval={spec.TestInterval};seed={spec.Seed};momentum={s.Momentum:R};weight-decay={s.WeightDecay:R};" +
             $"lr-policy={s.Policy};gamma={s.Gamma:R};power={s.Power:R};step-size={s.StepSize};" +
-            $"train-count={spec.Dataset.TrainCount};test-count={spec.Dataset.TestCount}");
+            $"train-count={spec.Dataset.TrainCount};test-count={spec.Dataset.TestCount}") +
+            // Only trials with named parameters hash them: every trial without keeps the id it always had.
+            (spec.Parameters is { Items.Count: > 0 } parameters ? $";parameters={parameters.Canonical()}" : "");
         Span<byte> hash = stackalloc byte[SHA256.HashSizeInBytes];
         SHA256.HashData(Encoding.UTF8.GetBytes(canonical), hash);
         return Convert.ToHexStringLower(hash[..6]);

@@ -394,6 +394,23 @@ internal sealed class SpecObject(string path, HoconObject hocon, SpecSource sour
 
     public string Child(string key) => path.Length == 0 ? key : $"{path}.{key}";
 
+    /// <summary>The keys in file order.</summary>
+    public IEnumerable<string> Keys => hocon.Items.Keys;
+
+    /// <summary>
+    /// In an object whose other keys are the user's own (named parameters), refuses the first key
+    /// that is a near miss of a known one (<see cref="KeySuggestion.NearMiss"/>): <c>batch_size</c>
+    /// is a typo of <c>batch-size</c>, not a parameter.
+    /// </summary>
+    public void RejectNearMisses(IReadOnlyCollection<string> known)
+    {
+        foreach (var key in hocon.Items.Keys)
+        {
+            if (!known.Contains(key) && KeySuggestion.NearMiss(known, key) is { } closest)
+                throw source.Error(Child(key), $"unknown key (did you mean {closest}?)");
+        }
+    }
+
     /// <summary>The value at <paramref name="key"/>; absent and HOCON null both mean "not given" (the default applies).</summary>
     public SpecValue? Get(string key)
     {
@@ -444,6 +461,17 @@ internal static class KeySuggestion
     /// <summary>The known key closest to <paramref name="key"/>, when it is at most two edits away; null otherwise.</summary>
     public static string? Closest(IEnumerable<string> known, string key) =>
         known.Select(k => (Key: k, Distance: EditDistance(k, key))).Where(k => k.Distance <= 2).OrderBy(k => k.Distance).FirstOrDefault().Key;
+
+    /// <summary>
+    /// The known key that <paramref name="key"/> misspells, where a key of the user's own is also
+    /// allowed: one edit away (<c>seeds</c>), or the same once case, '-' and '_' are ignored
+    /// (<c>batch_size</c>, <c>BaseLR</c>); null otherwise (<c>step</c> is not <c>seed</c>).
+    /// </summary>
+    public static string? NearMiss(IEnumerable<string> known, string key)
+    {
+        static string Bare(string k) => new([.. k.Where(char.IsLetterOrDigit).Select(char.ToLowerInvariant)]);
+        return known.FirstOrDefault(k => EditDistance(k, key) <= 1 || Bare(k) == Bare(key));
+    }
 
     private static int EditDistance(string a, string b)
     {

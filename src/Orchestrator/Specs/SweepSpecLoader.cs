@@ -21,7 +21,7 @@ public static class SweepSpecLoader
         public static readonly string[] Sweep =
         [
             "name", "model", "dataset", "seed", "max-iter", "test-interval", "test-batch-size", "solver", "cases", "grid",
-            "scaling", "divergence", "retry", "on-out-of-memory", "synthetic", "command", "max-trials",
+            "scaling", "divergence", "retry", "on-out-of-memory", "synthetic", "command", "parameters", "max-trials",
         ];
         public static readonly string[] Dataset = ["path", "train-count", "test-count"];
         public static readonly string[] Solver = ["momentum", "weight-decay", "lr-policy", "gamma", "power", "step-size"];
@@ -47,7 +47,11 @@ public static class SweepSpecLoader
             ["sweep.retry"] = Retry,
             ["sweep.synthetic"] = Synthetic,
             ["sweep.command"] = Command,
+            ["sweep.parameters"] = [],
         };
+
+        /// <summary>The objects whose other keys are named parameters (for the models that take them): any key not a near miss of a known one.</summary>
+        public static readonly HashSet<string> Open = ["sweep.grid", "sweep.parameters"];
 
         public static bool IsKnown(string keyPath) => UnknownKey(keyPath) is null;
 
@@ -63,7 +67,11 @@ public static class SweepSpecLoader
             {
                 if (!ByObject.TryGetValue(parent, out var keys))
                     return $"unknown key ({parent} holds a value, not keys: set it whole, --set {parent}=VALUE)";
-                if (!keys.Contains(segment)) return "unknown key" + (Closest(segments) is { } closest ? $" (did you mean {closest}?)" : "");
+                if (!keys.Contains(segment))
+                {
+                    bool isParameter = Open.Contains(parent) && segment == segments[^1] && KeySuggestion.NearMiss(keys, segment) is null;
+                    return isParameter ? null : "unknown key" + (Closest(segments) is { } closest ? $" (did you mean {closest}?)" : "");
+                }
                 parent = parent.Length == 0 ? segment : $"{parent}.{segment}";
             }
             return null;
@@ -171,15 +179,21 @@ public static class SweepSpecLoader
         var onOutOfMemory = sweep.Choice("on-out-of-memory", OutOfMemoryPolicy.Fail, OutOfMemoryPolicies);
         int maxTrials = sweep.Int("max-trials", DefaultMaxTrials, Rule.Positive);
 
-        var cases = ReadCases(sweep.Get("cases"), defaults, seed, maxIter);
-        var grid = ReadGrid(sweep.Object("grid"), scaling, seed, maxIter);
+        bool takesParameters = ParameterSchema.Accepts(model);
+        var parameterDefaults = ReadParameterDefaults(sweep.Object("parameters"), takesParameters);
+        var caseEntries = ReadCases(sweep.Get("cases"), defaults, seed, maxIter, takesParameters);
+        var grid = ReadGrid(sweep.Object("grid"), scaling, seed, maxIter, takesParameters);
+        var schema = ParameterSchema.Build(caseEntries.SelectMany(c => c.Given).Concat(grid?.Axes.SelectMany(a => a.Values) ?? []), parameterDefaults);
+        if (grid is not null && schema.WithoutDefault.FirstOrDefault(name => grid.Axes.All(a => a.Name != name)) is { } lacking)
+            throw source.Error(grid.Path, $"has no {lacking} (a case gives it: give it as an axis too, or a default in sweep.parameters)");
+        var cases = caseEntries.Select(c => c.Candidate(schema, source)).ToList();
         Int128 count = cases.Count + (grid?.Count ?? 0);
         if (count == 0) throw sweep.Error("no trials: give cases = [ ... ], a grid { ... }, or both");
         // Counted from the list lengths before a single cell exists, so that a runaway grid is refused at once.
         if (count > maxTrials)
             throw sweep.Error($"expands to {count} trials, more than max-trials = {maxTrials} (raise sweep.max-trials to allow it)");
 
-        IEnumerable<TrialCandidate> cells = grid is null ? [] : GridExpander.Cells(grid, defaults);
+        IEnumerable<TrialCandidate> cells = grid is null ? [] : GridExpander.Cells(grid, defaults, schema);
         var merged = GridExpander.Merge(cases.Concat(cells).Select(candidate => Validated(candidate, source)));
         foreach (var (kept, same) in merged.MergedCases)
         {
@@ -189,7 +203,7 @@ public static class SweepSpecLoader
         }
         warnings.Flush();
         var synthetic = ReadSynthetic(sweep.Object("synthetic"), merged);
-        var command = ReadCommand(sweep, model, source, baseDirectory);
+        var command = ReadCommand(sweep, model, source, baseDirectory, schema.Names);
         return new SweepDefinition(name, record, model, merged.Trials, divergence, retry, onOutOfMemory, scaling.Exponent, synthetic, command);
     }
 
@@ -267,34 +281,67 @@ public static class SweepSpecLoader
             retry.Get("backoff")?.Seconds(Rule.NonNegative) ?? defaults.BackoffSeconds);
     }
 
-    private static List<TrialCandidate> ReadCases(SpecValue? list, TrialDefaults defaults, int seed, int maxIter)
+    /// <summary>What models without named parameters say about a key they do not know.</summary>
+    private const string NoParametersHint = " (this model's trials take no other parameters: named parameters are for model = command)";
+
+    /// <summary>A case as read, before the sweep's parameter types are known: its fields and the named parameters it gives.</summary>
+    private sealed record CaseEntry(string Name, string Path, Func<TrialParameters?, TrialSpec> Spec, IReadOnlyList<GivenParameter> Given)
     {
-        var cases = new List<TrialCandidate>();
+        public TrialCandidate Candidate(ParameterSchema schema, SpecSource source)
+        {
+            var given = Given.ToDictionary(g => g.Name, g => g.Value, StringComparer.Ordinal);
+            var parameters = schema.Complete(given, name => source.Error(Path, $"case {Name} has no {name} (give it, or a default in sweep.parameters)"));
+            return new TrialCandidate(Name, Spec(parameters), Path, Named: true);
+        }
+    }
+
+    /// <summary>The keys of <paramref name="entry"/> that are named parameters (with <paramref name="takesParameters"/>: every key not in <paramref name="known"/> and not a near miss of one); refuses the others.</summary>
+    private static IReadOnlyList<GivenParameter> NamedParameters(SpecObject entry, IReadOnlyCollection<string> known, bool takesParameters)
+    {
+        if (!takesParameters)
+        {
+            entry.RejectUnknownKeys(known, NoParametersHint);
+            return [];
+        }
+        entry.RejectNearMisses(known);
+        return entry.Keys.Where(key => !known.Contains(key)).Select(key => ParameterSchema.Read(key, entry.Get(key) ?? throw entry.Missing(key, "a value"))).ToList();
+    }
+
+    /// <summary>sweep.parameters: the named parameters' values for the trials that do not give them.</summary>
+    private static IReadOnlyList<GivenParameter> ReadParameterDefaults(SpecObject? parameters, bool takesParameters)
+    {
+        if (parameters is null) return [];
+        if (!takesParameters) throw parameters.Error("is for model = command only");
+        return parameters.Keys.Select(key => ParameterSchema.Read(key, parameters.Get(key) ?? throw parameters.Missing(key, "a value"))).ToList();
+    }
+
+    private static List<CaseEntry> ReadCases(SpecValue? list, TrialDefaults defaults, int seed, int maxIter, bool takesParameters)
+    {
+        var cases = new List<CaseEntry>();
         if (list is null) return cases;
         var firstByName = new Dictionary<string, string>(StringComparer.Ordinal);
         foreach (var item in list.List(allowSingle: false))
         {
             var entry = item.Object();
-            entry.RejectUnknownKeys(Keys.Case);
+            var given = NamedParameters(entry, Keys.Case, takesParameters);
             string name = entry.RequiredName("name");
             if (!firstByName.TryAdd(name, entry.Path))
                 throw entry.Required("name").Error($"duplicate case name \"{name}\" (first used by {firstByName[name]})");
-            var spec = defaults.Spec(
-                entry.Required(TrialFields.BatchSize.Key).Int(TrialFields.BatchSize.Rule),
-                entry.OptionalInt(TrialFields.TestBatchSize),
-                entry.Required(TrialFields.BaseLr.Key).Number(TrialFields.BaseLr.Rule),
-                entry.Int(TrialFields.MaxIter, maxIter),
-                entry.Int(TrialFields.Seed, seed));
-            cases.Add(new TrialCandidate(name, spec, entry.Path, Named: true));
+            int batchSize = entry.Required(TrialFields.BatchSize.Key).Int(TrialFields.BatchSize.Rule);
+            int? testBatchSize = entry.OptionalInt(TrialFields.TestBatchSize);
+            double baseLr = entry.Required(TrialFields.BaseLr.Key).Number(TrialFields.BaseLr.Rule);
+            int caseMaxIter = entry.Int(TrialFields.MaxIter, maxIter);
+            int caseSeed = entry.Int(TrialFields.Seed, seed);
+            cases.Add(new CaseEntry(name, entry.Path, parameters => defaults.Spec(batchSize, testBatchSize, baseLr, caseMaxIter, caseSeed, parameters), given));
         }
         return cases;
     }
 
-    private static GridSpec? ReadGrid(SpecObject? grid, Scaling scaling, int seed, int maxIter)
+    private static GridSpec? ReadGrid(SpecObject? grid, Scaling scaling, int seed, int maxIter, bool takesParameters)
     {
         // An empty grid { } adds nothing, like an empty cases list.
         if (grid is null || grid.IsEmpty) return null;
-        grid.RejectUnknownKeys(Keys.Grid);
+        var axes = ReadAxes(grid, takesParameters);
         var batchSizes = Ints(grid.Required(TrialFields.BatchSize.Key), TrialFields.BatchSize.Rule);
         var baseLrs = grid.Get(TrialFields.BaseLr.Key);
         var exponents = grid.Get("lr-scaling");
@@ -303,10 +350,26 @@ public static class SweepSpecLoader
         var seeds = grid.Get(TrialFields.Seed.Key) is { } s ? Ints(s, TrialFields.Seed.Rule) : [seed];
         var maxIters = grid.Get(TrialFields.MaxIter.Key) is { } m ? Ints(m, TrialFields.MaxIter.Rule) : [maxIter];
         if (exponents is not null)
-            return new GridSpec(grid.Path, batchSizes, Numbers(exponents, Rule.Finite), scaling.CouplingFor(exponents), seeds, maxIters);
+            return new GridSpec(grid.Path, batchSizes, Numbers(exponents, Rule.Finite), scaling.CouplingFor(exponents), seeds, maxIters, axes);
         if (baseLrs is null)
             throw grid.Error("needs base-lr = [ ... ] (learning rates) or lr-scaling = [ ... ] (exponents k, with sweep.scaling)");
-        return new GridSpec(grid.Path, batchSizes, Numbers(baseLrs, TrialFields.BaseLr.Rule), null, seeds, maxIters);
+        return new GridSpec(grid.Path, batchSizes, Numbers(baseLrs, TrialFields.BaseLr.Rule), null, seeds, maxIters, axes);
+    }
+
+    /// <summary>The grid's axes of named parameters (a list, or one value), in name order.</summary>
+    private static IReadOnlyList<GridAxis> ReadAxes(SpecObject grid, bool takesParameters)
+    {
+        if (!takesParameters)
+        {
+            grid.RejectUnknownKeys(Keys.Grid, NoParametersHint);
+            return [];
+        }
+        grid.RejectNearMisses(Keys.Grid);
+        return grid.Keys.Where(key => !Keys.Grid.Contains(key)).Order(StringComparer.Ordinal).Select(key =>
+        {
+            var list = grid.Get(key) ?? throw grid.Missing(key, "a value");
+            return new GridAxis(key, NonEmpty(list, list.List(allowSingle: true).Select(value => ParameterSchema.Read(key, value)).ToList()));
+        }).ToList();
     }
 
     private static SyntheticSpec ReadSynthetic(SpecObject? synthetic, MergedTrials trials)
@@ -332,7 +395,7 @@ public static class SweepSpecLoader
     /// now (a path, relative to the spec's folder through <c>${spec-dir}</c>, or a name on PATH), so
     /// that a sweep of a missing program is refused before anything is persisted.
     /// </summary>
-    private static CommandSpec? ReadCommand(SpecObject sweep, ModelKind model, SpecSource source, string baseDirectory)
+    private static CommandSpec? ReadCommand(SpecObject sweep, ModelKind model, SpecSource source, string baseDirectory, IReadOnlyCollection<string> parameters)
     {
         var command = sweep.Object("command");
         if (model != ModelKind.Command)
@@ -346,7 +409,7 @@ public static class SweepSpecLoader
         string specDirectory = Path.GetFullPath(baseDirectory);
         foreach (var (text, i) in texts.Select((t, i) => (t, i)))
         {
-            if (CommandSpec.UnknownPlaceholder(text) is { } unknown) throw source.Error($"{arguments.Path}[{i}]", CommandSpec.UnknownPlaceholderProblem(unknown));
+            if (CommandSpec.UnknownPlaceholder(text, parameters) is { } unknown) throw source.Error($"{arguments.Path}[{i}]", CommandSpec.UnknownPlaceholderProblem(unknown, parameters));
         }
         string program = texts[0].Replace("${" + CommandSpec.SpecDirectoryPlaceholder + "}", specDirectory, StringComparison.Ordinal);
         if (CommandSpec.Placeholder.IsMatch(program)) throw source.Error($"{arguments.Path}[0]", "the program itself cannot be a trial parameter");

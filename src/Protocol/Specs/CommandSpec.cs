@@ -31,13 +31,19 @@ public sealed record CommandSpec(
     /// <summary>The names a placeholder may have: the parameters' keys (<see cref="CommandParameters.Keys"/>) and <c>spec-dir</c>, sorted.</summary>
     public static IReadOnlyList<string> PlaceholderNames { get; } = [.. CommandParameters.Keys.Append(SpecDirectoryPlaceholder).Order(StringComparer.Ordinal)];
 
+    /// <summary>The placeholders an argument may name in a sweep whose trials also have the named parameters <paramref name="parameters"/>.</summary>
+    public static IReadOnlyList<string> PlaceholderNamesWith(IEnumerable<string> parameters) => [.. PlaceholderNames.Concat(parameters).Distinct().Order(StringComparer.Ordinal)];
+
     /// <summary>The first placeholder in <paramref name="argument"/> that names neither a parameter nor <c>spec-dir</c> (its name), or null.</summary>
-    public static string? UnknownPlaceholder(string argument) =>
-        Placeholder.Matches(argument).Select(m => m.Groups[1].Value).FirstOrDefault(name => !PlaceholderNames.Contains(name, StringComparer.Ordinal));
+    public static string? UnknownPlaceholder(string argument, IEnumerable<string>? parameters = null)
+    {
+        var known = PlaceholderNamesWith(parameters ?? []);
+        return Placeholder.Matches(argument).Select(m => m.Groups[1].Value).FirstOrDefault(name => !known.Contains(name, StringComparer.Ordinal));
+    }
 
     /// <summary>What an unknown placeholder is told with: "unknown placeholder ${NAME} (known: ${base-lr}, …)".</summary>
-    public static string UnknownPlaceholderProblem(string name) =>
-        $"unknown placeholder ${{{name}}} (known: {string.Join(", ", PlaceholderNames.Select(k => "${" + k + "}"))})";
+    public static string UnknownPlaceholderProblem(string name, IEnumerable<string>? parameters = null) =>
+        $"unknown placeholder ${{{name}}} (known: {string.Join(", ", PlaceholderNamesWith(parameters ?? []).Select(k => "${" + k + "}"))})";
 
     /// <summary>
     /// The program's file: <paramref name="program"/> itself when it holds a '/' (relative to
@@ -65,8 +71,9 @@ public static class CommandParameters
 {
     /// <summary>
     /// The trial's parameters by key, in this order: batch-size, test-batch-size, base-lr, max-iter,
-    /// test-interval, seed (the keys of <see cref="TrialFields"/>). Numbers are written in the
-    /// invariant culture, a rate in its shortest round-trip form (0.01, 1E-05).
+    /// test-interval, seed (the keys of <see cref="TrialFields"/>), then its named parameters in name
+    /// order (<see cref="TrialSpec.Parameters"/>, as <see cref="ParameterValue.Text"/>). Numbers are
+    /// written in the invariant culture, a rate in its shortest round-trip form (0.01, 1E-05).
     /// </summary>
     public static IReadOnlyList<KeyValuePair<string, string>> Of(TrialSpec spec) =>
     [
@@ -76,6 +83,7 @@ public static class CommandParameters
         new(TrialFields.MaxIter.Key, Text(spec.MaxIter)),
         new(TrialFields.TestInterval.Key, Text(spec.TestInterval)),
         new(TrialFields.Seed.Key, Text(spec.Seed)),
+        .. (spec.Parameters?.Items ?? []).Select(p => new KeyValuePair<string, string>(p.Name, p.Value.Text)),
     ];
 
     /// <summary>The parameters' keys, in the order <see cref="Of"/> gives them.</summary>

@@ -37,6 +37,11 @@ public sealed record SolverSpec(
 public sealed record DatasetSpec(string Path, int? TrainCount = null, int? TestCount = null);
 
 /// <summary>Everything that decides what one trial computes: the same spec and seed give the same metrics.</summary>
+/// <param name="Parameters">
+/// The trial's other named parameters (a command's or a plug-in's own, e.g. <c>dropout</c>); null
+/// when it has none, as every trial journaled before they existed (the field is then not written,
+/// so such a trial's events and id are what they were).
+/// </param>
 public sealed record TrialSpec(
     int BatchSize,
     int TestBatchSize,
@@ -45,7 +50,9 @@ public sealed record TrialSpec(
     int TestInterval,
     int Seed,
     SolverSpec Solver,
-    DatasetSpec Dataset)
+    DatasetSpec Dataset,
+    [property: System.Text.Json.Serialization.JsonIgnore(Condition = System.Text.Json.Serialization.JsonIgnoreCondition.WhenWritingNull)]
+    TrialParameters? Parameters = null)
 {
     /// <summary>The paper's CASE1 (batch 64, test batch 128, lr 0.01, 1,000 iterations, test every 100) on <paramref name="dataset"/>.</summary>
     public static TrialSpec PaperCase1(DatasetSpec dataset) =>
