@@ -4,6 +4,7 @@ using System.Text.Json;
 using Sweep.Orchestrator.Hosting;
 using Sweep.Orchestrator.Journal;
 using Sweep.Protocol.Events;
+using Sweep.Protocol.Training;
 
 namespace Sweep.Orchestrator.Tests;
 
@@ -59,12 +60,13 @@ public sealed class ExampleTests : IDisposable
     /// (written here from the trial's parameters, not taken from the sweep) and a checkpoint folder of
     /// its own: the test points it prints.
     /// </summary>
-    private async Task<List<Point>> Standalone(double lr, int batch, int maxIter, int testInterval, int seed)
+    private async Task<List<Point>> Standalone(double lr, int batch, int maxIter, int testInterval, int seed, long hidden)
     {
         var checkpoints = Directory.CreateDirectory(Path.Combine(temp, "alone-" + Guid.NewGuid().ToString("N"))).FullName;
         var (exit, stdout, stderr) = await RunPython(new Dictionary<string, string> { ["SWEEP_CHECKPOINT_DIR"] = checkpoints },
             TrainPy, "--data", Mnist, "--lr", lr.ToString("R", CultureInfo.InvariantCulture), "--batch-size", Text(batch),
-            "--max-iter", Text(maxIter), "--test-interval", Text(testInterval), "--seed", Text(seed));
+            "--max-iter", Text(maxIter), "--test-interval", Text(testInterval), "--seed", Text(seed),
+            "--hidden", hidden.ToString(CultureInfo.InvariantCulture));
         Assert.True(exit == 0, $"train.py alone exited {exit}\n{stdout}\n{stderr}");
         var points = new List<Point>();
         foreach (var line in stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries))
@@ -121,23 +123,30 @@ public sealed class ExampleTests : IDisposable
         var events = await Events("mlp");
         var definition = ((SweepStarted)events[0]).Definition;
         Assert.Equal(Python, definition.Command!.Arguments[0]);
-        Assert.Equal([(32, 0.05), (32, 0.1), (64, 0.05), (64, 0.1)], definition.Trials.Select(t => (t.Spec.BatchSize, t.Spec.BaseLr)).Order());
+        Assert.Equal([(32, 64L), (32, 128L), (64, 64L), (64, 128L)], definition.Trials.Select(t => (t.Spec.BatchSize, Hidden(t.Spec))).Order());
+        var finals = new List<double>();
         foreach (var trial in definition.Trials)
         {
-            var alone = await Standalone(trial.Spec.BaseLr, trial.Spec.BatchSize, maxIter: 60, testInterval: 20, trial.Spec.Seed);
+            var alone = await Standalone(trial.Spec.BaseLr, trial.Spec.BatchSize, maxIter: 60, testInterval: 20, trial.Spec.Seed, Hidden(trial.Spec));
+            finals.Add(alone[^1].TestLoss);
             var journal = events.OfType<TrialProgress>().Where(p => p.TrialId == trial.Id).Select(p => Of(p.Metrics));
             Assert.Equal(alone, journal);
             Assert.Single(events.OfType<TrialCompleted>(), c => c.TrialId == trial.Id);
         }
         Assert.Equal(4, events.OfType<TrialCompleted>().Count());
+        // The hidden width reached the program: the two widths of one batch size compute different numbers.
+        Assert.Equal(4, finals.Distinct().Count());
     }
+
+    /// <summary>The trial's own parameter <c>hidden</c>, the MLP's width.</summary>
+    private static long Hidden(TrialSpec spec) => spec.Parameters?.Get("hidden")?.AsInteger() ?? throw new InvalidOperationException("the trial has no hidden parameter");
 
     [Fact]
     public async Task A_trial_interrupted_by_SIGINT_and_resumed_prints_exactly_the_numbers_of_an_uninterrupted_run()
     {
         const int maxIter = 1000, testInterval = 100;
         using (var run = SweepProcess.Start("run", Spec, "--sweep-id", "stopped", "--data-dir", DataDir, "--workers", "1",
-                   "--set", "sweep.grid.batch-size=[32]", "--set", "sweep.grid.base-lr=[0.05]",
+                   "--set", "sweep.grid.batch-size=[32]", "--set", "sweep.grid.base-lr=[0.05]", "--set", "sweep.grid.hidden=[128]",
                    "--set", $"sweep.max-iter={maxIter}", "--set", $"sweep.test-interval={testInterval}"))
         {
             // Past the first checkpoint (iteration 100): the sweep stops the program with SIGTERM, it checkpoints where it is.
@@ -160,7 +169,7 @@ public sealed class ExampleTests : IDisposable
         var kept = events.OfType<TrialProgress>()
             .Where(p => p.Attempt == resumed.Attempt || p.Metrics.Iteration <= resumed.FromIteration)
             .Select(p => Of(p.Metrics));
-        var alone = await Standalone(trial.Spec.BaseLr, trial.Spec.BatchSize, maxIter, testInterval, trial.Spec.Seed);
+        var alone = await Standalone(trial.Spec.BaseLr, trial.Spec.BatchSize, maxIter, testInterval, trial.Spec.Seed, Hidden(trial.Spec));
         Assert.Equal(alone, kept);
         Assert.Single(events.OfType<TrialCompleted>());
         var logs = SweepProcess.Run("logs", "stopped", "--data-dir", DataDir, "--trial", "b32-lr0.05");
