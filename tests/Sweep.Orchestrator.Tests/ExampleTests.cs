@@ -136,6 +136,23 @@ public sealed class ExampleTests : IDisposable
         Assert.Equal(4, events.OfType<TrialCompleted>().Count());
         // The hidden width reached the program: the two widths of one batch size compute different numbers.
         Assert.Equal(4, finals.Distinct().Count());
+
+        // status, status --json and the report's trials.csv show each trial's own parameter, typed.
+        var table = SweepProcess.Run("status", "mlp", "--data-dir", DataDir).Stdout.Split('\n');
+        Assert.Equal(["trial", "batch", "base", "lr", "hidden", "state"], table[0].Split(' ', StringSplitOptions.RemoveEmptyEntries)[..6]);
+        using var status = JsonDocument.Parse(SweepProcess.Run("status", "mlp", "--data-dir", DataDir, "--json").Stdout);
+        var report = Path.Combine(temp, "report");
+        Assert.Equal(0, SweepProcess.Run("report", "mlp", "--data-dir", DataDir, "--out", report).ExitCode);
+        var csv = File.ReadAllLines(Path.Combine(report, "trials.csv"));
+        int hiddenColumn = Array.IndexOf(csv[0].Split(','), "hidden");
+        foreach (var trial in definition.Trials)
+        {
+            var row = status.RootElement.GetProperty("trials").EnumerateArray().Single(t => t.GetProperty("id").GetString() == trial.Id);
+            Assert.Equal(JsonValueKind.Number, row.GetProperty("parameters").GetProperty("hidden").ValueKind);
+            Assert.Equal(Hidden(trial.Spec), row.GetProperty("parameters").GetProperty("hidden").GetInt64());
+            Assert.Contains(table, line => line.StartsWith(trial.Name + " ", StringComparison.Ordinal) && line.Split(' ', StringSplitOptions.RemoveEmptyEntries)[3] == Hidden(trial.Spec).ToString(CultureInfo.InvariantCulture));
+            Assert.Equal(Hidden(trial.Spec).ToString(CultureInfo.InvariantCulture), csv.Single(line => line.StartsWith($"\"{trial.Id}\"", StringComparison.Ordinal)).Split(',')[hiddenColumn]);
+        }
     }
 
     /// <summary>The trial's own parameter <c>hidden</c>, the MLP's width.</summary>

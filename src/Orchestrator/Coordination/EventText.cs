@@ -1,6 +1,7 @@
 using System.Globalization;
 using System.Text.RegularExpressions;
 using Sweep.Protocol.Events;
+using Sweep.Protocol.Specs;
 
 namespace Sweep.Orchestrator.Coordination;
 
@@ -60,6 +61,11 @@ public static class EventText
         {
             TrialStarted { FromIteration: > 0 } s => new(EventLevel.Information, "{TrialName}: started attempt {Attempt} on {Worker}, from the checkpoint at iteration {FromIteration}", [Name(s.TrialId), s.Attempt, s.WorkerId, s.FromIteration]),
             TrialStarted s => new(EventLevel.Information, "{TrialName}: started attempt {Attempt} on {Worker}", [Name(s.TrialId), s.Attempt, s.WorkerId]),
+            // A command trial's program may leave a figure out (NaN: not measured): its line leaves it out too.
+            TrialProgress p when state.Definition.Model == ModelKind.Command && (double.IsNaN(p.Metrics.TrainLoss) || double.IsNaN(p.Metrics.TestAccuracy)) => new(EventLevel.Debug,
+                "{TrialName}: iter {Iteration}/{MaxIter}" + (double.IsNaN(p.Metrics.TrainLoss) ? "" : "  train loss {TrainLoss:F4}") + (double.IsNaN(p.Metrics.TestAccuracy) ? "" : "  test acc {TestAccuracy:F4}") + "  {Seconds:F2} s",
+                [Name(p.TrialId), p.Metrics.Iteration, state[p.TrialId].Definition.Spec.MaxIter, .. double.IsNaN(p.Metrics.TrainLoss) ? Array.Empty<object>() : [p.Metrics.TrainLoss],
+                    .. double.IsNaN(p.Metrics.TestAccuracy) ? Array.Empty<object>() : [p.Metrics.TestAccuracy], p.Metrics.Seconds]),
             TrialProgress p => new(EventLevel.Debug, "{TrialName}: iter {Iteration}/{MaxIter}  train loss {TrainLoss:F4}  test acc {TestAccuracy:F4}  {Seconds:F2} s",
                 [Name(p.TrialId), p.Metrics.Iteration, state[p.TrialId].Definition.Spec.MaxIter, p.Metrics.TrainLoss, p.Metrics.TestAccuracy, p.Metrics.Seconds]),
             TrialCheckpointed c => new(EventLevel.Debug, "{TrialName}: checkpoint at iteration {Iteration}", [Name(c.TrialId), c.Iteration], OnConsole: false),

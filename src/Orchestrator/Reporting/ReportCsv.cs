@@ -23,17 +23,30 @@ public static class ReportCsv
     public static readonly IReadOnlyList<string> MetricColumns =
         ["trial", "iteration", "trainLoss", "trainAccuracy", "testLoss", "testAccuracy", "learningRate", "seconds", "peakMemoryBytes"];
 
-    /// <summary>One row per trial: the fields of `sweep status --json`.</summary>
+    /// <summary>
+    /// One row per trial: the fields of `sweep status --json`, with a column per named parameter
+    /// (its name, after maxIter) when the sweep has any.
+    /// </summary>
     public static string Trials(SweepAnalysis analysis)
     {
         var csv = new StringBuilder();
-        Row(csv, TrialColumns);
+        var parameters = analysis.Trials.SelectMany(t => t.Status.Parameters?.Keys ?? []).Distinct().Order(StringComparer.Ordinal).ToList();
+        Row(csv, [.. TrialColumns.Take(6), .. parameters, .. TrialColumns.Skip(6)]);
         foreach (var trial in analysis.Trials)
         {
             var s = trial.Status;
             Row(csv,
             [
-                Text(s.Id), Text(s.Name), Number(s.BatchSize), Number(s.TestBatchSize), Number(s.BaseLr), Number(s.MaxIter), Text(s.State.ToString()),
+                Text(s.Id), Text(s.Name), Number(s.BatchSize), Number(s.TestBatchSize), Number(s.BaseLr), Number(s.MaxIter),
+                .. parameters.Select(name => s.Parameters?.GetValueOrDefault(name) switch
+                {
+                    null => "",
+                    string text => Text(text),
+                    bool flag => flag ? "true" : "false",
+                    long whole => Number(whole),
+                    var real => Number((double)real),
+                }),
+                Text(s.State.ToString()),
                 Number(s.Attempts), Number(s.Iteration), Number(s.FinalTestAccuracy), Number(s.BestTestAccuracy),
                 Number(s.SecondsPer100Iterations), Number(s.PeakMemoryBytes), Number(s.DivergedAtIteration), Text(s.DivergenceReason),
                 Text(s.Error), s.FinishedAt is { } at ? Text(at.ToString("O", CultureInfo.InvariantCulture)) : "",

@@ -229,6 +229,13 @@ public static class SweepRun
     }
 
     /// <summary>Claims the sweep for this process; a default id already taken gets the next free suffix.</summary>
+    /// <summary>
+    /// The threads of each worker as the header says them: LibTorch's for the models it trains; a
+    /// command trial's program only receives the number (SWEEP_THREADS) and does with it what it will.
+    /// </summary>
+    private static string ThreadsText(ModelKind model, int threads) =>
+        model == ModelKind.Command ? $"(each program told SWEEP_THREADS={threads})" : $"x {threads} thread(s)";
+
     private static async Task<string> ClaimAsync(JournalSettings journal, string sweepId, OwnerIdentity owner, bool idIsDefault)
     {
         if (!journal.IsPostgres)
@@ -313,7 +320,7 @@ public static class SweepRun
             ?? throw new InvalidOperationException($"sweep {sweepId} was accepted but is not in {journal.Description}");
         var snapshot = current.State.ToSnapshot();
         var layout = layoutFor(snapshot.Definition.Model);
-        output.WriteLine($"sweep {sweepId} ({SafeText.Line(snapshot.Definition.Name)}): {accepted.Remaining} of {accepted.Trials} trial(s) to run on {layout.Workers} local worker(s) x {layout.Threads} thread(s); journal {journal.Description}"
+        output.WriteLine($"sweep {sweepId} ({SafeText.Line(snapshot.Definition.Name)}): {accepted.Remaining} of {accepted.Trials} trial(s) to run on {layout.Workers} local worker(s) {ThreadsText(snapshot.Definition.Model, layout.Threads)}; journal {journal.Description}"
                          + (cluster is null ? "" : $"; cluster node {Akka.Cluster.Cluster.Get(system).SelfAddress}"));
         if (dashboard is not null)
         {

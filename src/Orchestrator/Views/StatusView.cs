@@ -5,6 +5,7 @@ using System.Text.Json.Serialization;
 using Sweep.Orchestrator.Coordination;
 
 using Sweep.Protocol.Events;
+using Sweep.Protocol.Training;
 
 namespace Sweep.Orchestrator.Views;
 
@@ -23,6 +24,7 @@ public static class StatusView
 
     /// <summary>One trial as `sweep status --json` shows it (and trials.csv, and the dashboard).</summary>
     /// <param name="Iteration">The iteration the trial reached (<see cref="IterationReached"/>).</param>
+    /// <param name="Parameters">The trial's named parameters by name, each a JSON number, string or boolean as its type (absent when it has none).</param>
     public sealed record TrialStatus(
         string Id,
         string Name,
@@ -40,7 +42,9 @@ public static class StatusView
         int? DivergedAtIteration,
         string? DivergenceReason,
         string? Error,
-        DateTimeOffset? FinishedAt);
+        DateTimeOffset? FinishedAt,
+        [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+        IReadOnlyDictionary<string, object>? Parameters = null);
 
     /// <summary>A worker slot the sweep has heard of: whether it takes trials, and its self-test's one-line verdict.</summary>
     public sealed record SlotStatus(string WorkerId, string Node, string Device, int Threads, bool Healthy, string SelfTest, DateTimeOffset CheckedAt);
@@ -94,7 +98,8 @@ public static class StatusView
             t.DivergedAtIteration,
             t.DivergenceReason,
             t.Error,
-            t.FinishedAt)).ToList(),
+            t.FinishedAt,
+            t.Definition.Spec.Parameters?.Items.ToDictionary(p => p.Name, p => Typed(p.Value), StringComparer.Ordinal))).ToList(),
         state.Slots.Values
             .OrderBy(s => s.Slot.WorkerId, StringComparer.Ordinal)
             .Select(s => new SlotStatus(s.Slot.WorkerId, s.Slot.Node, s.Slot.Device, s.Slot.Threads, s.Health.Healthy, s.Health.Summary, s.CheckedAt))
@@ -102,6 +107,19 @@ public static class StatusView
         state.InterruptReason,
         owner?.OwnerGone ?? false,
         owner?.Summary);
+
+    /// <summary>A parameter's value as the JSON value of its type.</summary>
+    private static object Typed(ParameterValue value) => value.Kind switch
+    {
+        ParameterKind.Integer => value.AsInteger(),
+        ParameterKind.Real => value.AsReal(),
+        ParameterKind.Boolean => value.AsBoolean(),
+        _ => value.Text,
+    };
+
+    /// <summary>The names of the sweep's named parameters (every trial has the same), sorted; empty when it has none.</summary>
+    public static IReadOnlyList<string> ParameterNames(SweepState state) =>
+        [.. state.Trials.SelectMany(t => t.Definition.Spec.Parameters?.Items ?? []).Select(p => p.Name).Distinct().Order(StringComparer.Ordinal)];
 
     /// <summary>`sweep status --json`: names and reasons exactly as they are (JSON escapes what it must); <paramref name="owner"/> adds ownerGone and owner for a running sweep.</summary>
     public static string ToJson(SweepState state, Journal.SweepLiveness? owner = null) => JsonSerializer.Serialize(Status(state, owner), Json);
@@ -116,7 +134,9 @@ public static class StatusView
     {
         bool orphaned = owner is { OwnerGone: true };
         string StateOf(TrialRecord t) => orphaned && t.State == TrialState.Running ? "Stopped" : t.State.ToString();
-        var rows = new List<string[]> { new[] { "trial", "batch", "base lr", "state", "attempts", "iter", "test acc", "best", "s/100 it", "peak MiB", "note" } };
+        // A sweep's named parameters get a column each, after the base lr.
+        var parameters = ParameterNames(state);
+        var rows = new List<string[]> { (string[])["trial", "batch", "base lr", .. parameters, "state", "attempts", "iter", "test acc", "best", "s/100 it", "peak MiB", "note"] };
         foreach (var t in state.Trials)
         {
             rows.Add(
@@ -124,6 +144,7 @@ public static class StatusView
                 SafeText.Line(t.Definition.Name),
                 t.Definition.Spec.BatchSize.ToString(CultureInfo.InvariantCulture),
                 t.Definition.Spec.BaseLr.ToString("G6", CultureInfo.InvariantCulture),
+                .. parameters.Select(name => SafeText.Line(t.Definition.Spec.Parameters?.Get(name)?.Text ?? "-")),
                 StateOf(t),
                 t.Attempts.ToString(CultureInfo.InvariantCulture),
                 $"{IterationReached(t)}/{t.Definition.Spec.MaxIter}",
