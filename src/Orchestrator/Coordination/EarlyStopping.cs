@@ -1,4 +1,5 @@
 using System.Collections.Immutable;
+using Sweep.Protocol.Events;
 using Sweep.Protocol.Specs;
 
 namespace Sweep.Orchestrator.Coordination;
@@ -55,6 +56,31 @@ public sealed record EarlyStopping(
         };
         return stop is null ? (state, null) : (state with { Stopped = state.Stopped.Add(trialId) }, stop);
     }
+
+    /// <summary>
+    /// The point <paramref name="progress"/> gives the policy (its metric at its iteration, with the
+    /// trial's max-iter), or null when it has none (the metric is NaN: not measured).
+    /// </summary>
+    public static ObservedTestPoint? PointOf(EarlyStoppingSpec spec, TrialProgress progress, int maxIter)
+    {
+        double value = spec.Metric == StoppingMetric.TestAccuracy ? progress.Metrics.TestAccuracy : progress.Metrics.TestLoss;
+        return double.IsNaN(value) ? null : new ObservedTestPoint(progress.TrialId, progress.Metrics.Iteration, value, maxIter);
+    }
+
+    /// <summary>
+    /// <see cref="Observe"/> for a test point being recorded: the next state and, when the point ends
+    /// its trial, the event that says so (of the same attempt, at the same time).
+    /// </summary>
+    public (EarlyStopping State, TrialStoppedEarly? Stop) Decide(TrialProgress progress, int maxIter)
+    {
+        if (PointOf(Spec, progress, maxIter) is not { } point) return (this, null);
+        var (state, stop) = Observe(point.TrialId, point.Iteration, point.Value, point.MaxIter);
+        return (state, stop is null ? null : new TrialStoppedEarly(progress.TrialId, progress.Attempt, stop.Iteration, stop.Policy, stop.Value, stop.Threshold, stop.Reason, progress.At));
+    }
+
+    /// <summary>The state after <paramref name="points"/>, folded in order from the start (a snapshot's record of them).</summary>
+    public static EarlyStopping Replay(EarlyStoppingSpec spec, IEnumerable<ObservedTestPoint> points) =>
+        points.Aggregate(Start(spec), (state, p) => state.Observe(p.TrialId, p.Iteration, p.Value, p.MaxIter).State);
 
     /// <summary>Whether <paramref name="a"/> is strictly worse than <paramref name="b"/> under the metric's direction.</summary>
     private bool Worse(double a, double b) => Spec.HigherIsBetter ? a < b : a > b;

@@ -74,6 +74,7 @@ public static class EventText
             TrialCompleted c => new(EventLevel.Information, "{TrialName}: completed, test accuracy {TestAccuracy:F4}", [Name(c.TrialId), state[c.TrialId].FinalTestAccuracy ?? double.NaN]),
             // A divergence is an outcome the sweep exists to find (CASE8), not a problem: information, not a warning.
             TrialDiverged d => new(EventLevel.Information, "{TrialName}: DIVERGED at iteration {Iteration}: {Reason}", [Name(d.TrialId), d.Iteration, d.Reason]),
+            TrialStoppedEarly s => new(EventLevel.Information, "{TrialName}: stopped early at {Iteration}: {Reason}", [Name(s.TrialId), s.Iteration, s.Reason]),
             TrialFailed { Final: true } f => new(EventLevel.Warning, "{TrialName}: FAILED: {Error}", [Name(f.TrialId), f.Error]),
             TrialFailed f => new(EventLevel.Warning, "{TrialName}: attempt {Attempt} failed: {Error}", [Name(f.TrialId), f.Attempt, f.Error]),
             TrialRequeued r => new(EventLevel.Information, "{TrialName}: re-queued: {Reason}", [Name(r.TrialId), r.Reason]),

@@ -62,6 +62,9 @@ public sealed class SweepCoordinator : ReceivePersistentActor, IWithTimers
     // same report twice.
     private readonly Dictionary<string, List<ITrialEvent>> unapplied = [];
     private SweepState? state;
+    // The early-stopping policy's state over every test point handed to the journal, in order (the
+    // applied state's Stopping plus those being written): the fold the next decision is made on.
+    private EarlyStopping? deciding;
     // The parts of a StartSweep received so far (a large definition travels in parts).
     private IReadOnlyList<StartSweep> startParts = [];
     private IActorRef? stopRequester;
@@ -364,11 +367,29 @@ public sealed class SweepCoordinator : ReceivePersistentActor, IWithTimers
     /// </summary>
     private bool IsReportToConsider(string trialId) => workers.ContainsKey(Sender) && state is not null && state.Contains(trialId);
 
-    /// <summary>Records a test point once: the same point sent again (after a hand-over) is ignored.</summary>
+    /// <summary>
+    /// Records a test point once: the same point sent again (after a hand-over) is ignored. With an
+    /// early-stopping policy, the point may end its trial (<see cref="EarlyStopping.Decide"/>): the
+    /// stop is written with the point, and once both are, the worker is told to stop the attempt
+    /// (its end is then acknowledged and not recorded: the trial is finished).
+    /// </summary>
     private void HandleProgress(TestPointReported progress)
     {
         if (!IsReportToConsider(progress.TrialId) || !WorkerReportPolicy.IsNewTestPoint(Projected(progress.TrialId), progress)) return;
-        PersistAndApply(new TrialProgress(progress.TrialId, progress.Attempt, progress.Metrics, DateTimeOffset.UtcNow));
+        var recorded = new TrialProgress(progress.TrialId, progress.Attempt, progress.Metrics, DateTimeOffset.UtcNow);
+        if ((deciding ?? state!.Stopping) is not { } stopping)
+        {
+            PersistAndApply(recorded);
+            return;
+        }
+        (deciding, var stop) = stopping.Decide(recorded, Projected(progress.TrialId).Definition.Spec.MaxIter);
+        if (stop is null)
+        {
+            PersistAndApply(recorded);
+            return;
+        }
+        var worker = Sender;
+        PersistAllAndApply([recorded, stop], written: () => worker.Tell(new StopTrial(stop.TrialId, stop.Attempt, Checkpoint: false)));
     }
 
     /// <summary>A missing or damaged checkpoint: the trial has no checkpoint from now on, so no later attempt tries that file again.</summary>
@@ -635,6 +656,8 @@ public sealed class SweepCoordinator : ReceivePersistentActor, IWithTimers
     {
         if (state is null || !state.AllFinished) return false;
         if (state.Phase == SweepPhase.Completed || completing) return true;
+        // A trial stopped early is finished before its worker has stopped it: the sweep ends once every attempt has.
+        if (workers.Values.Any(w => w.Running is not null)) return true;
         completing = true;
         PersistAsync(new SweepCompleted(DateTimeOffset.UtcNow), completed =>
         {

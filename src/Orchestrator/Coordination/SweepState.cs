@@ -15,6 +15,7 @@ public sealed class SweepState
     private readonly TrialRecord[] trials;
     private readonly SortedSet<int> queued = [];
     private readonly Dictionary<string, SlotRecord> slots = [];
+    private readonly List<ObservedTestPoint> observed = [];
 
     private SweepState(string sweepId, SweepDefinition definition, IEnumerable<TrialRecord> records, SweepPhase phase, DateTimeOffset startedAt, DateTimeOffset? finishedAt)
     {
@@ -30,7 +31,14 @@ public sealed class SweepState
         Phase = phase;
         StartedAt = startedAt;
         FinishedAt = finishedAt;
+        Stopping = definition.EarlyStopping is { } spec ? EarlyStopping.Start(spec) : null;
     }
+
+    /// <summary>
+    /// The early-stopping policy's state, the fold of every recorded test point in journal order
+    /// (null when the sweep has no policy). The coordinator decides on the same fold.
+    /// </summary>
+    public EarlyStopping? Stopping { get; private set; }
 
     public string SweepId { get; }
     public SweepDefinition Definition { get; }
@@ -63,10 +71,16 @@ public sealed class SweepState
         state.FinishedCount = state.trials.Count(t => t.IsFinished);
         foreach (var slot in snapshot.Slots ?? []) state.slots[slot.Slot.WorkerId] = slot;
         state.InterruptReason = snapshot.InterruptReason;
+        if (snapshot.Definition.EarlyStopping is { } spec)
+        {
+            state.observed.AddRange(snapshot.StoppingPoints ?? []);
+            state.Stopping = EarlyStopping.Replay(spec, state.observed);
+        }
         return state;
     }
 
-    public SweepSnapshot ToSnapshot() => new(SweepId, Definition, Phase, trials.ToArray(), StartedAt, FinishedAt, slots.Values.ToArray(), InterruptReason);
+    public SweepSnapshot ToSnapshot() =>
+        new(SweepId, Definition, Phase, trials.ToArray(), StartedAt, FinishedAt, slots.Values.ToArray(), InterruptReason, Stopping is null ? null : observed.ToArray());
 
     /// <summary>Whether <paramref name="slot"/> registering with <paramref name="health"/> is news to the sweep (worth a <see cref="SlotChecked"/>).</summary>
     public bool IsNews(WorkerSlot slot, SlotHealth health) =>
@@ -93,6 +107,11 @@ public sealed class SweepState
         {
             case SlotChecked e:
                 slots[e.Slot.WorkerId] = new SlotRecord(e.Slot, e.Health, e.At);
+                break;
+            case TrialProgress p when Stopping is not null && EarlyStopping.PointOf(Stopping.Spec, p, this[p.TrialId].Definition.Spec.MaxIter) is { } point:
+                observed.Add(point);
+                Stopping = Stopping.Observe(point.TrialId, point.Iteration, point.Value, point.MaxIter).State;
+                Update(p.TrialId, t => Next(t, p));
                 break;
             case ITrialEvent e:
                 if (e is TrialStarted)
@@ -148,6 +167,7 @@ public sealed class SweepState
         TrialCompleted c => t with { State = TrialState.Completed, FinishedAt = c.At, WorkerId = null },
         // The iteration is where it stopped (between test points, often), as `sweep train` reports it.
         TrialDiverged d => t with { State = TrialState.Diverged, Iteration = Math.Max(t.Iteration, d.Iteration), DivergedAtIteration = d.Iteration, DivergenceReason = d.Reason, FinishedAt = d.At, WorkerId = null },
+        TrialStoppedEarly s => t with { State = TrialState.Stopped, StoppedAtIteration = s.Iteration, StopReason = s.Reason, FinishedAt = s.At, WorkerId = null },
         TrialFailed { Final: true } f => t with { State = TrialState.Failed, Error = f.Error, FinishedAt = f.At, WorkerId = null, Failures = t.Failures + 1 },
         TrialFailed f => t with { Error = f.Error, Failures = t.Failures + 1 },
         // The attempt never started: it does not count, and the trial is ready again at once.

@@ -43,6 +43,7 @@ public static class ReportMarkdown
             {
                 TrialState.Diverged => $"diverged at {t.Record.DivergedAtIteration}: {t.Record.DivergenceReason}",
                 TrialState.Failed => t.Record.Error ?? "failed",
+                TrialState.Stopped => $"stopped early at {t.Record.StoppedAtIteration}: {t.Record.StopReason}",
                 _ when t.Record.Error is not null => $"last error: {t.Record.Error}",
                 _ => "",
             };

@@ -61,6 +61,7 @@ public sealed record TrialAnalysis(
         TrialState.Completed => null,
         TrialState.Diverged => $"diverged at {Record.DivergedAtIteration ?? Status.Iteration}",
         TrialState.Failed => "failed",
+        TrialState.Stopped => $"stopped early at {Record.StoppedAtIteration}",
         TrialState.Running => $"running, at iteration {Status.Iteration}",
         _ => Record.State.ToString().ToLowerInvariant(),
     };

@@ -21,7 +21,7 @@ public static class SweepSpecLoader
         public static readonly string[] Sweep =
         [
             "name", "model", "dataset", "seed", "max-iter", "test-interval", "test-batch-size", "solver", "cases", "grid",
-            "scaling", "divergence", "retry", "on-out-of-memory", "synthetic", "command", "parameters", "max-trials",
+            "scaling", "divergence", "retry", "on-out-of-memory", "synthetic", "command", "parameters", "max-trials", "early-stopping",
         ];
         public static readonly string[] Dataset = ["path", "train-count", "test-count"];
         public static readonly string[] Solver = ["momentum", "weight-decay", "lr-policy", "gamma", "power", "step-size"];
@@ -33,6 +33,7 @@ public static class SweepSpecLoader
         public static readonly string[] Synthetic = ["iteration-ms", "divergent-lr", "faults"];
         public static readonly string[] Fault = ["trial", "at-iteration", "kind", "attempts"];
         public static readonly string[] Command = ["arguments", "grace-period", "out-of-memory-pattern"];
+        public static readonly string[] EarlyStopping = ["policy", "metric", "grace-period", "reduction-factor", "min-trials", "patience", "min-delta"];
 
         /// <summary>The objects a --set key can reach (list elements cannot be addressed by a key path).</summary>
         public static readonly Dictionary<string, string[]> ByObject = new()
@@ -48,6 +49,7 @@ public static class SweepSpecLoader
             ["sweep.synthetic"] = Synthetic,
             ["sweep.command"] = Command,
             ["sweep.parameters"] = [],
+            ["sweep.early-stopping"] = EarlyStopping,
         };
 
         /// <summary>The objects whose other keys are named parameters (for the models that take them): any key not a near miss of a known one.</summary>
@@ -109,6 +111,16 @@ public static class SweepSpecLoader
     private static readonly Dictionary<string, OutOfMemoryPolicy> OutOfMemoryPolicies = new()
     {
         ["fail"] = OutOfMemoryPolicy.Fail, ["halve-batch"] = OutOfMemoryPolicy.HalveBatch,
+    };
+
+    private static readonly Dictionary<string, EarlyStoppingPolicy> StoppingPolicies = new()
+    {
+        ["asha"] = EarlyStoppingPolicy.Asha, ["median"] = EarlyStoppingPolicy.Median, ["plateau"] = EarlyStoppingPolicy.Plateau,
+    };
+
+    private static readonly Dictionary<string, StoppingMetric> StoppingMetrics = new()
+    {
+        ["test-accuracy"] = StoppingMetric.TestAccuracy, ["test-loss"] = StoppingMetric.TestLoss,
     };
 
     private static readonly Dictionary<string, FaultKind> FaultKinds = new()
@@ -204,7 +216,8 @@ public static class SweepSpecLoader
         warnings.Flush();
         var synthetic = ReadSynthetic(sweep.Object("synthetic"), merged);
         var command = ReadCommand(sweep, model, source, baseDirectory, schema.Names);
-        return new SweepDefinition(name, record, model, merged.Trials, divergence, retry, onOutOfMemory, scaling.Exponent, synthetic, command);
+        var earlyStopping = ReadEarlyStopping(sweep.Object("early-stopping"), defaults.TestInterval);
+        return new SweepDefinition(name, record, model, merged.Trials, divergence, retry, onOutOfMemory, scaling.Exponent, synthetic, command, earlyStopping);
     }
 
     /// <summary>The spec's own checks (positive sizes and rates) also catch what the key-level checks cannot, such as a coupled rate that overflows.</summary>
@@ -427,6 +440,44 @@ public static class SweepSpecLoader
             throw pattern!.Error($"not a regular expression: {e.Message}");
         }
         return new CommandSpec(texts, specDirectory, grace, oom);
+    }
+
+    /// <summary>
+    /// sweep.early-stopping: off when absent. The policy is required; the grace period defaults to
+    /// the test interval (the first test point after 0); a key of another policy is refused.
+    /// </summary>
+    private static EarlyStoppingSpec? ReadEarlyStopping(SpecObject? block, int testInterval)
+    {
+        if (block is null) return null;
+        block.RejectUnknownKeys(Keys.EarlyStopping);
+        var policy = block.Required("policy", "asha, median or plateau").Choice(StoppingPolicies);
+        string[] own = policy switch
+        {
+            EarlyStoppingPolicy.Asha => ["reduction-factor"],
+            EarlyStoppingPolicy.Median => ["min-trials"],
+            _ => ["patience", "min-delta"],
+        };
+        foreach (var key in new[] { "reduction-factor", "min-trials", "patience", "min-delta" }.Except(own))
+        {
+            if (block.Get(key) is { } misplaced)
+                throw misplaced.Error($"is not a key of policy = {StoppingPolicies.Single(p => p.Value == policy).Key} (it belongs to {StoppingPolicies.Single(p => p.Value == OwnerOf(key)).Key})");
+        }
+        var defaults = new EarlyStoppingSpec(policy);
+        return new EarlyStoppingSpec(
+            policy,
+            block.Choice("metric", defaults.Metric, StoppingMetrics),
+            block.Int("grace-period", testInterval, Rule.Positive),
+            block.Number("reduction-factor", defaults.ReductionFactor, Rule.AboveOne),
+            block.Int("min-trials", defaults.MinTrials, Rule.AtLeastOne),
+            block.Int("patience", defaults.Patience, Rule.AtLeastOne),
+            block.Number("min-delta", defaults.MinDelta, Rule.NonNegative));
+
+        static EarlyStoppingPolicy OwnerOf(string key) => key switch
+        {
+            "reduction-factor" => EarlyStoppingPolicy.Asha,
+            "min-trials" => EarlyStoppingPolicy.Median,
+            _ => EarlyStoppingPolicy.Plateau,
+        };
     }
 
     private static SyntheticFault ReadFault(SpecObject fault, MergedTrials trials, HashSet<string> trialNames)

@@ -44,7 +44,11 @@ public static class StatusView
         string? Error,
         DateTimeOffset? FinishedAt,
         [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
-        IReadOnlyDictionary<string, object>? Parameters = null);
+        IReadOnlyDictionary<string, object>? Parameters = null,
+        [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+        int? StoppedAtIteration = null,
+        [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+        string? StopReason = null);
 
     /// <summary>A worker slot the sweep has heard of: whether it takes trials, and its self-test's one-line verdict.</summary>
     public sealed record SlotStatus(string WorkerId, string Node, string Device, int Threads, bool Healthy, string SelfTest, DateTimeOffset CheckedAt);
@@ -99,7 +103,9 @@ public static class StatusView
             t.DivergenceReason,
             t.Error,
             t.FinishedAt,
-            t.Definition.Spec.Parameters?.Items.ToDictionary(p => p.Name, p => Typed(p.Value), StringComparer.Ordinal))).ToList(),
+            t.Definition.Spec.Parameters?.Items.ToDictionary(p => p.Name, p => Typed(p.Value), StringComparer.Ordinal),
+            t.StoppedAtIteration,
+            t.StopReason)).ToList(),
         state.Slots.Values
             .OrderBy(s => s.Slot.WorkerId, StringComparer.Ordinal)
             .Select(s => new SlotStatus(s.Slot.WorkerId, s.Slot.Node, s.Slot.Device, s.Slot.Threads, s.Health.Healthy, s.Health.Summary, s.CheckedAt))
@@ -156,6 +162,7 @@ public static class StatusView
                 {
                     TrialState.Diverged => $"diverged at {t.DivergedAtIteration}: {t.DivergenceReason}",
                     TrialState.Failed => t.Error ?? "",
+                    TrialState.Stopped => $"stopped early at {t.StoppedAtIteration}: {t.StopReason}",
                     TrialState.Running when orphaned => "its process is gone: resume continues it from its last checkpoint",
                     _ when t.Error is not null => $"last error: {t.Error}",
                     _ => "",

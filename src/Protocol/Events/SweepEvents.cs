@@ -52,6 +52,20 @@ public sealed record TrialCompleted(string TrialId, int Attempt, DateTimeOffset 
 /// <summary>The trial diverged (NaN loss, accuracy at chance, runaway loss); never retried.</summary>
 public sealed record TrialDiverged(string TrialId, int Attempt, int Iteration, string Reason, DateTimeOffset At) : ITrialEvent;
 
+/// <summary>
+/// The sweep's early-stopping policy stopped the trial at a test point (a state of its own: not
+/// completed, diverged or failed; never retried; it keeps its last checkpoint).
+/// </summary>
+/// <param name="TrialId">The trial.</param>
+/// <param name="Attempt">The attempt that was running.</param>
+/// <param name="Iteration">The test point's iteration (for ASHA, the rung's test point).</param>
+/// <param name="Policy">The policy that decided.</param>
+/// <param name="Value">The trial's figure that lost (see <c>StopDecision</c>).</param>
+/// <param name="Threshold">What it had to reach.</param>
+/// <param name="Reason">The decision in one line, e.g. "test-accuracy 0.951 at rung 300 is outside the top 1/3 of 7 trial(s) (cut-off 0.962)".</param>
+/// <param name="At">When it was recorded.</param>
+public sealed record TrialStoppedEarly(string TrialId, int Attempt, int Iteration, EarlyStoppingPolicy Policy, double Value, double Threshold, string Reason, DateTimeOffset At) : ITrialEvent;
+
 /// <summary>An attempt failed; <paramref name="Final"/> when no attempt follows.</summary>
 public sealed record TrialFailed(string TrialId, int Attempt, string Error, bool OutOfMemory, bool Final, DateTimeOffset At) : ITrialEvent;
 

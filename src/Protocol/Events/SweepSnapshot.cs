@@ -11,6 +11,9 @@ public enum TrialState
     Completed,
     Diverged,
     Failed,
+
+    /// <summary>Stopped by the sweep's early-stopping policy (<see cref="TrialStoppedEarly"/>): finished, not completed.</summary>
+    Stopped,
 }
 
 /// <summary>Where a sweep stands.</summary>
@@ -30,7 +33,8 @@ public enum SweepPhase
 /// or because the sweep was interrupted, uses up no retry. Snapshots written before failures were
 /// counted read 0. <paramref name="LastTestPoint"/> is the iteration of the last test point recorded
 /// for the attempt that runs (or ran last), null before its first: a test point a worker sends again
-/// is recognised by it (snapshots written before it existed read null).
+/// is recognised by it (snapshots written before it existed read null). <paramref name="StoppedAtIteration"/>
+/// and <paramref name="StopReason"/> say where and why an early-stopping policy stopped the trial.
 /// </summary>
 public sealed record TrialRecord(
     TrialDefinition Definition,
@@ -53,12 +57,16 @@ public sealed record TrialRecord(
     int CheckpointIteration,
     DateTimeOffset NotBefore,
     int Failures = 0,
-    int? LastTestPoint = null)
+    int? LastTestPoint = null,
+    [property: System.Text.Json.Serialization.JsonIgnore(Condition = System.Text.Json.Serialization.JsonIgnoreCondition.WhenWritingNull)]
+    int? StoppedAtIteration = null,
+    [property: System.Text.Json.Serialization.JsonIgnore(Condition = System.Text.Json.Serialization.JsonIgnoreCondition.WhenWritingNull)]
+    string? StopReason = null)
 {
     public static TrialRecord Queued(TrialDefinition definition) =>
         new(definition, TrialState.Queued, 0, 0, null, null, null, 0, 0, 0, null, null, null, null, null, null, null, 0, DateTimeOffset.MinValue);
 
-    public bool IsFinished => State is TrialState.Completed or TrialState.Diverged or TrialState.Failed;
+    public bool IsFinished => State is TrialState.Completed or TrialState.Diverged or TrialState.Failed or TrialState.Stopped;
 
     /// <summary>Mean wall-clock seconds per 100 training iterations (tests included), over what was timed.</summary>
     public double? SecondsPer100Iterations => TimedIterations > 0 ? 100.0 * TimedSeconds / TimedIterations : null;
@@ -79,4 +87,16 @@ public sealed record SweepSnapshot(
     DateTimeOffset StartedAt,
     DateTimeOffset? FinishedAt,
     IReadOnlyList<SlotRecord>? Slots = null,
-    string? InterruptReason = null);
+    string? InterruptReason = null,
+    [property: System.Text.Json.Serialization.JsonIgnore(Condition = System.Text.Json.Serialization.JsonIgnoreCondition.WhenWritingNull)]
+    IReadOnlyList<ObservedTestPoint>? StoppingPoints = null);
+
+/// <summary>
+/// A test point as the early-stopping policy saw it, in journal order: a snapshot keeps them so that
+/// the policy's state is rebuilt by the same fold (absent without early stopping).
+/// </summary>
+/// <param name="TrialId">The trial.</param>
+/// <param name="Iteration">The test point's iteration.</param>
+/// <param name="Value">The policy's metric there.</param>
+/// <param name="MaxIter">The trial's max-iter then.</param>
+public sealed record ObservedTestPoint(string TrialId, int Iteration, double Value, int MaxIter);

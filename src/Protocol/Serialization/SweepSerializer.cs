@@ -30,6 +30,7 @@ public sealed class SweepSerializer(ExtendedActorSystem system) : SerializerWith
         [typeof(TrialCompleted)] = "trial-completed.v1",
         [typeof(TrialDiverged)] = "trial-diverged.v1",
         [typeof(TrialFailed)] = "trial-failed.v1",
+        [typeof(TrialStoppedEarly)] = "trial-stopped-early.v1",
         [typeof(TrialRequeued)] = "trial-requeued.v1",
         [typeof(TrialHandedBack)] = "trial-handed-back.v1",
         [typeof(SweepInterrupted)] = "sweep-interrupted.v1",

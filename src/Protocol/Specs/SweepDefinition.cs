@@ -134,6 +134,7 @@ public sealed record TrialDefinition(string Id, string Name, TrialSpec Spec);
 /// <param name="Name">The spec's name.</param>
 /// <param name="Source">Where it came from: the spec file and the --set overrides, for the record.</param>
 /// <param name="CouplingExponent">k in lr = lr_ref × (batch / batch_ref)^k, used when halve-batch rescales a trial.</param>
+/// <param name="EarlyStopping">The policy that stops trials that will not win (null: off, every trial runs to max-iter).</param>
 public sealed record SweepDefinition(
     string Name,
     string Source,
@@ -144,4 +145,6 @@ public sealed record SweepDefinition(
     OutOfMemoryPolicy OnOutOfMemory,
     double CouplingExponent,
     SyntheticSpec Synthetic,
-    CommandSpec? Command = null);
+    CommandSpec? Command = null,
+    [property: System.Text.Json.Serialization.JsonIgnore(Condition = System.Text.Json.Serialization.JsonIgnoreCondition.WhenWritingNull)]
+    EarlyStoppingSpec? EarlyStopping = null);
