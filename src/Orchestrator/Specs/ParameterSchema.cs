@@ -37,11 +37,18 @@ internal sealed class ParameterSchema
     /// <exception cref="InvalidInputException">The name is not a parameter name, or the value is a list, an object or null.</exception>
     public static GivenParameter Read(string name, SpecValue value)
     {
-        if (TrialParameters.NameProblem(name) is { } problem) throw value.Error(problem);
-        if (CommandParameters.Keys.Contains(name) || name == CommandSpec.SpecDirectoryPlaceholder)
-            throw value.Error($"{name} is set for the whole sweep (sweep.{name}), not here");
+        CheckName(name, value);
         if (value.Shape != HoconShape.Text) throw value.Error("expected one value: a number, true or false, or text");
         return new GivenParameter(name, ParameterValue.Parse(value.Text()), value);
+    }
+
+    /// <summary>Refuses <paramref name="name"/> as a named parameter's (at <paramref name="where"/>): not a parameter name, or a sweep-wide key.</summary>
+    /// <exception cref="InvalidInputException">It is not one.</exception>
+    public static void CheckName(string name, SpecValue where)
+    {
+        if (TrialParameters.NameProblem(name) is { } problem) throw where.Error(problem);
+        if (CommandParameters.Keys.Contains(name) || name == CommandSpec.SpecDirectoryPlaceholder)
+            throw where.Error($"{name} is set for the whole sweep (sweep.{name}), not here");
     }
 
     /// <summary>

@@ -21,7 +21,7 @@ public static class SweepSpecLoader
         public static readonly string[] Sweep =
         [
             "name", "model", "dataset", "seed", "max-iter", "test-interval", "test-batch-size", "solver", "cases", "grid",
-            "scaling", "divergence", "retry", "on-out-of-memory", "synthetic", "command", "parameters", "max-trials", "early-stopping",
+            "scaling", "divergence", "retry", "on-out-of-memory", "synthetic", "command", "parameters", "max-trials", "early-stopping", "random",
         ];
         public static readonly string[] Dataset = ["path", "train-count", "test-count"];
         public static readonly string[] Solver = ["momentum", "weight-decay", "lr-policy", "gamma", "power", "step-size"];
@@ -33,6 +33,8 @@ public static class SweepSpecLoader
         public static readonly string[] Synthetic = ["iteration-ms", "divergent-lr", "faults"];
         public static readonly string[] Fault = ["trial", "at-iteration", "kind", "attempts"];
         public static readonly string[] Command = ["arguments", "grace-period", "out-of-memory-pattern"];
+        public static readonly string[] Random = ["samples", "seed", "batch-size", "base-lr", "lr-scaling"];
+        public static readonly string[] Distribution = ["choice", "uniform", "log-uniform", "int-uniform", "int-log-uniform"];
         public static readonly string[] EarlyStopping = ["policy", "metric", "grace-period", "reduction-factor", "min-trials", "patience", "min-delta"];
 
         /// <summary>The objects a --set key can reach (list elements cannot be addressed by a key path).</summary>
@@ -50,10 +52,11 @@ public static class SweepSpecLoader
             ["sweep.command"] = Command,
             ["sweep.parameters"] = [],
             ["sweep.early-stopping"] = EarlyStopping,
+            ["sweep.random"] = Random,
         };
 
         /// <summary>The objects whose other keys are named parameters (for the models that take them): any key not a near miss of a known one.</summary>
-        public static readonly HashSet<string> Open = ["sweep.grid", "sweep.parameters"];
+        public static readonly HashSet<string> Open = ["sweep.grid", "sweep.parameters", "sweep.random"];
 
         public static bool IsKnown(string keyPath) => UnknownKey(keyPath) is null;
 
@@ -195,18 +198,23 @@ public static class SweepSpecLoader
         var parameterDefaults = ReadParameterDefaults(sweep.Object("parameters"), takesParameters);
         var caseEntries = ReadCases(sweep.Get("cases"), defaults, seed, maxIter, takesParameters);
         var grid = ReadGrid(sweep.Object("grid"), scaling, seed, maxIter, takesParameters);
-        var schema = ParameterSchema.Build(caseEntries.SelectMany(c => c.Given).Concat(grid?.Axes.SelectMany(a => a.Values) ?? []), parameterDefaults);
+        var random = ReadRandom(sweep.Object("random"), scaling, seed, takesParameters);
+        var schema = ParameterSchema.Build(
+            caseEntries.SelectMany(c => c.Given).Concat(grid?.Axes.SelectMany(a => a.Values) ?? []).Concat(random?.GivenKinds ?? []), parameterDefaults);
         if (grid is not null && schema.WithoutDefault.FirstOrDefault(name => grid.Axes.All(a => a.Name != name)) is { } lacking)
-            throw source.Error(grid.Path, $"has no {lacking} (a case gives it: give it as an axis too, or a default in sweep.parameters)");
+            throw source.Error(grid.Path, $"has no {lacking} (another part of the spec gives it: give it as an axis too, or a default in sweep.parameters)");
+        if (random is not null && schema.WithoutDefault.FirstOrDefault(name => random.Parameters.All(p => p.Name != name)) is { } undrawn)
+            throw source.Error(random.Path, $"has no {undrawn} (another part of the spec gives it: give it a distribution too, or a default in sweep.parameters)");
         var cases = caseEntries.Select(c => c.Candidate(schema, source)).ToList();
-        Int128 count = cases.Count + (grid?.Count ?? 0);
-        if (count == 0) throw sweep.Error("no trials: give cases = [ ... ], a grid { ... }, or both");
+        Int128 count = cases.Count + (grid?.Count ?? 0) + (random?.Samples ?? 0);
+        if (count == 0) throw sweep.Error("no trials: give cases = [ ... ], a grid { ... }, random { ... }, or several of them");
         // Counted from the list lengths before a single cell exists, so that a runaway grid is refused at once.
         if (count > maxTrials)
             throw sweep.Error($"expands to {count} trials, more than max-trials = {maxTrials} (raise sweep.max-trials to allow it)");
 
         IEnumerable<TrialCandidate> cells = grid is null ? [] : GridExpander.Cells(grid, defaults, schema);
-        var merged = GridExpander.Merge(cases.Concat(cells).Select(candidate => Validated(candidate, source)));
+        IEnumerable<TrialCandidate> draws = random is null ? [] : random.Draws(defaults, schema, seed, maxIter);
+        var merged = GridExpander.Merge(cases.Concat(cells).Concat(draws).Select(candidate => Validated(candidate, source)));
         foreach (var (kept, same) in merged.MergedCases)
         {
             warnings.WriteLine(SpecSource.OneLine(
@@ -308,8 +316,8 @@ public static class SweepSpecLoader
         }
     }
 
-    /// <summary>The keys of <paramref name="entry"/> that are named parameters (with <paramref name="takesParameters"/>: every key not in <paramref name="known"/> and not a near miss of one); refuses the others.</summary>
-    private static IReadOnlyList<GivenParameter> NamedParameters(SpecObject entry, IReadOnlyCollection<string> known, bool takesParameters)
+    /// <summary>The keys of <paramref name="entry"/> that are named parameters, unread (see <see cref="NamedParameters"/>).</summary>
+    private static IReadOnlyList<string> NamedParameterKeys(SpecObject entry, IReadOnlyCollection<string> known, bool takesParameters)
     {
         if (!takesParameters)
         {
@@ -317,8 +325,12 @@ public static class SweepSpecLoader
             return [];
         }
         entry.RejectNearMisses(known);
-        return entry.Keys.Where(key => !known.Contains(key)).Select(key => ParameterSchema.Read(key, entry.Get(key) ?? throw entry.Missing(key, "a value"))).ToList();
+        return entry.Keys.Where(key => !known.Contains(key)).ToList();
     }
+
+    /// <summary>The keys of <paramref name="entry"/> that are named parameters (with <paramref name="takesParameters"/>: every key not in <paramref name="known"/> and not a near miss of one); refuses the others.</summary>
+    private static IReadOnlyList<GivenParameter> NamedParameters(SpecObject entry, IReadOnlyCollection<string> known, bool takesParameters) =>
+        NamedParameterKeys(entry, known, takesParameters).Select(key => ParameterSchema.Read(key, entry.Get(key) ?? throw entry.Missing(key, "a value"))).ToList();
 
     /// <summary>sweep.parameters: the named parameters' values for the trials that do not give them.</summary>
     private static IReadOnlyList<GivenParameter> ReadParameterDefaults(SpecObject? parameters, bool takesParameters)
@@ -370,19 +382,80 @@ public static class SweepSpecLoader
     }
 
     /// <summary>The grid's axes of named parameters (a list, or one value), in name order.</summary>
-    private static IReadOnlyList<GridAxis> ReadAxes(SpecObject grid, bool takesParameters)
-    {
-        if (!takesParameters)
-        {
-            grid.RejectUnknownKeys(Keys.Grid, NoParametersHint);
-            return [];
-        }
-        grid.RejectNearMisses(Keys.Grid);
-        return grid.Keys.Where(key => !Keys.Grid.Contains(key)).Order(StringComparer.Ordinal).Select(key =>
+    private static IReadOnlyList<GridAxis> ReadAxes(SpecObject grid, bool takesParameters) =>
+        NamedParameterKeys(grid, Keys.Grid, takesParameters).Order(StringComparer.Ordinal).Select(key =>
         {
             var list = grid.Get(key) ?? throw grid.Missing(key, "a value");
             return new GridAxis(key, NonEmpty(list, list.List(allowSingle: true).Select(value => ParameterSchema.Read(key, value)).ToList()));
         }).ToList();
+
+    /// <summary>
+    /// sweep.random: <c>samples</c> trials drawn from <c>seed</c> (the sweep's by default), with
+    /// batch-size and one of base-lr and lr-scaling (exponents through sweep.scaling) required; each
+    /// a distribution object (<c>{ log-uniform = [1e-3, 1e-1] }</c>), or a list to choose from.
+    /// </summary>
+    private static RandomSearchSpec? ReadRandom(SpecObject? block, Scaling scaling, int seed, bool takesParameters)
+    {
+        if (block is null || block.IsEmpty) return null;
+        var named = NamedParameterKeys(block, Keys.Random, takesParameters);
+        int samples = block.Required("samples", "how many trials to draw").Int(Rule.AtLeastOne);
+        int drawSeed = block.Int("seed", seed, Rule.NonNegative);
+        var batchSize = ReadDistribution(block.Required(TrialFields.BatchSize.Key, "a distribution, or a list to choose from"), DistributionKind.PositiveInteger);
+        var baseLr = block.Get(TrialFields.BaseLr.Key);
+        var exponents = block.Get("lr-scaling");
+        if (baseLr is not null && exponents is not null) throw exponents.Error("cannot be combined with sweep.random.base-lr: give one of them");
+        if (baseLr is null && exponents is null) throw block.Error("needs base-lr { ... } (learning rates) or lr-scaling { ... } (exponents k, with sweep.scaling)");
+        var rate = exponents is not null ? ReadDistribution(exponents, DistributionKind.Real) : ReadDistribution(baseLr!, DistributionKind.PositiveReal);
+        var coupling = exponents is null ? null : scaling.CouplingFor(exponents);
+        var parameters = named.Order(StringComparer.Ordinal).Select(key =>
+        {
+            var value = block.Get(key) ?? throw block.Missing(key, "a value");
+            ParameterSchema.CheckName(key, value);
+            return (key, ReadDistribution(value, DistributionKind.Any, key), value);
+        }).ToList();
+        return new RandomSearchSpec(block.Path, samples, (ulong)drawSeed, batchSize, rate, coupling, parameters);
+    }
+
+    /// <summary>What a random-search key's values must be.</summary>
+    private enum DistributionKind { PositiveInteger, PositiveReal, Real, Any }
+
+    /// <summary>A distribution object with exactly one of choice, uniform, log-uniform, int-uniform, int-log-uniform; or a list (or one value) to choose from.</summary>
+    private static Distribution ReadDistribution(SpecValue value, DistributionKind kind, string? parameter = null)
+    {
+        if (value.Shape != HoconShape.Object) return Choice(value, value, kind, parameter);
+        var block = value.Object();
+        block.RejectUnknownKeys(Keys.Distribution);
+        var given = Keys.Distribution.Where(k => block.Get(k) is not null).ToList();
+        if (given.Count != 1) throw value.Error($"give exactly one of {string.Join(", ", Keys.Distribution)}");
+        string name = given[0];
+        var range = block.Get(name)!;
+        if (name == "choice") return Choice(range, range, kind, parameter);
+        var bounds = range.List(allowSingle: false);
+        if (bounds.Count != 2) throw range.Error("expected [low, high]");
+        bool log = name.Contains("log", StringComparison.Ordinal);
+        if (name.StartsWith("int-", StringComparison.Ordinal))
+        {
+            if (kind is DistributionKind.PositiveReal or DistributionKind.Real) throw range.Error($"draws whole numbers: use uniform or log-uniform for {value.Path}");
+            long low = bounds[0].Int(log || kind == DistributionKind.PositiveInteger ? Rule.Positive : Rule.Finite), high = bounds[1].Int(Rule.Finite);
+            if (high < low) throw range.Error($"the high end {high} is below the low end {low}");
+            return new Distribution.Integer(low, high, log);
+        }
+        if (kind == DistributionKind.PositiveInteger) throw range.Error("draws reals: a batch size is a whole number (use int-uniform, int-log-uniform or choice)");
+        double lowReal = bounds[0].Number(log || kind == DistributionKind.PositiveReal ? Rule.Positive : Rule.Finite), highReal = bounds[1].Number(Rule.Finite);
+        if (!(highReal > lowReal)) throw range.Error($"the high end {highReal} must be above the low end {lowReal}");
+        return new Distribution.Real(lowReal, highReal, log);
+    }
+
+    private static Distribution Choice(SpecValue list, SpecValue where, DistributionKind kind, string? parameter)
+    {
+        var items = NonEmpty(list, list.List(allowSingle: true).ToList());
+        return new Distribution.Choice(items.Select(item => kind switch
+        {
+            DistributionKind.PositiveInteger => ParameterValue.Integer(item.Int(Rule.Positive)),
+            DistributionKind.PositiveReal => ParameterValue.Real(item.Number(Rule.Positive)),
+            DistributionKind.Real => ParameterValue.Real(item.Number(Rule.Finite)),
+            _ => ParameterSchema.Read(parameter!, item).Value,
+        }).ToList());
     }
 
     private static SyntheticSpec ReadSynthetic(SpecObject? synthetic, MergedTrials trials)
