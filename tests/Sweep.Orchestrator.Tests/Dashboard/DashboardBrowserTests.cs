@@ -152,4 +152,37 @@ public sealed class DashboardBrowserTests : IDisposable
         Assert.Matches(@"^interrupted: no process owns it since .* \(its process .* pid \d+ is gone\); continue with: sweep resume killed --data-dir \S+$", await page.EvaluateExpressionAsync<string>("document.getElementById('owner').textContent"));
         Assert.StartsWith("interrupted (no process owns it); ", await page.EvaluateExpressionAsync<string>("document.getElementById('sweep-summary').textContent"));
     }
+
+    [Fact]
+    public async Task Trials_stopped_early_show_as_stopped_with_the_reason_the_journal_gives()
+    {
+        Assert.True(File.Exists(Chromium), $"{Chromium} is missing (scripts/test.sh installs it when run as root)");
+        var dataDir = Path.Combine(temp, "data");
+        var spec = Path.Combine(temp, "asha.conf");
+        File.WriteAllText(spec, "sweep { name = asha, model = synthetic, max-iter = 300, test-interval = 50, synthetic { iteration-ms = 1 }, " +
+            "grid { batch-size = [16, 32, 64], base-lr = [0.001, 0.002, 0.01, 0.02] }, early-stopping { policy = asha, reduction-factor = 2 } }");
+        Assert.Equal(0, SweepProcess.Run("run", spec, "--sweep-id", "asha", "--data-dir", dataDir, "--workers", "2").ExitCode);
+        var journal = new JournalSettings(dataDir);
+        var stops = (await Sweep.Orchestrator.Journal.SweepJournal.EventsAsync(journal, "asha")).OfType<Sweep.Protocol.Events.TrialStoppedEarly>().ToList();
+        Assert.NotEmpty(stops);
+
+        await using var app = DashboardServer.Build(journal, DashboardServer.UseKestrel("127.0.0.1", 0));
+        await app.StartAsync();
+        var url = Assert.Single(DashboardServer.Addresses(app));
+        await using var browser = await Puppeteer.LaunchAsync(new LaunchOptions
+        {
+            ExecutablePath = Chromium,
+            Headless = true,
+            UserDataDir = Path.Combine(temp, "chromium-profile"),
+            Args = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+        });
+        await using var page = await browser.NewPageAsync();
+        await page.GoToAsync(url + "/");
+        await page.WaitForSelectorAsync("#sweeps button[data-sweep-id='asha']", new WaitForSelectorOptions { Timeout = 30_000 });
+        await page.ClickAsync("#sweeps button[data-sweep-id='asha']");
+        await page.WaitForFunctionAsync("() => document.querySelectorAll('#trials tbody tr').length === 12", new WaitForFunctionOptions { Timeout = 30_000 });
+        var notes = await page.EvaluateExpressionAsync<string[]>("[...document.querySelectorAll('#trials tbody tr.Stopped td:last-child')].map(td => td.textContent)");
+        Assert.Equal(stops.Select(s => $"stopped early at {s.Iteration}: {s.Reason}").Order(), notes.Order());
+        Assert.Contains($"{stops.Count} stopped", await page.EvaluateExpressionAsync<string>("document.getElementById('sweep-summary').textContent"));
+    }
 }

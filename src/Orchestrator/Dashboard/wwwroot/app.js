@@ -96,6 +96,7 @@
       const row = el('tr', null, t.state);
       row.dataset.trial = t.name;
       const note = t.state === 'Diverged' ? 'diverged at ' + t.divergedAtIteration + ': ' + (t.divergenceReason || '')
+        : t.state === 'Stopped' ? 'stopped early at ' + t.stoppedAtIteration + ': ' + (t.stopReason || '')
         : t.state === 'Failed' ? (t.error || '') : t.error ? 'last error: ' + t.error : '';
       const accuracy = t.finalTestAccuracy ?? t.bestTestAccuracy;
       const cells = [t.name, t.batchSize, t.baseLr, t.state, t.attempts, t.iteration + '/' + t.maxIter,
@@ -161,7 +162,7 @@
     source = new EventSource(sweepPath(id) + '/events');
     const mine = source;
     source.addEventListener('trial-progress', (e) => { if (mine === source) addPoint(JSON.parse(e.data)); });
-    for (const type of ['trial-started', 'trial-completed', 'trial-diverged', 'trial-failed', 'trial-requeued', 'sweep-interrupted', 'slot-checked']) {
+    for (const type of ['trial-started', 'trial-completed', 'trial-diverged', 'trial-stopped-early', 'trial-failed', 'trial-requeued', 'sweep-interrupted', 'slot-checked']) {
       source.addEventListener(type, () => { if (mine === source) scheduleStatus(); });
     }
     source.addEventListener('end', () => {
