@@ -2,6 +2,7 @@ using System.Globalization;
 using ScottPlot;
 using ScottPlot.TickGenerators;
 using Sweep.Protocol.Training;
+using Sweep.Protocol.Events;
 using Sweep.Orchestrator.Views;
 
 namespace Sweep.Orchestrator.Reporting;
@@ -91,9 +92,10 @@ public static class ReportFigures
         return groups;
     }
 
-    /// <summary>How a trial is named in a legend: its name, batch and rate, and whether it diverged.</summary>
+    /// <summary>How a trial is named in a legend: its name, batch and rate, and whether it diverged or was stopped early.</summary>
     public static string Label(TrialAnalysis trial) =>
-        $"{SafeText.Line(trial.Name)} (b{trial.BatchSize}, lr {trial.BaseLr.ToString("G4", CultureInfo.InvariantCulture)}){(trial.Diverged ? ", diverged" : "")}";
+        $"{SafeText.Line(trial.Name)} (b{trial.BatchSize}, lr {trial.BaseLr.ToString("G4", CultureInfo.InvariantCulture)})" +
+        (trial.Diverged ? ", diverged" : trial.Record.State == TrialState.Stopped ? $", stopped at {trial.Record.StoppedAtIteration}" : "");
 
     private static ReportFigure Lines(
         string directory, string fileName, string title, string description, string xLabel, string yLabel,
@@ -112,6 +114,12 @@ public static class ReportFigures
             line.LineWidth = 2;
             line.LinePattern = pattern;
             line.MarkerSize = 6;
+            // A curve that ended early (diverged, or stopped by the policy) ends with a cross where it ended.
+            if (trial.Diverged || trial.Record.State == TrialState.Stopped)
+            {
+                var end = plot.Add.Marker(points[^1].X, points[^1].Y, MarkerShape.Cross, 14, color);
+                end.MarkerLineWidth = 3;
+            }
             drawn++;
         }
         if (drawn == 0) plot.Add.Annotation("no test points yet");

@@ -36,7 +36,7 @@ public static class ReportMarkdown
         Line(md);
         Line(md, $"| trial | batch | test batch | base lr | state | attempts | iteration | final test acc | best test acc | s/100 it | peak MiB | memory vs {reference} | to {target}: iterations | to {target}: seconds | recommended max-iter | note |");
         Line(md, "|---|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|");
-        foreach (var t in a.Trials)
+        foreach (var t in Shown(a.Trials, t => t.Status.BestTestAccuracy))
         {
             var s = t.Status;
             string note = t.State switch
@@ -60,6 +60,7 @@ public static class ReportMarkdown
                 Md(note),
             }) + " |");
         }
+        More(md, a.Trials.Count, "trials");
         Line(md);
         Line(md, "Data: [trials.csv](trials.csv) (one row per trial), [metrics.csv](metrics.csv) (one row per trial and test point).");
         Line(md);
@@ -105,11 +106,12 @@ public static class ReportMarkdown
         Line(md);
         Line(md, $"Iterations and cumulative wall-clock seconds (the `seconds` of every test point up to and including the first at or above {target}).");
         Line(md);
-        foreach (var t in a.Trials)
+        foreach (var t in Shown(a.Trials, t => t.TimeToTarget is { } reached ? -reached.Seconds : null))
         {
             string time = t.TimeToTarget is { } reached ? $"{reached.Iterations} iterations, {F(reached.Seconds, "0.00")} s" : "not reached";
             Line(md, $"- {Md(t.Name)}: {time}{(t.CanBeBest ? "" : $" ({Md(t.WhyNotEligible)}: not eligible as best)")}");
         }
+        More(md, a.Trials.Count, "trials");
         Line(md);
     }
 
@@ -138,8 +140,33 @@ public static class ReportMarkdown
         }
     }
 
+    /// <summary>How many rows a per-trial table or list of report.md shows; a larger sweep shows the top ones and points to the CSV.</summary>
+    public const int ShownRows = 50;
+
+    /// <summary>
+    /// The rows to show of <paramref name="items"/>: all of them, in their order, up to
+    /// <see cref="ShownRows"/>; beyond, the <see cref="ShownRows"/> ranked highest by
+    /// <paramref name="rank"/> (unranked last), in their order.
+    /// </summary>
+    internal static IEnumerable<T> Shown<T>(IReadOnlyList<T> items, Func<T, double?> rank)
+    {
+        if (items.Count <= ShownRows) return items;
+        var top = items.Select((item, i) => (Item: item, Index: i, Rank: rank(item)))
+            .OrderByDescending(x => x.Rank.HasValue).ThenByDescending(x => x.Rank ?? 0).ThenBy(x => x.Index)
+            .Take(ShownRows).OrderBy(x => x.Index).Select(x => x.Item);
+        return top.ToList();
+    }
+
+    /// <summary>After a list cut to <see cref="ShownRows"/>: how many more, and where they all are.</summary>
+    private static void More(StringBuilder md, int count, string what)
+    {
+        if (count <= ShownRows) return;
+        Line(md);
+        Line(md, $"… and {count - ShownRows} more {what}: every one in [trials.csv](trials.csv).");
+    }
+
     /// <summary>How many trials that cannot be best report.md names before it says how many more.</summary>
-    private const int NotEligibleListed = 50;
+    private const int NotEligibleListed = ShownRows;
 
     private static void FitFindings(StringBuilder md, SweepAnalysis a)
     {
@@ -152,8 +179,9 @@ public static class ReportMarkdown
             Line(md);
             Line(md, "| trial | batch | seconds per iteration | fitted |");
             Line(md, "|---|---:|---:|---:|");
-            foreach (var t in completed)
+            foreach (var t in Shown(completed, t => -Math.Abs(t.SecondsPerIteration!.Value - fit.At(t.BatchSize))))
                 Line(md, $"| {Md(t.Name)} | {t.BatchSize} | {G(t.SecondsPerIteration!.Value)} | {G(fit.At(t.BatchSize))} |");
+            More(md, completed.Count, "completed trials");
         }
         else
         {
@@ -174,8 +202,10 @@ public static class ReportMarkdown
         }
         else
         {
-            foreach (var t in a.Trials.Where(t => t.MemoryPercentOfReference is not null))
+            var measured = a.Trials.Where(t => t.MemoryPercentOfReference is not null).ToList();
+            foreach (var t in Shown(measured, t => t.MemoryPercentOfReference))
                 Line(md, $"- {Md(t.Name)} (batch {t.BatchSize}): {MiB(t.Record.PeakMemoryBytes)}, {F(t.MemoryPercentOfReference, "0.0")}% of {Md(a.Reference.Name)}");
+            More(md, measured.Count, "trials");
         }
         Line(md);
     }
@@ -185,7 +215,8 @@ public static class ReportMarkdown
         Line(md, "### Divergence");
         Line(md);
         if (a.Divergences.Count == 0) Line(md, "No trial diverged.");
-        foreach (var d in a.Divergences) Line(md, $"- {Md(d.Trial)} diverged at iteration {d.Iteration}: {Md(d.Reason)}");
+        foreach (var d in Shown(a.Divergences, d => d.Iteration)) Line(md, $"- {Md(d.Trial)} diverged at iteration {d.Iteration}: {Md(d.Reason)}");
+        More(md, a.Divergences.Count, "diverged trials");
         Line(md);
     }
 
@@ -207,18 +238,20 @@ public static class ReportMarkdown
         Line(md);
         Line(md, "| trial | batch | r | base lr | k | per iteration: mean abs. diff (points) | per epoch: mean abs. diff (points) |");
         Line(md, "|---|---:|---:|---:|---:|---:|---:|");
-        foreach (var c in a.Couplings)
+        foreach (var c in Shown(a.Couplings, c => c.PerIterationMad is { } mad ? -mad : null))
         {
             Line(md, $"| {Md(c.Trial)}{(c.State == TrialState.Completed ? "" : $" ({c.State.ToString().ToLowerInvariant()})")} | {c.BatchSize} | {G(c.Ratio)} | {G(c.BaseLr)} | {F(c.Exponent, "0.##")} | " +
                      $"{F(c.PerIterationMad, "0.0000")} ({c.PerIterationPoints}) | {F(c.PerEpochMad, "0.0000")} ({c.PerEpochPoints}) |");
         }
+        More(md, a.Couplings.Count, "trials");
         Line(md);
         if (a.CouplingByExponent.Count > 0)
         {
             Line(md, "By exponent (completed trials only):");
             Line(md);
-            foreach (var s in a.CouplingByExponent)
-                Line(md, $"- k = {F(s.Exponent, "0.##")} ({Md(string.Join(", ", s.Trials))}): per iteration {F(s.MeanPerIterationMad, "0.0000")}, per epoch {F(s.MeanPerEpochMad, "0.0000")}");
+            foreach (var s in Shown(a.CouplingByExponent, s => s.MeanPerIterationMad is { } mad ? -mad : null))
+                Line(md, $"- k = {F(s.Exponent, "0.##")} ({Md(SweepAnalysis.Listed(s.Trials, SweepReportWriter.Listed))}): per iteration {F(s.MeanPerIterationMad, "0.0000")}, per epoch {F(s.MeanPerEpochMad, "0.0000")}");
+            More(md, a.CouplingByExponent.Count, "exponents");
             Line(md);
         }
         Line(md, $"Closest coupling: {Md(CouplingVerdict(a))}. The paper claims k = −1 tracks per iteration (CASE6 against CASE1); the linear scaling rule, k = 1, is a per-epoch rule, which is why the per-epoch comparison scales iterations by r.");
@@ -229,10 +262,10 @@ public static class ReportMarkdown
     {
         if (a.Reference is null) return "no reference trial";
         string perIteration = a.BestPerIteration is { } i
-            ? $"per iteration, k = {F(i.Exponent, "0.##")} tracks {a.Reference.Name} best ({string.Join(", ", i.Trials)}; mean abs. diff {F(i.MeanPerIterationMad, "0.0000")})"
+            ? $"per iteration, k = {F(i.Exponent, "0.##")} tracks {a.Reference.Name} best ({SweepAnalysis.Listed(i.Trials, SweepReportWriter.Listed)}; mean abs. diff {F(i.MeanPerIterationMad, "0.0000")})"
             : "per iteration, no trial shares test points with the reference";
         string perEpoch = a.BestPerEpoch is { } e
-            ? $"per epoch, k = {F(e.Exponent, "0.##")} ({string.Join(", ", e.Trials)}; {F(e.MeanPerEpochMad, "0.0000")})"
+            ? $"per epoch, k = {F(e.Exponent, "0.##")} ({SweepAnalysis.Listed(e.Trials, SweepReportWriter.Listed)}; {F(e.MeanPerEpochMad, "0.0000")})"
             : "per epoch, none";
         return $"{perIteration}; {perEpoch}";
     }
@@ -243,12 +276,13 @@ public static class ReportMarkdown
         Line(md);
         Line(md, $"The first test point at which test accuracy reaches {F(100 * TrialAnalysis.PlateauShare, "0")}% of the trial's plateau (the mean of its last two test points); completed trials only.");
         Line(md);
-        foreach (var t in a.Trials)
+        foreach (var t in Shown(a.Trials, t => t.PlateauAccuracy))
         {
             Line(md, t.RecommendedMaxIter is { } it
                 ? $"- {Md(t.Name)}: {it} (plateau {F(t.PlateauAccuracy, "0.0000")}{(t.SecondsPerIteration is { } s ? $", about {F(it * s, "0.0")} s at {G(s)} s per iteration" : "")})"
                 : $"- {Md(t.Name)}: - ({t.State.ToString().ToLowerInvariant()})");
         }
+        More(md, a.Trials.Count, "trials");
         Line(md);
     }
 

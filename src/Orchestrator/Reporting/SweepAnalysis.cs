@@ -85,9 +85,34 @@ public sealed record SweepAnalysis(
     public string? NotEligibleList(int max)
     {
         var others = NotEligible;
-        if (others.Count == 0) return null;
-        var listed = string.Join(", ", others.Take(max).Select(t => $"{t.Name} ({t.WhyNotEligible})"));
-        return others.Count > max ? $"{listed} and {others.Count - max} more" : listed;
+        return others.Count == 0 ? null : Listed(others.Select(t => $"{t.Name} ({t.WhyNotEligible})").ToList(), max);
+    }
+
+    /// <summary>
+    /// The first <paramref name="max"/> of <paramref name="items"/>, comma-separated, then "and N
+    /// more" when there are more: the one way a finding names trials, so that no line grows with the sweep.
+    /// </summary>
+    public static string Listed(IReadOnlyList<string> items, int max, string separator = ", ") =>
+        items.Count > max ? $"{string.Join(separator, items.Take(max))} and {items.Count - max} more" : string.Join(separator, items);
+
+    /// <summary>The trials stopped by the early-stopping policy, in spec order.</summary>
+    public IReadOnlyList<TrialAnalysis> Stopped => Trials.Where(t => t.Record.State == TrialState.Stopped).ToList();
+
+    /// <summary>
+    /// What the sweep trained against what every trial to max-iter would have: iterations done and
+    /// the full count; seconds spent and that plus each stopped trial's remaining iterations at its
+    /// own seconds per iteration (null when no stopped trial was timed).
+    /// </summary>
+    public (long Iterations, long FullIterations, double Seconds, double? FullSeconds) Compute()
+    {
+        long done = Trials.Sum(t => (long)t.Status.Iteration);
+        long full = Trials.Sum(t => (long)Math.Max(t.MaxIter, t.Status.Iteration));
+        double seconds = Trials.Sum(t => t.Record.TimedSeconds);
+        var stopped = Stopped;
+        double? remaining = stopped.All(t => t.Record.SecondsPer100Iterations is not null)
+            ? stopped.Sum(t => (t.MaxIter - t.Status.Iteration) * t.Record.SecondsPer100Iterations!.Value / 100)
+            : null;
+        return (done, full, seconds, seconds + remaining);
     }
 
     /// <summary>Analyses a sweep from its folded state and its events in persisted order.</summary>

@@ -28,6 +28,9 @@ public static class SweepReportWriter
     /// <summary>How many trials that cannot be best a finding names before it says how many more.</summary>
     public const int NotEligibleListed = 10;
 
+    /// <summary>How many trials a finding names before it says how many more.</summary>
+    public const int Listed = 5;
+
     /// <summary>Reads sweep <paramref name="sweepId"/> from <paramref name="journal"/> and analyses it; an unknown sweep is bad input.</summary>
     /// <exception cref="JournalUnavailableException">The journal could not be read.</exception>
     public static async Task<SweepAnalysis> AnalyseAsync(JournalSettings journal, string sweepId, double targetAccuracy = SweepAnalysis.DefaultTargetAccuracy)
@@ -101,7 +104,24 @@ public static class SweepReportWriter
 
         findings.Add(a.Divergences.Count == 0
             ? "no trial diverged"
-            : "diverged: " + string.Join("; ", a.Divergences.Select(d => $"{d.Trial} at iteration {d.Iteration} ({d.Reason})")));
+            : $"diverged: {(a.Divergences.Count > Listed ? $"{a.Divergences.Count} trials, " : "")}" +
+              SweepAnalysis.Listed(a.Divergences.Select(d => $"{d.Trial} at iteration {d.Iteration} ({d.Reason})").ToList(), Listed, "; ") +
+              (a.Divergences.Count > Listed ? " (every one in trials.csv)" : ""));
+
+        if (a.Stopped.Count > 0)
+        {
+            var (done, full, seconds, fullSeconds) = a.Compute();
+            findings.Add($"stopped early: {a.Stopped.Count} of {a.Trials.Count} trials; compute {done} of {full} iterations ({F(100.0 * done / full, "0")}%)" +
+                         (fullSeconds is { } all ? $", {F(seconds, "0")} of about {F(all, "0")} s" : "") + " that every trial to max-iter would have taken");
+            if (a.BestByFinalAccuracy is { FinalTestAccuracy: { } bestFinal } bestCompleted)
+            {
+                var beaten = a.Stopped.Where(t => t.MaxTestAccuracy > bestFinal).OrderByDescending(t => t.MaxTestAccuracy).ToList();
+                findings.Add(beaten.Count == 0
+                    ? $"the best completed trial, {bestCompleted.Name} ({F(bestFinal, "0.0000")}), is the best of the sweep: no stopped trial reached its accuracy"
+                    : $"the best completed trial, {bestCompleted.Name} ({F(bestFinal, "0.0000")}), is not the best of the sweep: " +
+                      SweepAnalysis.Listed(beaten.Select(t => $"{t.Name} reached {F(t.MaxTestAccuracy!.Value, "0.0000")} before it was stopped").ToList(), Listed));
+            }
+        }
 
         if (a.Couplings.Count > 0) findings.Add($"closest coupling: {ReportMarkdown.CouplingVerdict(a)}");
 

@@ -51,6 +51,10 @@ public sealed class ReportEvents
 
     public ReportEvents Complete(string name, int attempt = 1) => Add(new TrialCompleted(Id(name), attempt, Next()));
 
+    /// <summary>The early-stopping policy stops the trial at <paramref name="iteration"/>.</summary>
+    public ReportEvents StopEarly(string name, int iteration, double value, double threshold, int attempt = 1) =>
+        Add(new TrialStoppedEarly(Id(name), attempt, iteration, EarlyStoppingPolicy.Asha, value, threshold, $"below the cut-off {threshold}", Next()));
+
     public ReportEvents Diverge(string name, int iteration, string reason, int attempt = 1) => Add(new TrialDiverged(Id(name), attempt, iteration, reason, Next()));
 
     /// <summary>An attempt fails; <paramref name="final"/>: for good, no attempt follows.</summary>
