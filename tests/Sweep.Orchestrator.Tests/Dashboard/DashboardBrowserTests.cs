@@ -103,6 +103,25 @@ public sealed class DashboardBrowserTests : IDisposable
         Assert.True(stillRunning, "the sweep was still running while the curve was read");
         Assert.True(after > before, $"the accuracy curve grew while the sweep ran: {before} then {after} points");
 
+        // The ETA while it runs: every unfinished trial's remaining iterations at its own seconds per
+        // iteration (the mean of the timed ones for the others), over the healthy slots; worked out
+        // here from the status the page shows.
+        await page.WaitForFunctionAsync("() => window.sweepDashboard.etaSeconds() !== null && !document.getElementById('eta').hidden", new WaitForFunctionOptions { Timeout = 30_000 });
+        var shown = await page.EvaluateExpressionAsync<string>("JSON.stringify({ status: JSON.parse(window.sweepDashboard.status()), eta: window.sweepDashboard.etaSeconds() })");
+        using (var seen = System.Text.Json.JsonDocument.Parse(shown))
+        {
+            var status = seen.RootElement.GetProperty("status");
+            var trials = status.GetProperty("trials").EnumerateArray().ToList();
+            var timed = trials.Where(t => t.GetProperty("secondsPer100Iterations").ValueKind == System.Text.Json.JsonValueKind.Number).Select(t => t.GetProperty("secondsPer100Iterations").GetDouble() / 100).ToList();
+            double mean = timed.Average();
+            double left = trials.Where(t => t.GetProperty("state").GetString() is "Queued" or "Running")
+                .Sum(t => Math.Max(0, t.GetProperty("maxIter").GetInt32() - t.GetProperty("iteration").GetInt32())
+                          * (t.GetProperty("secondsPer100Iterations").ValueKind == System.Text.Json.JsonValueKind.Number ? t.GetProperty("secondsPer100Iterations").GetDouble() / 100 : mean));
+            int healthy = Math.Max(1, status.GetProperty("slots").EnumerateArray().Count(s => s.GetProperty("healthy").GetBoolean()));
+            Assert.True(left > 0, "trials were left while the ETA was read");
+            Assert.Equal(left / healthy, seen.RootElement.GetProperty("eta").GetDouble(), 9);
+        }
+
         // When the sweep ends: the table says so and the report's figures appear.
         Assert.Equal(0, run.WaitForExit(Long));
         await page.WaitForFunctionAsync("() => [...document.querySelectorAll('#trials tbody tr td:nth-child(4)')].every(td => td.textContent === 'Completed')", new WaitForFunctionOptions { Timeout = 60_000 });
@@ -184,5 +203,39 @@ public sealed class DashboardBrowserTests : IDisposable
         var notes = await page.EvaluateExpressionAsync<string[]>("[...document.querySelectorAll('#trials tbody tr.Stopped td:last-child')].map(td => td.textContent)");
         Assert.Equal(stops.Select(s => $"stopped early at {s.Iteration}: {s.Reason}").Order(), notes.Order());
         Assert.Contains($"{stops.Count} stopped", await page.EvaluateExpressionAsync<string>("document.getElementById('sweep-summary').textContent"));
+
+        // The link to the sweep is in the address bar, and opening it shows the sweep without a click.
+        Assert.Equal("#sweep=asha", await page.EvaluateExpressionAsync<string>("location.hash"));
+        await using var bookmarked = await browser.NewPageAsync();
+        await bookmarked.GoToAsync(url + "/#sweep=asha");
+        await bookmarked.WaitForFunctionAsync("() => document.querySelectorAll('#trials tbody tr').length === 12", new WaitForFunctionOptions { Timeout = 30_000 });
+
+        // The best trial, and how far ahead, as the journal's folded state says.
+        using var status = System.Text.Json.JsonDocument.Parse(SweepProcess.Run("status", "asha", "--data-dir", dataDir, "--json").Stdout);
+        var completed = status.RootElement.GetProperty("trials").EnumerateArray().Where(t => t.GetProperty("state").GetString() == "Completed")
+            .OrderByDescending(t => t.GetProperty("finalTestAccuracy").GetDouble()).ToList();
+        var (best, second) = (completed[0], completed[1]);
+        double Final(System.Text.Json.JsonElement t) => t.GetProperty("finalTestAccuracy").GetDouble();
+        string F(double v, string format) => v.ToString(format, System.Globalization.CultureInfo.InvariantCulture);
+        Assert.Equal($"Best: {best.GetProperty("name").GetString()}, test accuracy {F(Final(best), "0.0000")} (batch {best.GetProperty("batchSize").GetInt32()}, lr {F(best.GetProperty("baseLr").GetDouble(), "R")}); " +
+                     $"{F(100 * (Final(best) - Final(second)), "0.00")} points ahead of {second.GetProperty("name").GetString()}",
+            await page.EvaluateExpressionAsync<string>("document.getElementById('best').textContent"));
+
+        // Every finished trial is a line of the parallel coordinates and a point against the chosen parameter;
+        // every stopped curve ends with a marker; an unticked trial's curve is left out.
+        Assert.Equal(12, await page.EvaluateExpressionAsync<int>("window.sweepDashboard.parallelLines()"));
+        Assert.Equal(12, await page.EvaluateExpressionAsync<int>("window.sweepDashboard.scatterPoints()"));
+        await page.WaitForFunctionAsync($"() => window.sweepDashboard.endMarkers() === {stops.Count}", new WaitForFunctionOptions { Timeout = 30_000 });
+        string first = await page.EvaluateExpressionAsync<string>("document.querySelector('#trials tbody tr').dataset.trial");
+        await page.EvaluateExpressionAsync("document.querySelector('#trials tbody tr input').click()");
+        var visible = await page.EvaluateExpressionAsync<string[]>("window.sweepDashboard.visibleCurves()");
+        Assert.Equal(11, visible.Length);
+        Assert.DoesNotContain(first, visible);
+        await page.EvaluateExpressionAsync("document.getElementById('show-best').click()");
+        var bestFive = completed.Take(5).Select(t => t.GetProperty("name").GetString()!).Order().ToList();
+        Assert.Equal(bestFive, (await page.EvaluateExpressionAsync<string[]>("window.sweepDashboard.visibleCurves()")).Order());
+        Directory.CreateDirectory("artifacts");
+        await page.ScreenshotAsync(Path.Combine("artifacts", "dashboard-stopped.png"), new ScreenshotOptions { FullPage = true });
+        File.Copy(Path.Combine("artifacts", "dashboard-stopped.png"), "/tmp/dashboard-stopped.png", overwrite: true);
     }
 }
