@@ -144,6 +144,7 @@ public sealed class TrialWorker : ReceiveActor, IWithTimers
         ModelKind.Lenet => new LeNetRunner(),
         ModelKind.Synthetic => new Synthetic.SyntheticRunner(),
         ModelKind.Command => new CommandRunner(),
+        ModelKind.Plugin => new PluginRunner(),
         _ => throw new ArgumentOutOfRangeException(nameof(model), model, null),
     };
 
