@@ -60,6 +60,10 @@ public sealed class PluginRunner(Func<RunTrial, ITrialModel>? create = null, Act
         return context.Result(cancellation);
     }
 
+    /// <summary>A model's <see cref="ITrialContext.Log"/> lines into a trial log, at Info (as a command trial's standard output).</summary>
+    /// <param name="log">Where the lines go: the trial's log, or the worker process's agent.</param>
+    public static Action<RunTrial, string> LogTo(ICommandLog log) => (trial, line) => log.Line(trial, CommandStream.Output, line);
+
     private static ITrialModel CreateFromSpec(RunTrial trial) =>
         PluginLoader.Create(trial.Plugin ?? throw new InvalidOperationException($"trial {trial.Trial.Name} is a plug-in trial without its plugin {{ }} spec"));
 
@@ -95,6 +99,7 @@ public sealed class PluginRunner(Func<RunTrial, ITrialModel>? create = null, Act
             this.log = log;
             Device = device.type == DeviceType.CUDA ? $"cuda:{Math.Max(0, (int)device.index)}" : "cpu";
             memory = new PeakMemory(device);
+            if (CheckpointDirectory is { } folder) Directory.CreateDirectory(folder);
             if (options.ResumeFrom is { } resume)
             {
                 ResumeIteration = CheckpointFiles.IterationOf(options.CheckpointPath ?? trial.CheckpointPath, resume)
