@@ -83,9 +83,9 @@ public sealed class MlpModel : ITrialModel
 
         try
         {
-            if (context.ResumeIteration is { } resume)
+            if (context.ResumePath is { } resume)
             {
-                Load(context.CheckpointPath(resume)!, resume, parameters.Select(p => (Tensor)p.parameter).Concat(momentum).ToList(), state);
+                Load(resume, context.ResumeIteration, parameters.Select(p => (Tensor)p.parameter).Concat(momentum).ToList(), state);
             }
             else
             {
@@ -257,15 +257,15 @@ public sealed class MlpModel : ITrialModel
     }
 
     /// <summary>Reads the checkpoint at <paramref name="path"/> back into <paramref name="tensors"/> and <paramref name="state"/>.</summary>
-    /// <exception cref="CheckpointUnreadableException">The file is missing, truncated, or not this model's checkpoint of <paramref name="iteration"/>.</exception>
-    private static void Load(string path, int iteration, IReadOnlyList<Tensor> tensors, State state)
+    /// <exception cref="CheckpointUnreadableException">The file is missing, truncated, or not this model's checkpoint of <paramref name="iteration"/> (when given).</exception>
+    private static void Load(string path, int? iteration, IReadOnlyList<Tensor> tensors, State state)
     {
         try
         {
             using var reader = new BinaryReader(File.OpenRead(path));
             if (reader.ReadInt32() != Magic) throw new CheckpointUnreadableException($"{path} is not a checkpoint of {nameof(MlpModel)}");
             state.Iteration = reader.ReadInt32();
-            if (state.Iteration != iteration) throw new CheckpointUnreadableException($"{path} holds iteration {state.Iteration}, not {iteration}");
+            if (iteration is not null && state.Iteration != iteration) throw new CheckpointUnreadableException($"{path} holds iteration {state.Iteration}, not {iteration}");
             state.Epoch = reader.ReadInt32();
             state.Cursor = reader.ReadInt32();
             state.LossSum = reader.ReadDouble();

@@ -31,6 +31,18 @@ public interface ITrialContext
     /// <summary>The sweep's weight decay (<c>solver.weight-decay</c>, default 0.0005), for models that use it.</summary>
     double WeightDecay { get; }
 
+    /// <summary>The sweep's learning-rate policy (<c>solver.lr-policy</c>): <c>inv</c> (the default), <c>fixed</c> or <c>step</c>; <see cref="LearningRateAt"/> applies it.</summary>
+    string LearningRatePolicy { get; }
+
+    /// <summary>γ of the learning-rate policy (<c>solver.gamma</c>, default 0.001).</summary>
+    double Gamma { get; }
+
+    /// <summary>The power of the <c>inv</c> policy (<c>solver.power</c>, default 0.75).</summary>
+    double Power { get; }
+
+    /// <summary>Iterations per step of the <c>step</c> policy (<c>solver.step-size</c>, default 1000).</summary>
+    int StepSize { get; }
+
     /// <summary>
     /// The learning rate of the update at <paramref name="iteration"/> (from 0) under the sweep's
     /// schedule (<c>solver.lr-policy</c>: inv by default, <c>base-lr × (1 + γ·iter)^(−power)</c>; fixed; step).
@@ -97,10 +109,17 @@ public interface ITrialContext
     string? CheckpointPath(int iteration);
 
     /// <summary>
-    /// The iteration to resume from, or null for a fresh run: the sweep recorded the checkpoint of
-    /// this iteration, and its file is <see cref="CheckpointPath"/>(<see cref="ResumeIteration"/>).
-    /// A resumed run must give exactly the numbers an uninterrupted one gives: save everything the
-    /// next steps depend on (weights, optimizer state, random generators, the current interval's sums).
+    /// The checkpoint file to resume from, or null for a fresh run: the one the sweep recorded last,
+    /// <see cref="CheckpointPath"/>(<see cref="ResumeIteration"/>). A resumed run must give exactly
+    /// the numbers an uninterrupted one gives: save everything the next steps depend on (weights,
+    /// optimizer state, random generators, the current interval's sums). A file that cannot be read
+    /// is <see cref="CheckpointUnreadableException"/>.
+    /// </summary>
+    string? ResumePath { get; }
+
+    /// <summary>
+    /// The iteration of <see cref="ResumePath"/>, or null for a fresh run (and for the one file of a
+    /// LeNet trial checkpointed by a build before one file per iteration, whose name does not say it).
     /// </summary>
     int? ResumeIteration { get; }
 
@@ -108,10 +127,12 @@ public interface ITrialContext
     CancellationToken Cancellation { get; }
 
     /// <summary>
-    /// Reports a test point. A NaN or infinite loss after iteration 0 is a divergence: the point is
-    /// not recorded, the trial is Diverged at that iteration and <see cref="Cancellation"/> is
-    /// cancelled; at iteration 0 (the initial weights) it is a fault of the device or the data: the
-    /// attempt fails. The sweep's divergence policy (chance accuracy, loss factor) also applies.
+    /// Reports a test point. A NaN or infinite training loss after iteration 0 is a divergence: the
+    /// point is not recorded, the trial is Diverged at that iteration ("loss is NaN") and
+    /// <see cref="Cancellation"/> is cancelled; a non-finite test loss is recorded and is a divergence
+    /// too ("test loss is not finite"); at iteration 0 (the initial weights) either is a fault of the
+    /// device or the data: the attempt fails. The sweep's divergence policy (chance accuracy, loss
+    /// factor) also applies, and stops the attempt through <see cref="Cancellation"/>.
     /// </summary>
     /// <param name="iteration">Updates done so far (0 for the initial weights).</param>
     /// <param name="testAccuracy">Fraction of the test split classified right, 0 to 1.</param>
@@ -119,7 +140,12 @@ public interface ITrialContext
     /// <param name="trainLoss">Mean training loss over the updates since the previous test point (at 0: the first batch's, under the initial weights).</param>
     /// <param name="trainAccuracy">Mean training accuracy over the same updates, 0 to 1; NaN: not measured.</param>
     /// <param name="learningRate">The learning rate at <paramref name="iteration"/>; NaN: not measured.</param>
-    void Report(int iteration, double testAccuracy, double testLoss, double trainLoss, double trainAccuracy = double.NaN, double learningRate = double.NaN);
+    /// <param name="seconds">
+    /// The wall-clock seconds the updates since the previous test point took; NaN (the default): the
+    /// time since the previous report (since the start of this attempt, for its first), which a model
+    /// that carries the time of an interval across a checkpoint can correct here.
+    /// </param>
+    void Report(int iteration, double testAccuracy, double testLoss, double trainLoss, double trainAccuracy = double.NaN, double learningRate = double.NaN, double seconds = double.NaN);
 
     /// <summary>
     /// Says that the file <see cref="CheckpointPath"/>(<paramref name="iteration"/>) is completely

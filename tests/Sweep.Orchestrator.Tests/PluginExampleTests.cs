@@ -192,6 +192,10 @@ public sealed class PluginExampleTests : IDisposable
         public int Seed => spec.Seed;
         public double Momentum => spec.Solver.Momentum;
         public double WeightDecay => spec.Solver.WeightDecay;
+        public string LearningRatePolicy => spec.Solver.Policy.ToString().ToLowerInvariant();
+        public double Gamma => spec.Solver.Gamma;
+        public double Power => spec.Solver.Power;
+        public int StepSize => spec.Solver.StepSize;
         public double LearningRateAt(int iteration) => spec.Solver.LearningRateAt(spec.BaseLr, iteration);
         public IReadOnlyList<string> ParameterNames => [.. spec.Parameters!.Items.Select(p => p.Name)];
         public long GetInteger(string name) => spec.Parameters!.Get(name)!.AsInteger();
@@ -205,10 +209,11 @@ public sealed class PluginExampleTests : IDisposable
         public int? TestCount => spec.Dataset.TestCount;
         public string? CheckpointDirectory => null;
         public string? CheckpointPath(int iteration) => null;
+        public string? ResumePath => null;
         public int? ResumeIteration => null;
         public CancellationToken Cancellation => CancellationToken.None;
 
-        public void Report(int iteration, double testAccuracy, double testLoss, double trainLoss, double trainAccuracy = double.NaN, double learningRate = double.NaN) =>
+        public void Report(int iteration, double testAccuracy, double testLoss, double trainLoss, double trainAccuracy = double.NaN, double learningRate = double.NaN, double seconds = double.NaN) =>
             Points.Add(new Point(iteration, trainLoss, trainAccuracy, testLoss, testAccuracy, learningRate));
 
         public void Checkpointed(int iteration) => throw new InvalidOperationException("no checkpoints when trained alone");

@@ -102,9 +102,9 @@ public sealed class PluginRunner(Func<RunTrial, ITrialModel>? create = null, Act
             if (CheckpointDirectory is { } folder) Directory.CreateDirectory(folder);
             if (options.ResumeFrom is { } resume)
             {
-                ResumeIteration = CheckpointFiles.IterationOf(options.CheckpointPath ?? trial.CheckpointPath, resume)
-                    ?? throw new Training.CheckpointUnreadableException(resume, $"{Path.GetFileName(resume)} is not a checkpoint file of trial {trial.Trial.Name} (TRIAL.itNNNNNNNNN.ckpt)");
-                lastIteration = ResumeIteration.Value;
+                ResumePath = Path.GetFullPath(resume);
+                ResumeIteration = CheckpointFiles.IterationOf(options.CheckpointPath ?? trial.CheckpointPath, resume);
+                lastIteration = ResumeIteration ?? 0;
             }
         }
 
@@ -116,6 +116,10 @@ public sealed class PluginRunner(Func<RunTrial, ITrialModel>? create = null, Act
         public int Seed => spec.Seed;
         public double Momentum => spec.Solver.Momentum;
         public double WeightDecay => spec.Solver.WeightDecay;
+        public string LearningRatePolicy => spec.Solver.Policy.ToString().ToLowerInvariant();
+        public double Gamma => spec.Solver.Gamma;
+        public double Power => spec.Solver.Power;
+        public int StepSize => spec.Solver.StepSize;
         public double LearningRateAt(int iteration) => spec.Solver.LearningRateAt(spec.BaseLr, iteration);
         public IReadOnlyList<string> ParameterNames => [.. (spec.Parameters?.Items ?? []).Select(p => p.Name)];
         public long GetInteger(string name) => Typed(name, ParameterKind.Integer, v => v.AsInteger());
@@ -128,15 +132,16 @@ public sealed class PluginRunner(Func<RunTrial, ITrialModel>? create = null, Act
         public int? TrainCount => spec.Dataset.TrainCount;
         public int? TestCount => spec.Dataset.TestCount;
         public string? CheckpointDirectory => options.CheckpointPath is { } path ? Path.GetDirectoryName(Path.GetFullPath(path)) : null;
+        public string? ResumePath { get; }
         public int? ResumeIteration { get; }
         public CancellationToken Cancellation => stop.Token;
 
-        public string? CheckpointPath(int iteration) => options.CheckpointPath is null ? null : Path.GetFullPath(CheckpointFiles.Versioned(options.CheckpointPath, iteration));
+        public string? CheckpointPath(int iteration) => options.CheckpointFileAt(iteration) is { } path ? Path.GetFullPath(path) : null;
 
-        public void Report(int iteration, double testAccuracy, double testLoss, double trainLoss, double trainAccuracy = double.NaN, double learningRate = double.NaN)
+        public void Report(int iteration, double testAccuracy, double testLoss, double trainLoss, double trainAccuracy = double.NaN, double learningRate = double.NaN, double seconds = double.NaN)
         {
             if (divergence is not null || fault is not null) return;
-            var entry = new TrialMetrics(iteration, trainLoss, trainAccuracy, testLoss, testAccuracy, learningRate, clock.Elapsed.TotalSeconds, memory.Sample());
+            var entry = new TrialMetrics(iteration, trainLoss, trainAccuracy, testLoss, testAccuracy, learningRate, double.IsNaN(seconds) ? clock.Elapsed.TotalSeconds : seconds, memory.Sample());
             clock.Restart();
             if (DivergencePolicy.FaultBeforeLearning(entry) is { } before)
             {
@@ -144,10 +149,10 @@ public sealed class PluginRunner(Func<RunTrial, ITrialModel>? create = null, Act
                 stop.Cancel();
                 return;
             }
-            if (!double.IsFinite(trainLoss) || !double.IsFinite(testLoss))
+            if (!double.IsFinite(trainLoss))
             {
-                var (quantity, value) = !double.IsFinite(trainLoss) ? ("training loss", trainLoss) : ("test loss", testLoss);
-                divergence = new DivergenceDetected(iteration, value, $"{quantity} is {(double.IsNaN(value) ? "NaN" : "infinite")}");
+                // In the words of LeNet's trainer and the synthetic model; a non-finite test loss goes on to the sweep's divergence policy ("test loss is not finite").
+                divergence = new DivergenceDetected(iteration, trainLoss, double.IsNaN(trainLoss) ? "loss is NaN" : "loss is infinite");
                 stop.Cancel();
                 return;
             }
@@ -161,6 +166,7 @@ public sealed class PluginRunner(Func<RunTrial, ITrialModel>? create = null, Act
             var path = CheckpointPath(iteration) ?? throw new InvalidOperationException("this run keeps no checkpoints (CheckpointDirectory is null)");
             if (!File.Exists(path)) throw new InvalidOperationException($"Checkpointed({iteration}): {path} was not written");
             lastCheckpoint = path;
+            lastIteration = Math.Max(lastIteration, iteration);
             observer.OnCheckpoint(iteration, path);
         }
 
