@@ -101,6 +101,8 @@ public sealed class MlpModel : ITrialModel
                 context.Report(0, testAccuracy, testLoss, loss, accuracy, context.LearningRateAt(0));
             }
 
+            context.Log(string.Create(System.Globalization.CultureInfo.InvariantCulture,
+                $"{(context.ResumePath is null ? "training from scratch" : $"resuming from iteration {state.Iteration}")}: hidden {hidden}, dropout {dropout}, on {context.Device}"));
             var order = Order(context.Seed, state.Epoch, trainSplit.Count);
             while (state.Iteration < context.MaxIter)
             {

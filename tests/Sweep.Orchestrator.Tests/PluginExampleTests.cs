@@ -151,6 +151,10 @@ public sealed class PluginExampleTests : IDisposable
             .Select(p => Of(p.Metrics));
         Assert.Equal(Alone(trial.Spec), kept);
         Assert.Single(events.OfType<TrialCompleted>());
+        // The model's log lines are the trial's log.
+        var logs = SweepProcess.Run("logs", "stopped", "--data-dir", DataDir, "--trial", "b64-lr0.02");
+        Assert.Contains("training from scratch: hidden 128, dropout 0.5, on cpu", logs.Stdout);
+        Assert.Contains($"resuming from iteration {stoppedAt}: hidden 128, dropout 0.5, on cpu", logs.Stdout);
     }
 
     [Theory]
