@@ -107,6 +107,9 @@ public sealed class PluginExampleTests : IDisposable
         {
             run.WaitForLine(l => l.Contains($"b64-lr0.05: iter 500/{maxIter}", StringComparison.Ordinal), Long);
             var worker = Assert.Single(run.WorkerProcesses());
+            // The plug-in trains in the worker process; the sweep process checked it without loading LibTorch.
+            Assert.True(SweepProcess.MapsLibTorch(worker));
+            Assert.False(SweepProcess.MapsLibTorch(run.Id));
             Assert.Equal(0, SweepProcess.Kill(worker, SweepProcess.SIGKILL));
             killedAt = (await Events("killed")).OfType<TrialCheckpointed>().Max(c => c.Iteration);
             Assert.Equal(0, run.WaitForExit(Long));
