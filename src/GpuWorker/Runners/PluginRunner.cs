@@ -34,11 +34,11 @@ public sealed class PluginRunner(Func<RunTrial, ITrialModel>? create = null, Act
         var problems = spec.Problems();
         if (problems.Count > 0) throw new InvalidInputException(problems[0]);
         if (TrainingOptions.ThreadsProblem(options.Threads, "threads") is { } threadsProblem) throw new InvalidInputException(threadsProblem);
-        var model = (create ?? CreateFromSpec)(trial);
-
+        // Kernels and threads before any tensor work, the model's constructor included.
         TorchKernels.EnsureApplied();
         set_num_threads(options.Threads);
         var device = TorchDevices.Resolve(options.Device);
+        var model = (create ?? CreateFromSpec)(trial);
         using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellation);
         var context = new Context(trial, options, device, observer, stop, log ?? ((_, line) => Console.Error.WriteLine(line)));
         try
@@ -57,7 +57,7 @@ public sealed class PluginRunner(Func<RunTrial, ITrialModel>? create = null, Act
         {
             (model as IDisposable)?.Dispose();
         }
-        return context.Result(cancellation);
+        return context.Result();
     }
 
     /// <summary>A model's <see cref="ITrialContext.Log"/> lines into a trial log, at Info (as a command trial's standard output).</summary>
@@ -173,8 +173,7 @@ public sealed class PluginRunner(Func<RunTrial, ITrialModel>? create = null, Act
         public void Log(string message) => log(trial, message);
 
         /// <summary>How the attempt ended, once the model returned.</summary>
-        /// <param name="cancellation">The attempt's own cancellation (the worker's, not a divergence's).</param>
-        public TrainingResult Result(CancellationToken cancellation)
+        public TrainingResult Result()
         {
             if (fault is not null) throw new FaultBeforeLearningException(fault);
             if (divergence is not null) return new TrainingResult(TrialOutcome.Diverged, divergence.Iteration, metrics, divergence, null);
