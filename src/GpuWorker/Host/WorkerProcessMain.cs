@@ -76,8 +76,13 @@ public static class WorkerProcessMain
         {
             foreach (var (trial, cancellation) in attempts.GetConsumingEnumerable())
             {
-                // A command trial's log goes to the agent, which logs it with the trial's properties.
-                var runner = trial.Model == ModelKind.Command ? new CommandRunner(CommandLog.ToAgent(Write)) : TrialWorker.DefaultRunners(trial.Model);
+                // A command trial's log, and a plug-in's, go to the agent, which logs them with the trial's properties.
+                var runner = trial.Model switch
+                {
+                    ModelKind.Command => new CommandRunner(CommandLog.ToAgent(Write)),
+                    ModelKind.Plugin => new PluginRunner(log: PluginRunner.LogTo(CommandLog.ToAgent(Write))),
+                    _ => TrialWorker.DefaultRunners(trial.Model),
+                };
                 var ended = AttemptRun.Run(runner, trial, InThreadSlot.TrainingOptionsOf(slot, trial), Write, cancellation.Token);
                 // Free before the end is told: the agent may send the next attempt the moment it reads it.
                 Volatile.Write(ref busy, null);

@@ -50,6 +50,19 @@ public static partial class CheckpointFiles
     }
 
     /// <summary>
+    /// The trial's base path of a versioned file (<c>DIR/TRIAL.it000000300.ckpt</c> → <c>DIR/TRIAL.ckpt</c>),
+    /// or null when <paramref name="path"/> is no versioned file (an unversioned path, a <c>.partial</c> file).
+    /// </summary>
+    /// <param name="path">A checkpoint file's path.</param>
+    public static string? BaseOf(string path)
+    {
+        var match = VersionedName().Match(Path.GetFileName(path));
+        return match.Success && !match.Groups["partial"].Success
+            ? Path.Combine(Path.GetDirectoryName(path) ?? "", match.Groups["stem"].Value + Extension)
+            : null;
+    }
+
+    /// <summary>
     /// Every versioned file of the trial whose base path is <paramref name="basePath"/> in
     /// <paramref name="directory"/>, with what a write interrupted before its rename left
     /// (<c>….it000000300.ckpt.partial</c>); no other trial's file and never the unversioned base

@@ -138,12 +138,14 @@ public sealed class TrialWorker : ReceiveActor, IWithTimers
 
     public ITimerScheduler Timers { get; set; } = null!;
 
-    /// <summary>The runners of this process: LeNet with TorchSharp, the synthetic model, and command trials (their log on standard error).</summary>
+    /// <summary>The runners of this process: LeNet (the built-in plug-in <see cref="LeNetModel"/>) and plug-ins with TorchSharp, the synthetic model, and command trials (their log on standard error).</summary>
     public static Func<ModelKind, ITrialRunner> DefaultRunners { get; } = model => model switch
     {
-        ModelKind.Lenet => new LeNetRunner(),
+        // LeNet is a plug-in like any other, built in.
+        ModelKind.Lenet => new PluginRunner(_ => new LeNetModel()),
         ModelKind.Synthetic => new Synthetic.SyntheticRunner(),
         ModelKind.Command => new CommandRunner(),
+        ModelKind.Plugin => new PluginRunner(),
         _ => throw new ArgumentOutOfRangeException(nameof(model), model, null),
     };
 

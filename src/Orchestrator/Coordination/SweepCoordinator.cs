@@ -550,7 +550,8 @@ public sealed class SweepCoordinator : ReceivePersistentActor, IWithTimers
                 state.Definition.Divergence,
                 CheckpointPath(started.TrialId),
                 record.CheckpointPath,
-                state.Definition.Command));
+                state.Definition.Command,
+                state.Definition.Plugin));
         });
     }
 

@@ -18,14 +18,14 @@ namespace Sweep.Orchestrator.Running;
 public sealed record WorkerLayout(int Workers, int Threads)
 {
     /// <summary>
-    /// One slot per CUDA device when there are any (LeNet only: a synthetic sweep never loads
+    /// One slot per CUDA device when there are any (LeNet and plug-ins only: a synthetic sweep never loads
     /// LibTorch); otherwise one CPU slot per core with one LibTorch thread each. LeNet's small
     /// batches use extra intra-op threads poorly: on two cores the paper preset finishes in 105 s as
     /// two one-thread slots against 151 s as one two-thread slot (docs/benchmarks.md, `packing`).
     /// </summary>
     public static WorkerLayout For(ModelKind model, int? workers, int? threads)
     {
-        int cuda = model == ModelKind.Lenet ? CudaDevices.Count : 0;
+        int cuda = model.TrainsWithTorch() ? CudaDevices.Count : 0;
         int slots = workers ?? (cuda > 0 ? cuda : Environment.ProcessorCount);
         if (slots < 0) throw new InvalidInputException($"--workers must be zero or positive, got {slots}");
         int perSlot = threads ?? (cuda > 0 ? Environment.ProcessorCount : Math.Max(1, Environment.ProcessorCount / Math.Max(1, slots)));
@@ -34,7 +34,7 @@ public sealed record WorkerLayout(int Workers, int Threads)
     }
 
     public string DeviceOf(ModelKind model, int slot) =>
-        model == ModelKind.Lenet && CudaDevices.Count > 0 ? $"cuda:{slot % CudaDevices.Count}" : "cpu";
+        model.TrainsWithTorch() && CudaDevices.Count > 0 ? $"cuda:{slot % CudaDevices.Count}" : "cpu";
 
     /// <summary>
     /// Why this layout would slow its own trials down, or null: CPU slots asking for more LibTorch
@@ -44,7 +44,7 @@ public sealed record WorkerLayout(int Workers, int Threads)
     /// </summary>
     public string? OversubscriptionWarning(ModelKind model)
     {
-        if (model != ModelKind.Lenet || CudaDevices.Count > 0) return null;
+        if (!model.TrainsWithTorch() || CudaDevices.Count > 0) return null;
         int cores = Environment.ProcessorCount;
         return Workers * Threads <= cores
             ? null
@@ -92,7 +92,7 @@ public static class WorkerSlots
     /// sweep's processes never load LibTorch).
     /// </summary>
     public static IReadOnlyList<WorkerProcessSlot> StartAhead(ModelKind model, WorkerLayout layout) =>
-        Of(Environment.MachineName, model, layout).Select(slot => new WorkerProcessSlot(slot, selfTest: model == ModelKind.Lenet).StartAhead()).ToList();
+        Of(Environment.MachineName, model, layout).Select(slot => new WorkerProcessSlot(slot, selfTest: model.TrainsWithTorch()).StartAhead()).ToList();
 
     /// <summary>
     /// Starts the slots' actors, each with its worker process: those of <paramref name="startedAhead"/>
@@ -105,7 +105,7 @@ public static class WorkerSlots
             : Environment.MachineName;
         if (layout.OversubscriptionWarning(model) is { } warning) system.Log.Warning(warning);
         return Of(node, model, layout)
-            .Select((slot, i) => system.ActorOf(TrialWorker.InWorkerProcess(slot, coordinator, selfTest: model == ModelKind.Lenet, startedAhead: startedAhead?[i]), $"worker-{i + 1}"))
+            .Select((slot, i) => system.ActorOf(TrialWorker.InWorkerProcess(slot, coordinator, selfTest: model.TrainsWithTorch(), startedAhead: startedAhead?[i]), $"worker-{i + 1}"))
             .ToList();
     }
 }

@@ -27,8 +27,8 @@ internal sealed class ParameterSchema
     /// <summary>The parameters' names, sorted.</summary>
     public IReadOnlyCollection<string> Names => kinds.Keys;
 
-    /// <summary>The models whose trials take named parameters: the user's own program (and what it reads is up to it).</summary>
-    public static bool Accepts(ModelKind model) => model == ModelKind.Command;
+    /// <summary>The models whose trials take named parameters: the user's own program and plug-in (what they read is up to them).</summary>
+    public static bool Accepts(ModelKind model) => model is ModelKind.Command or ModelKind.Plugin;
 
     /// <summary>
     /// The value <paramref name="value"/> writes for parameter <paramref name="name"/>: one literal,

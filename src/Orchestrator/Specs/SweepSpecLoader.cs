@@ -21,7 +21,7 @@ public static class SweepSpecLoader
         public static readonly string[] Sweep =
         [
             "name", "model", "dataset", "seed", "max-iter", "test-interval", "test-batch-size", "solver", "cases", "grid",
-            "scaling", "divergence", "retry", "on-out-of-memory", "synthetic", "command", "parameters", "max-trials", "early-stopping", "random",
+            "scaling", "divergence", "retry", "on-out-of-memory", "synthetic", "command", "plugin", "parameters", "max-trials", "early-stopping", "random",
         ];
         public static readonly string[] Dataset = ["path", "train-count", "test-count"];
         public static readonly string[] Solver = ["momentum", "weight-decay", "lr-policy", "gamma", "power", "step-size"];
@@ -36,6 +36,7 @@ public static class SweepSpecLoader
         public static readonly string[] Random = ["samples", "seed", "batch-size", "base-lr", "lr-scaling"];
         public static readonly string[] Distribution = ["choice", "uniform", "log-uniform", "int-uniform", "int-log-uniform"];
         public static readonly string[] EarlyStopping = ["policy", "metric", "grace-period", "reduction-factor", "min-trials", "patience", "min-delta"];
+        public static readonly string[] Plugin = ["assembly", "type"];
 
         /// <summary>The objects a --set key can reach (list elements cannot be addressed by a key path).</summary>
         public static readonly Dictionary<string, string[]> ByObject = new()
@@ -50,6 +51,7 @@ public static class SweepSpecLoader
             ["sweep.retry"] = Retry,
             ["sweep.synthetic"] = Synthetic,
             ["sweep.command"] = Command,
+            ["sweep.plugin"] = Plugin,
             ["sweep.parameters"] = [],
             ["sweep.early-stopping"] = EarlyStopping,
             ["sweep.random"] = Random,
@@ -104,7 +106,7 @@ public static class SweepSpecLoader
         }
     }
 
-    private static readonly Dictionary<string, ModelKind> Models = new() { ["lenet"] = ModelKind.Lenet, ["synthetic"] = ModelKind.Synthetic, ["command"] = ModelKind.Command };
+    private static readonly Dictionary<string, ModelKind> Models = new() { ["lenet"] = ModelKind.Lenet, ["synthetic"] = ModelKind.Synthetic, ["command"] = ModelKind.Command, ["plugin"] = ModelKind.Plugin };
 
     private static readonly Dictionary<string, LearningRatePolicy> Policies = new()
     {
@@ -224,8 +226,9 @@ public static class SweepSpecLoader
         warnings.Flush();
         var synthetic = ReadSynthetic(sweep.Object("synthetic"), merged);
         var command = ReadCommand(sweep, model, source, baseDirectory, schema.Names);
+        var plugin = ReadPlugin(sweep, model, source, baseDirectory);
         var earlyStopping = ReadEarlyStopping(sweep.Object("early-stopping"), defaults.TestInterval);
-        return new SweepDefinition(name, record, model, merged.Trials, divergence, retry, onOutOfMemory, scaling.Exponent, synthetic, command, earlyStopping);
+        return new SweepDefinition(name, record, model, merged.Trials, divergence, retry, onOutOfMemory, scaling.Exponent, synthetic, command, plugin, earlyStopping);
     }
 
     /// <summary>The spec's own checks (positive sizes and rates) also catch what the key-level checks cannot, such as a coupled rate that overflows.</summary>
@@ -255,8 +258,8 @@ public static class SweepSpecLoader
         dataset?.RejectUnknownKeys(Keys.Dataset);
         var given = dataset?.Get("path");
         string path = given is null ? MnistData.EmbeddedPath : ResolveDataset(given, baseDirectory);
-        // Only LeNet reads the data; the synthetic model never touches it.
-        if (model == ModelKind.Lenet && !Directory.Exists(path))
+        // LeNet and plug-ins read the data (a command's program is given its own paths); the synthetic model never touches it.
+        if (model.TrainsWithTorch() && !Directory.Exists(path))
             throw given?.Error($"folder not found: {path}") ?? source.Error("sweep.dataset.path", $"folder not found: {path} (the embedded data)");
         return new DatasetSpec(path, dataset?.OptionalInt(TrialFields.TrainCount), dataset?.OptionalInt(TrialFields.TestCount));
     }
@@ -303,7 +306,7 @@ public static class SweepSpecLoader
     }
 
     /// <summary>What models without named parameters say about a key they do not know.</summary>
-    private const string NoParametersHint = " (this model's trials take no other parameters: named parameters are for model = command)";
+    private const string NoParametersHint = " (this model's trials take no other parameters: named parameters are for model = command and model = plugin)";
 
     /// <summary>A case as read, before the sweep's parameter types are known: its fields and the named parameters it gives.</summary>
     private sealed record CaseEntry(string Name, string Path, Func<TrialParameters?, TrialSpec> Spec, IReadOnlyList<GivenParameter> Given)
@@ -336,7 +339,7 @@ public static class SweepSpecLoader
     private static IReadOnlyList<GivenParameter> ReadParameterDefaults(SpecObject? parameters, bool takesParameters)
     {
         if (parameters is null) return [];
-        if (!takesParameters) throw parameters.Error("is for model = command only");
+        if (!takesParameters) throw parameters.Error("is for model = command or model = plugin only");
         return parameters.Keys.Select(key => ParameterSchema.Read(key, parameters.Get(key) ?? throw parameters.Missing(key, "a value"))).ToList();
     }
 
@@ -551,6 +554,34 @@ public static class SweepSpecLoader
             "min-trials" => EarlyStoppingPolicy.Median,
             _ => EarlyStoppingPolicy.Plateau,
         };
+    }
+
+    /// <summary>
+    /// sweep.plugin: required with <c>model = plugin</c> and refused with any other model. The
+    /// assembly (relative to the spec's folder) must be a .NET assembly holding the public type, with
+    /// a public parameterless constructor, that implements <c>Sweep.Training.ITrialModel</c>: checked
+    /// now by reading its metadata (<see cref="PluginCheck"/>, no code of it runs and LibTorch is not
+    /// loaded), so that a sweep of a plug-in that cannot run is refused before anything is persisted.
+    /// </summary>
+    private static PluginSpec? ReadPlugin(SpecObject sweep, ModelKind model, SpecSource source, string baseDirectory)
+    {
+        var plugin = sweep.Object("plugin");
+        if (model != ModelKind.Plugin)
+            return plugin is null ? null : throw plugin.Error("is for model = plugin only");
+        if (plugin is null) throw source.Error("sweep.plugin", "missing (model = plugin needs plugin { assembly = PATH, type = NAME })");
+        plugin.RejectUnknownKeys(Keys.Plugin);
+        var assembly = plugin.Required("assembly", "the plug-in's .dll, relative to the spec's folder");
+        var type = plugin.Required("type", "the full name of the type that implements Sweep.Training.ITrialModel");
+        string assemblyText = assembly.Text();
+        if (assemblyText.Length == 0) throw assembly.Error("must not be empty");
+        string typeName = type.Text();
+        if (typeName.Length == 0) throw type.Error("must not be empty");
+        // A path in the file is relative to the file; one typed in a --set flag is relative to where it was typed.
+        string relativeTo = assembly.Source.OverrideOf(assembly.Path) is null ? baseDirectory : Directory.GetCurrentDirectory();
+        string assemblyPath = Path.GetFullPath(assemblyText, Path.GetFullPath(relativeTo));
+        if (PluginCheck.AssemblyProblem(assemblyPath) is { } assemblyProblem) throw assembly.Error(assemblyProblem);
+        if (PluginCheck.TypeProblem(assemblyPath, typeName) is { } typeProblem) throw type.Error(typeProblem);
+        return new PluginSpec(assemblyPath, typeName);
     }
 
     private static SyntheticFault ReadFault(SpecObject fault, MergedTrials trials, HashSet<string> trialNames)

@@ -54,7 +54,9 @@ public sealed record RunTrial(
     DivergencePolicy Divergence,
     string CheckpointPath,
     string? ResumeFrom,
-    CommandSpec? Command = null) : ISweepMessage;
+    CommandSpec? Command = null,
+    [property: System.Text.Json.Serialization.JsonIgnore(Condition = System.Text.Json.Serialization.JsonIgnoreCondition.WhenWritingNull)]
+    PluginSpec? Plugin = null) : ISweepMessage;
 
 /// <summary>Stop an attempt (the sweep is being interrupted); with <paramref name="Checkpoint"/> its state is saved first.</summary>
 public sealed record StopTrial(string TrialId, int Attempt, bool Checkpoint) : ISweepMessage;

@@ -14,6 +14,20 @@ public enum ModelKind
 
     /// <summary>The user's own program, run once per attempt (<see cref="CommandSpec"/>; docs/command-trials.md).</summary>
     Command,
+
+    /// <summary>A .NET model of the user's, trained inside the worker process with TorchSharp (<see cref="PluginSpec"/>; docs/plugins.md).</summary>
+    Plugin,
+}
+
+/// <summary>What each model needs of a worker slot.</summary>
+public static class ModelKinds
+{
+    /// <summary>
+    /// Whether the model trains with LibTorch inside the worker process (LeNet and plug-ins): its
+    /// slots use CUDA devices when there are any and prove their device's arithmetic with the
+    /// known-answer self-test before they take a trial.
+    /// </summary>
+    public static bool TrainsWithTorch(this ModelKind model) => model is ModelKind.Lenet or ModelKind.Plugin;
 }
 
 /// <summary>What the coordinator does when a trial runs out of memory.</summary>
@@ -146,5 +160,7 @@ public sealed record SweepDefinition(
     double CouplingExponent,
     SyntheticSpec Synthetic,
     CommandSpec? Command = null,
+    [property: System.Text.Json.Serialization.JsonIgnore(Condition = System.Text.Json.Serialization.JsonIgnoreCondition.WhenWritingNull)]
+    PluginSpec? Plugin = null,
     [property: System.Text.Json.Serialization.JsonIgnore(Condition = System.Text.Json.Serialization.JsonIgnoreCondition.WhenWritingNull)]
     EarlyStoppingSpec? EarlyStopping = null);

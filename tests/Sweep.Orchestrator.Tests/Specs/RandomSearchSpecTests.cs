@@ -103,7 +103,7 @@ public sealed class RandomSearchSpecTests : IDisposable
     [InlineData("random { samples = 2, batch-size = [32], base-lr { normal = [0.01, 0.1] } }", "spec.conf: sweep.random.base-lr.normal: unknown key")]
     [InlineData("random { samples = 2, batch-size = [32], base-lr = [0.01], lr-scaling = [1] }", "spec.conf: sweep.random.lr-scaling: cannot be combined with sweep.random.base-lr: give one of them")]
     [InlineData("random { samples = 2, batch-size { int-uniform = [64, 16] }, base-lr = [0.01] }", "spec.conf: sweep.random.batch-size.int-uniform: the high end 16 is below the low end 64")]
-    [InlineData("random { samples = 2, batch-size = [32], base-lr = [0.01], dropout { uniform = [0, 1] } }", "spec.conf: sweep.random.dropout: unknown key (this model's trials take no other parameters: named parameters are for model = command)")]
+    [InlineData("random { samples = 2, batch-size = [32], base-lr = [0.01], dropout { uniform = [0, 1] } }", "spec.conf: sweep.random.dropout: unknown key (this model's trials take no other parameters: named parameters are for model = command and model = plugin)")]
     [InlineData("random { samples = 2, batch-size = [32], base-lr = [0.01], batch_size = [1] }", "spec.conf: sweep.random.batch_size: unknown key (did you mean batch-size?)")]
     [InlineData("random { samples = 20000, batch-size = [32], base-lr = [0.01] }", "spec.conf: sweep: expands to 20000 trials, more than max-trials = 10000 (raise sweep.max-trials to allow it)")]
     public void A_bad_random_search_is_one_line_naming_its_key(string body, string message)

@@ -78,7 +78,7 @@ public sealed class SweepSpecErrorTests
         { "grid without batch sizes", Synthetic("grid { base-lr = [0.01] }"), "spec.conf: sweep.grid.batch-size: missing (required)" },
         { "grid without rates", Synthetic("grid { batch-size = [8] }"), "spec.conf: sweep.grid: needs base-lr" },
         { "missing dataset folder", "sweep { name = x, model = lenet, dataset = { path = /no/such/mnist }\n" + Grid + " }", "spec.conf: sweep.dataset.path: folder not found: /no/such/mnist" },
-        { "unknown model", Synthetic(Grid, "model = resnet"), "spec.conf: sweep.model: expected one of lenet, synthetic, command, got \"resnet\"" },
+        { "unknown model", Synthetic(Grid, "model = resnet"), "spec.conf: sweep.model: expected one of lenet, synthetic, command, plugin, got \"resnet\"" },
         { "unknown lr-policy", Synthetic(Grid, "solver { lr-policy = exp }"), "spec.conf: sweep.solver.lr-policy: expected one of inv, fixed, step, got \"exp\"" },
         { "momentum 1.5", Synthetic(Grid, "solver { momentum = 1.5 }"), "spec.conf: sweep.solver.momentum: must be in [0, 1), got 1.5" },
         { "negative gamma", Synthetic(Grid, "solver { gamma = -0.1 }"), "spec.conf: sweep.solver.gamma: must be zero or positive, got -0.1" },

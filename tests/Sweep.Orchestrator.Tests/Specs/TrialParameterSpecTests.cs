@@ -134,9 +134,9 @@ public sealed class TrialParameterSpecTests : IDisposable
     }
 
     [Theory]
-    [InlineData("lenet", "grid { batch-size = 64, base-lr = 0.01, dropout = [0.1] }", "spec.conf: sweep.grid.dropout: unknown key (this model's trials take no other parameters: named parameters are for model = command)")]
-    [InlineData("synthetic", "cases = [{ name = a, batch-size = 32, base-lr = 0.01, dropout = 0.1 }]", "spec.conf: sweep.cases[0].dropout: unknown key (this model's trials take no other parameters: named parameters are for model = command)")]
-    [InlineData("synthetic", "parameters { dropout = 0.1 }\ngrid { batch-size = 64, base-lr = 0.01 }", "spec.conf: sweep.parameters: is for model = command only")]
+    [InlineData("lenet", "grid { batch-size = 64, base-lr = 0.01, dropout = [0.1] }", "spec.conf: sweep.grid.dropout: unknown key (this model's trials take no other parameters: named parameters are for model = command and model = plugin)")]
+    [InlineData("synthetic", "cases = [{ name = a, batch-size = 32, base-lr = 0.01, dropout = 0.1 }]", "spec.conf: sweep.cases[0].dropout: unknown key (this model's trials take no other parameters: named parameters are for model = command and model = plugin)")]
+    [InlineData("synthetic", "parameters { dropout = 0.1 }\ngrid { batch-size = 64, base-lr = 0.01 }", "spec.conf: sweep.parameters: is for model = command or model = plugin only")]
     public void Models_without_named_parameters_refuse_them(string model, string body, string message)
     {
         Assert.Equal(message, Refused(body, model));
