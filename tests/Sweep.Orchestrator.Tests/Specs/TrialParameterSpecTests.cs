@@ -118,7 +118,7 @@ public sealed class TrialParameterSpecTests : IDisposable
     [Theory]
     [InlineData("grid { batch-size = 64, base-lr = 0.01, dropout = [0.1, high] }", "spec.conf: sweep.grid.dropout[1]: the string \"high\", where sweep.grid.dropout[0] gives dropout the real 0.1: every value of a parameter has one type")]
     [InlineData("cases = [{ name = a, batch-size = 32, base-lr = 0.01, dropout = 0.1 }, { name = b, batch-size = 32, base-lr = 0.01 }]", "spec.conf: sweep.cases[1]: case b has no dropout (give it, or a default in sweep.parameters)")]
-    [InlineData("cases = [{ name = a, batch-size = 32, base-lr = 0.01, dropout = 0.1 }]\ngrid { batch-size = 64, base-lr = 0.01 }", "spec.conf: sweep.grid: has no dropout (a case gives it: give it as an axis too, or a default in sweep.parameters)")]
+    [InlineData("cases = [{ name = a, batch-size = 32, base-lr = 0.01, dropout = 0.1 }]\ngrid { batch-size = 64, base-lr = 0.01 }", "spec.conf: sweep.grid: has no dropout (another part of the spec gives it: give it as an axis too, or a default in sweep.parameters)")]
     [InlineData("grid { batch-size = 64, base-lr = 0.01, batch_size = [1] }", "spec.conf: sweep.grid.batch_size: unknown key (did you mean batch-size?)")]
     [InlineData("grid { batch-size = 64, base-lr = 0.01, seeds = [1, 2] }", "spec.conf: sweep.grid.seeds: unknown key (did you mean seed?)")]
     [InlineData("cases = [{ name = a, batch-size = 32, BaseLR = 0.01 }]", "spec.conf: sweep.cases[0].BaseLR: unknown key (did you mean base-lr?)")]
