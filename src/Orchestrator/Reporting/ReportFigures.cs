@@ -54,8 +54,125 @@ public static class ReportFigures
         figures.Add(Lines(directory, "test-accuracy-vs-time.png", "Test accuracy vs wall-clock time",
             "Test accuracy against the cumulative wall-clock seconds of each trial's test intervals.", "wall-clock seconds (cumulative)", "test accuracy",
             trials, colors, t => t.Points.Select((p, i) => (t.CumulativeSeconds[i], p.TestAccuracy)), accuracy: true));
+        figures.AddRange(Comparisons(analysis, directory));
         return figures;
     }
+
+    /// <summary>A parameter of the sweep as the comparison figures show it: its name, each trial's value, and whether its axis is logarithmic.</summary>
+    public sealed record ParameterAxis(string Name, Func<TrialAnalysis, object?> Value, bool Log, IReadOnlyList<string>? Categories)
+    {
+        /// <summary>Where a trial sits on this axis: log10 of the value, the value, or the category's index.</summary>
+        public double? At(TrialAnalysis trial) => Value(trial) switch
+        {
+            null => null,
+            _ when Categories is not null => Categories.ToList().IndexOf(Convert.ToString(Value(trial), CultureInfo.InvariantCulture)!),
+            var v => Log ? Math.Log10(Convert.ToDouble(v, CultureInfo.InvariantCulture)) : Convert.ToDouble(v, CultureInfo.InvariantCulture),
+        };
+    }
+
+    /// <summary>
+    /// The parameters that vary among the trials with a final test accuracy: batch size, base lr, then
+    /// the named parameters by name; numbers spanning more than a factor of 10 (all positive) on a log axis.
+    /// </summary>
+    public static List<ParameterAxis> VaryingParameters(IReadOnlyList<TrialAnalysis> trials)
+    {
+        var candidates = new List<(string Name, Func<TrialAnalysis, object?> Value)>
+        {
+            ("batch", t => t.BatchSize),
+            ("base lr", t => t.BaseLr),
+        };
+        foreach (var name in trials.SelectMany(t => t.Record.Definition.Spec.Parameters?.Items ?? []).Select(p => p.Name).Distinct().Order(StringComparer.Ordinal))
+        {
+            candidates.Add((name, t => t.Record.Definition.Spec.Parameters?.Get(name) is { } p
+                ? p.Kind switch { ParameterKind.Integer or ParameterKind.Real => p.AsReal(), _ => p.Text }
+                : null));
+        }
+        var axes = new List<ParameterAxis>();
+        foreach (var (name, value) in candidates)
+        {
+            var values = trials.Select(value).Where(v => v is not null).ToList();
+            if (values.Select(v => Convert.ToString(v, CultureInfo.InvariantCulture)).Distinct().Count() < 2) continue;
+            if (values.Any(v => v is string))
+            {
+                axes.Add(new ParameterAxis(name, value, false, values.Select(v => Convert.ToString(v, CultureInfo.InvariantCulture)!).Distinct().Order(StringComparer.Ordinal).ToList()));
+                continue;
+            }
+            var numbers = values.Select(v => Convert.ToDouble(v, CultureInfo.InvariantCulture)).ToList();
+            axes.Add(new ParameterAxis(name, value, numbers.All(v => v > 0) && numbers.Max() / numbers.Min() > 10, null));
+        }
+        return axes;
+    }
+
+    /// <summary>
+    /// What users of other tools compare first: the final test accuracy against each parameter that
+    /// varies (completed trials as dots, trials that ended early as crosses at their last accuracy), and
+    /// the parallel coordinates of the parameters and the final accuracy (one line per trial, coloured
+    /// by it). Nothing when fewer than two trials have a test accuracy.
+    /// </summary>
+    private static IEnumerable<ReportFigure> Comparisons(SweepAnalysis analysis, string directory)
+    {
+        var measured = analysis.Trials.Where(t => t.FinalTestAccuracy is { } a && double.IsFinite(a) && t.Record.IsFinished).ToList();
+        if (measured.Count < 2) yield break;
+        var axes = VaryingParameters(measured);
+        foreach (var axis in axes)
+        {
+            var plot = NewPlot($"Final test accuracy vs {axis.Name}", axis.Log ? $"{axis.Name} (log scale)" : axis.Name, "final test accuracy");
+            foreach (var (group, shape) in new[] { (measured.Where(t => t.CanBeBest), MarkerShape.FilledCircle), (measured.Where(t => !t.CanBeBest), MarkerShape.Cross) })
+            {
+                var points = group.Select(t => (X: axis.At(t), Y: t.FinalTestAccuracy!.Value)).Where(p => p.X is not null).ToList();
+                if (points.Count == 0) continue;
+                var scatter = plot.Add.ScatterPoints(points.Select(p => p.X!.Value).ToArray(), points.Select(p => p.Y).ToArray());
+                scatter.MarkerShape = shape;
+                scatter.MarkerSize = 9;
+                scatter.LegendText = shape == MarkerShape.FilledCircle ? "completed" : "diverged, stopped or failed (last accuracy)";
+            }
+            AxisTicks(plot.Axes.Bottom, axis, measured);
+            plot.ShowLegend(Edge.Bottom);
+            string file = $"compare-final-vs-{FileSafe(axis.Name)}.png";
+            yield return Save(plot, directory, file, $"Final test accuracy vs {axis.Name}",
+                $"Each finished trial's final test accuracy against its {axis.Name}{(axis.Log ? " (log scale)" : "")}: completed trials as dots, the others as crosses at their last test accuracy.");
+        }
+        if (axes.Count == 0) yield break;
+        var parallel = NewPlot("Parameters and final test accuracy", "", "position on each axis (low to high)");
+        double lo = measured.Min(t => t.FinalTestAccuracy!.Value), hi = measured.Max(t => t.FinalTestAccuracy!.Value);
+        var colormap = new ScottPlot.Colormaps.Viridis();
+        var ranges = axes.Select(a => measured.Select(a.At).Where(v => v is not null).Select(v => v!.Value).ToList()).Select(v => (Min: v.Min(), Max: v.Max())).ToList();
+        double Normal(double v, double min, double max) => max > min ? (v - min) / (max - min) : 0.5;
+        foreach (var trial in measured.OrderBy(t => t.FinalTestAccuracy))
+        {
+            var ys = axes.Select((a, i) => a.At(trial) is { } v ? Normal(v, ranges[i].Min, ranges[i].Max) : double.NaN)
+                .Append(Normal(trial.FinalTestAccuracy!.Value, lo, hi)).ToArray();
+            var line = parallel.Add.ScatterLine(Enumerable.Range(0, ys.Length).Select(i => (double)i).ToArray(), ys, colormap.GetColor(Normal(trial.FinalTestAccuracy!.Value, lo, hi)));
+            line.LineWidth = 1.5f;
+            line.LinePattern = trial.CanBeBest ? LinePattern.Solid : LinePattern.Dotted;
+        }
+        var labels = axes.Select((a, i) => $"{a.Name}\n{Tick(a, ranges[i].Min)} to {Tick(a, ranges[i].Max)}")
+            .Append($"final test acc\n{lo.ToString("0.####", CultureInfo.InvariantCulture)} to {hi.ToString("0.####", CultureInfo.InvariantCulture)}").ToArray();
+        parallel.Axes.Bottom.TickGenerator = new NumericManual(labels.Select((l, i) => new Tick(i, l)).ToArray());
+        parallel.Axes.Bottom.MinimumSize = 50;
+        parallel.Axes.SetLimitsY(-0.05, 1.05);
+        parallel.Axes.SetLimitsX(-0.2, axes.Count + 0.2);
+        yield return Save(parallel, directory, "compare-parallel-coordinates.png", "Parameters and final test accuracy (parallel coordinates)",
+            "One line per finished trial across the parameters that vary and its final test accuracy, each axis from its lowest to its highest value (log axes for batch size and rates spanning a factor of 10), coloured by the final accuracy (yellow best); dotted: a trial that did not complete.");
+    }
+
+    private static void AxisTicks(IAxis axis, ParameterAxis parameter, IReadOnlyList<TrialAnalysis> trials)
+    {
+        if (parameter.Categories is { } categories)
+        {
+            axis.TickGenerator = new NumericManual(categories.Select((c, i) => new Tick(i, SafeText.Line(c))).ToArray());
+            return;
+        }
+        if (!parameter.Log) return;
+        var values = trials.Select(parameter.Value).Where(v => v is not null).Select(v => Convert.ToDouble(v, CultureInfo.InvariantCulture)).Distinct().Order().ToList();
+        var shown = values.Count <= 8 ? values : Enumerable.Range(0, 8).Select(i => values[i * (values.Count - 1) / 7]).Distinct().ToList();
+        axis.TickGenerator = new NumericManual(shown.Select(v => new Tick(Math.Log10(v), v.ToString("G4", CultureInfo.InvariantCulture))).ToArray());
+    }
+
+    private static string Tick(ParameterAxis axis, double at) =>
+        axis.Categories is { } c ? SafeText.Line(c[(int)at]) : (axis.Log ? Math.Pow(10, at) : at).ToString("G4", CultureInfo.InvariantCulture);
+
+    private static string FileSafe(string name) => new([.. name.Select(c => char.IsLetterOrDigit(c) ? char.ToLowerInvariant(c) : '-')]);
 
     /// <summary>
     /// The groups of Figs. 4–6: for the paper preset exactly the paper's (batch alone, rate alone, both);

@@ -34,7 +34,7 @@ public sealed class ReportCommandTests : IDisposable
         var dir = Path.Combine(DataDir, "small-sweep", "report");
         var lines = stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
         Assert.Equal($"report for sweep small-sweep: {Path.Combine(dir, "report.md")}", lines[0]);
-        Assert.Equal($"with trials.csv, metrics.csv and 6 figures in {dir}", lines[1]);
+        Assert.Equal($"with trials.csv, metrics.csv and 9 figures in {dir}", lines[1]);
         Assert.Contains("- 3 of 4 trials reach test accuracy 0.95; fastest: b32 (400 iterations, 1.78 s)", lines);
         Assert.Contains("- diverged: b64-hot at iteration 37 (training loss is not finite, \"NaN\")", lines);
         Assert.Contains("- seconds per iteration = 0.0001 x batch + 0.001 (R² = 1.000, 3 completed trials)", lines);

@@ -50,6 +50,8 @@ public sealed class ReportWriterTests : IDisposable
             "fig4-6-test-accuracy-lr0.01.png", // b64 and b128 share lr 0.01
             "fig4-6-test-accuracy-b64.png", // b64 and b64-hot share batch 64
             "fig7-peak-memory.png", "test-accuracy-vs-time.png",
+            // batch (32 to 128) and base lr (b64-hot's) vary among the finished trials.
+            "compare-final-vs-batch.png", "compare-final-vs-base-lr.png", "compare-parallel-coordinates.png",
         ], names);
         foreach (var name in names)
         {
@@ -92,6 +94,7 @@ public sealed class ReportWriterTests : IDisposable
         Assert.Equal(
         [
             "fig2-train-accuracy.png", "fig3-seconds-per-100.png", "fig4-batch.png", "fig5-lr.png", "fig6-coupled.png", "fig7-peak-memory.png", "test-accuracy-vs-time.png",
+            "compare-final-vs-batch.png", "compare-final-vs-base-lr.png", "compare-parallel-coordinates.png",
         ], output.Figures.Select(f => f.FileName));
         Assert.Equal(["CASE1", "CASE2", "CASE3"], ReportFigures.TestAccuracyGroups(analysis)[0].Trials.Select(t => t.Name));
         Assert.Equal(["CASE1", "CASE4", "CASE5", "CASE7", "CASE8"], ReportFigures.TestAccuracyGroups(analysis)[1].Trials.Select(t => t.Name));
