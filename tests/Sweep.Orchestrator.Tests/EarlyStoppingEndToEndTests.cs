@@ -129,6 +129,48 @@ public sealed class EarlyStoppingEndToEndTests : IDisposable
         Assert.Contains($"stopped early at {stopped[0].Iteration}: {stopped[0].Reason}", table);
     }
 
+    /// <summary>
+    /// The median and plateau rules through the real `sweep run`: the journal's stops are exactly the
+    /// decisions of the policy's fold (unit-tested against hand computations in EarlyStoppingTests)
+    /// replayed over the journal's test points in their order, and each stopped trial ends there.
+    /// </summary>
+    [Theory]
+    [InlineData("median", "early-stopping { policy = median, grace-period = 200, min-trials = 3 }")]
+    [InlineData("plateau", "early-stopping { policy = plateau, grace-period = 200, patience = 2, min-delta = 0.01 }")]
+    public async Task Median_and_plateau_stop_as_their_fold_over_the_journal_decides(string policy, string block)
+    {
+        var spec = Path.Combine(temp, $"{policy}.conf");
+        File.WriteAllText(spec, $$"""
+            sweep {
+              name = {{policy}}
+              model = synthetic
+              max-iter = 900
+              test-interval = 100
+              synthetic { iteration-ms = 2 }
+              grid { batch-size = [16, 32, 64, 128], base-lr = [0.001, 0.005, 0.01, 0.02] }
+              {{block}}
+            }
+            """);
+        var (exit, stdout, stderr) = SweepProcess.Run("run", spec, "--sweep-id", policy, "--data-dir", DataDir, "--workers", "2");
+
+        Assert.True(exit == 0, $"{exit}\n{stdout}\n{stderr}");
+        var events = await Events(policy);
+        var definition = ((SweepStarted)events[0]).Definition;
+        var fold = Sweep.Orchestrator.Coordination.EarlyStopping.Start(definition.EarlyStopping!);
+        var decided = new List<TrialStoppedEarly>();
+        foreach (var p in events.OfType<TrialProgress>())
+        {
+            (fold, var stop) = fold.Decide(p, definition.Trials.Single(t => t.Id == p.TrialId).Spec.MaxIter);
+            if (stop is not null) decided.Add(stop);
+        }
+        var journaled = events.OfType<TrialStoppedEarly>().ToList();
+        Assert.NotEmpty(journaled);
+        Assert.Equal(decided.Select(s => (s.TrialId, s.Iteration, s.Policy, s.Value, s.Threshold, s.Reason)), journaled.Select(s => (s.TrialId, s.Iteration, s.Policy, s.Value, s.Threshold, s.Reason)));
+        Assert.All(journaled, s => Assert.Equal(policy, s.Policy.ToString().ToLowerInvariant()));
+        Assert.Equal(16, events.Count(e => e is TrialCompleted or TrialStoppedEarly));
+        Assert.EndsWith($"{16 - journaled.Count} completed, {journaled.Count} stopped", SweepProcess.Run("status", policy, "--data-dir", DataDir).Stdout.TrimEnd());
+    }
+
     [Fact]
     public async Task A_sweep_killed_with_sigkill_and_resumed_decides_as_the_fold_of_its_journal_says()
     {
