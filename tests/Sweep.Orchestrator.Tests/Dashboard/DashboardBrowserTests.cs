@@ -173,6 +173,42 @@ public sealed class DashboardBrowserTests : IDisposable
     }
 
     [Fact]
+    public async Task A_sweep_of_more_than_a_hundred_trials_shows_the_best_hundred_until_asked_for_all()
+    {
+        Assert.True(File.Exists(Chromium), $"{Chromium} is missing (scripts/test.sh installs it when run as root)");
+        var dataDir = Path.Combine(temp, "data");
+        var spec = Path.Combine(temp, "many.conf");
+        File.WriteAllText(spec, "sweep { name = many, model = synthetic, max-iter = 20, test-interval = 10, synthetic { iteration-ms = 0 }, " +
+            "grid { batch-size = [16, 32, 64, 128, 256, 512], base-lr = [0.001, 0.002, 0.003, 0.004, 0.005, 0.006, 0.007, 0.008, 0.009, 0.01, 0.011, 0.012, 0.013, 0.014, 0.015, 0.016, 0.017, 0.018, 0.019, 0.02] } }");
+        Assert.Equal(0, SweepProcess.Run("run", spec, "--sweep-id", "many", "--data-dir", dataDir, "--workers", "2").ExitCode);
+        using var status = System.Text.Json.JsonDocument.Parse(SweepProcess.Run("status", "many", "--data-dir", dataDir, "--json").Stdout);
+        var trials = status.RootElement.GetProperty("trials").EnumerateArray().Select((t, i) => (Name: t.GetProperty("name").GetString()!, Best: t.GetProperty("bestTestAccuracy").GetDouble(), Index: i)).ToList();
+        Assert.Equal(120, trials.Count);
+        var best100 = trials.OrderByDescending(t => t.Best).ThenBy(t => t.Index).Take(100).OrderBy(t => t.Index).Select(t => t.Name).ToList();
+
+        var journal = new JournalSettings(dataDir);
+        await using var app = DashboardServer.Build(journal, DashboardServer.UseKestrel("127.0.0.1", 0));
+        await app.StartAsync();
+        var url = Assert.Single(DashboardServer.Addresses(app));
+        await using var browser = await Puppeteer.LaunchAsync(new LaunchOptions
+        {
+            ExecutablePath = Chromium,
+            Headless = true,
+            UserDataDir = Path.Combine(temp, "chromium-profile"),
+            Args = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+        });
+        await using var page = await browser.NewPageAsync();
+        await page.GoToAsync(url + "/#sweep=many");
+        await page.WaitForFunctionAsync("() => document.querySelectorAll('#trials tbody tr').length > 0", new WaitForFunctionOptions { Timeout = 30_000 });
+        var shown = await page.EvaluateExpressionAsync<string[]>("[...document.querySelectorAll('#trials tbody tr')].map(tr => tr.dataset.trial)");
+        Assert.Equal(best100, shown);
+        Assert.StartsWith("Showing 100 of 120 trials", await page.EvaluateExpressionAsync<string>("document.getElementById('rows-note').textContent"));
+        await page.EvaluateExpressionAsync("document.getElementById('all-rows').click()");
+        await page.WaitForFunctionAsync("() => document.querySelectorAll('#trials tbody tr').length === 120", new WaitForFunctionOptions { Timeout = 30_000 });
+        Assert.True(await page.EvaluateExpressionAsync<bool>("document.getElementById('rows-note').hidden"));
+    }
+
+    [Fact]
     public async Task Trials_stopped_early_show_as_stopped_with_the_reason_the_journal_gives()
     {
         Assert.True(File.Exists(Chromium), $"{Chromium} is missing (scripts/test.sh installs it when run as root)");

@@ -17,6 +17,8 @@
   let scatter = null;        // the final-accuracy-against-a-parameter chart
   const hidden = new Set();  // trial ids whose curves are left out
   let parallelLines = 0;     // lines drawn on the parallel coordinates (for tests)
+  let allRows = false;       // show every trial's row, however many
+  const MAX_ROWS = 100;      // beyond this, the table shows the running trials, then the best
 
   // A curve's dash pattern by its index, so that identical curves (same numbers, one over the other) stay visible.
   const DASHES = [[], [6, 4], [2, 3], [10, 3, 2, 3]];
@@ -62,6 +64,7 @@
   async function select(id) {
     selected = id;
     hidden.clear();
+    allRows = false;
     // A link to the sweep: the address bar holds it, so it can be bookmarked and shared.
     if (decodeURIComponent(location.hash.replace(/^#sweep=/, '')) !== id) history.replaceState(null, '', '#sweep=' + encodeURIComponent(id));
     if (source) { source.close(); source = null; }
@@ -107,7 +110,7 @@
       '; started ' + new Date(status.startedAt).toLocaleString();
     const body = document.querySelector('#trials tbody');
     body.replaceChildren();
-    for (const t of status.trials) {
+    for (const t of rowsToShow(status.trials)) {
       const row = el('tr', null, t.state);
       row.dataset.trial = t.name;
       row.dataset.trialId = t.id;
@@ -145,6 +148,18 @@
       for (const c of [s.workerId, s.device, s.threads, s.healthy ? 'yes' : 'NO', s.selfTest]) row.appendChild(el('td', c));
       body.appendChild(row);
     }
+  }
+
+  // A long sweep's table is never an unbounded list: the running trials, then the best by test accuracy,
+  // MAX_ROWS in all, in spec order; the note says how many more there are and where they all are.
+  function rowsToShow(trials) {
+    const note = $('rows-note');
+    if (allRows || trials.length <= MAX_ROWS) { note.hidden = true; return trials; }
+    const rank = (t) => t.state === 'Running' ? 2 : typeof t.bestTestAccuracy === 'number' ? 1 + t.bestTestAccuracy / 10 : 0;
+    const chosen = new Set(trials.map((t, i) => ({ t, i })).sort((a, b) => rank(b.t) - rank(a.t) || a.i - b.i).slice(0, MAX_ROWS).map((x) => x.t.id));
+    note.hidden = false;
+    note.firstChild.textContent = 'Showing ' + MAX_ROWS + ' of ' + trials.length + ' trials (the running ones, then the best by test accuracy); every one is in `sweep status --json` and the report\'s trials.csv.';
+    return trials.filter((t) => chosen.has(t.id));
   }
 
   // ---- the best trial, and when the sweep will end ----
@@ -417,6 +432,7 @@
 
   $('scatter-parameter').addEventListener('change', () => { if (lastStatus) renderComparisons(lastStatus); });
   $('show-all').addEventListener('click', () => { hidden.clear(); applyVisibility(); });
+  $('all-rows').addEventListener('click', () => { allRows = true; if (lastStatus) renderStatus(lastStatus); });
   $('show-best').addEventListener('click', () => {
     if (!lastStatus) return;
     const best = lastStatus.trials.filter((t) => finalAccuracy(t) !== null).sort((a, b) => finalAccuracy(b) - finalAccuracy(a)).slice(0, 5).map((t) => t.id);
