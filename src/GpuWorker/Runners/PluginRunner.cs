@@ -31,13 +31,8 @@ public sealed class PluginRunner(Func<RunTrial, ITrialModel>? create = null, Act
     public TrainingResult Run(RunTrial trial, TrainingOptions options, ITrainingObserver observer, CancellationToken cancellation)
     {
         var spec = trial.Trial.Spec;
-        var problems = spec.Problems();
-        if (problems.Count > 0) throw new InvalidInputException(problems[0]);
-        if (TrainingOptions.ThreadsProblem(options.Threads, "threads") is { } threadsProblem) throw new InvalidInputException(threadsProblem);
         // Kernels and threads before any tensor work, the model's constructor included.
-        TorchKernels.EnsureApplied();
-        set_num_threads(options.Threads);
-        var device = TorchDevices.Resolve(options.Device);
+        var device = Trainer.Prepare(spec, options);
         var model = (create ?? CreateFromSpec)(trial);
         using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellation);
         var context = new Context(trial, options, device, observer, stop, log ?? ((_, line) => Console.Error.WriteLine(line)));

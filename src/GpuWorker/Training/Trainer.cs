@@ -90,15 +90,25 @@ public sealed class FaultBeforeLearningException(string message) : Exception(mes
 /// </summary>
 public static class Trainer
 {
-    public static TrainingResult Run(TrialSpec spec, MnistData data, TrainingOptions options, ITrainingObserver? observer = null, CancellationToken cancellation = default)
+    /// <summary>
+    /// What every trial trained in this process does first, before any tensor exists (a plug-in's
+    /// constructor included): checks the spec and the thread count, applies the kernels that compute
+    /// correctly on this CPU (<see cref="TorchKernels"/>) and LibTorch's thread count, and resolves the device.
+    /// </summary>
+    /// <exception cref="InvalidInputException">The spec or the thread count cannot run.</exception>
+    public static Device Prepare(TrialSpec spec, TrainingOptions options)
     {
         var problems = spec.Problems();
         if (problems.Count > 0) throw new InvalidInputException(problems[0]);
         if (TrainingOptions.ThreadsProblem(options.Threads, "threads") is { } threadsProblem) throw new InvalidInputException(threadsProblem);
-
         TorchKernels.EnsureApplied();
         set_num_threads(options.Threads);
-        var device = TorchDevices.Resolve(options.Device);
+        return TorchDevices.Resolve(options.Device);
+    }
+
+    public static TrainingResult Run(TrialSpec spec, MnistData data, TrainingOptions options, ITrainingObserver? observer = null, CancellationToken cancellation = default)
+    {
+        var device = Prepare(spec, options);
         using var session = new TrainingSession(spec, data, device);
         return session.Run(options, observer, cancellation);
     }

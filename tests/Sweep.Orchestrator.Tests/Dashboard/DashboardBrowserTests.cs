@@ -26,6 +26,15 @@ public sealed class DashboardBrowserTests : IDisposable
         }
     }
 
+    /// <summary>Headless Chromium with a profile in this test's folder.</summary>
+    private Task<IBrowser> LaunchAsync(params string[] extraArgs) => Puppeteer.LaunchAsync(new LaunchOptions
+    {
+        ExecutablePath = Chromium,
+        Headless = true,
+        UserDataDir = Path.Combine(temp, "chromium-profile"),
+        Args = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync", .. extraArgs],
+    });
+
     [Fact]
     public async Task The_page_shows_a_running_sweeps_trials_as_text_and_its_curves_grow_live()
     {
@@ -54,13 +63,7 @@ public sealed class DashboardBrowserTests : IDisposable
         await app.StartAsync();
         var url = Assert.Single(DashboardServer.Addresses(app));
 
-        await using var browser = await Puppeteer.LaunchAsync(new LaunchOptions
-        {
-            ExecutablePath = Chromium,
-            Headless = true,
-            UserDataDir = Path.Combine(temp, "chromium-profile"),
-            Args = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"],
-        });
+        await using var browser = await LaunchAsync("--disable-quic");
         await using var page = await browser.NewPageAsync();
         var dialogs = new List<string>();
         var problems = new List<string>();
@@ -155,13 +158,7 @@ public sealed class DashboardBrowserTests : IDisposable
         await using var app = DashboardServer.Build(journal, DashboardServer.UseKestrel("127.0.0.1", 0));
         await app.StartAsync();
         var url = Assert.Single(DashboardServer.Addresses(app));
-        await using var browser = await Puppeteer.LaunchAsync(new LaunchOptions
-        {
-            ExecutablePath = Chromium,
-            Headless = true,
-            UserDataDir = Path.Combine(temp, "chromium-profile"),
-            Args = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"],
-        });
+        await using var browser = await LaunchAsync();
         await using var page = await browser.NewPageAsync();
         await page.GoToAsync(url + "/");
         await page.WaitForSelectorAsync("#sweeps button[data-sweep-id='killed']", new WaitForSelectorOptions { Timeout = 30_000 });
@@ -190,13 +187,7 @@ public sealed class DashboardBrowserTests : IDisposable
         await using var app = DashboardServer.Build(journal, DashboardServer.UseKestrel("127.0.0.1", 0));
         await app.StartAsync();
         var url = Assert.Single(DashboardServer.Addresses(app));
-        await using var browser = await Puppeteer.LaunchAsync(new LaunchOptions
-        {
-            ExecutablePath = Chromium,
-            Headless = true,
-            UserDataDir = Path.Combine(temp, "chromium-profile"),
-            Args = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"],
-        });
+        await using var browser = await LaunchAsync();
         await using var page = await browser.NewPageAsync();
         await page.GoToAsync(url + "/#sweep=many");
         await page.WaitForFunctionAsync("() => document.querySelectorAll('#trials tbody tr').length > 0", new WaitForFunctionOptions { Timeout = 30_000 });
@@ -224,13 +215,7 @@ public sealed class DashboardBrowserTests : IDisposable
         await using var app = DashboardServer.Build(journal, DashboardServer.UseKestrel("127.0.0.1", 0));
         await app.StartAsync();
         var url = Assert.Single(DashboardServer.Addresses(app));
-        await using var browser = await Puppeteer.LaunchAsync(new LaunchOptions
-        {
-            ExecutablePath = Chromium,
-            Headless = true,
-            UserDataDir = Path.Combine(temp, "chromium-profile"),
-            Args = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"],
-        });
+        await using var browser = await LaunchAsync();
         await using var page = await browser.NewPageAsync();
         await page.GoToAsync(url + "/");
         await page.WaitForSelectorAsync("#sweeps button[data-sweep-id='asha']", new WaitForSelectorOptions { Timeout = 30_000 });
