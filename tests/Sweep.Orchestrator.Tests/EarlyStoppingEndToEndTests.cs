@@ -124,6 +124,13 @@ public sealed class EarlyStoppingEndToEndTests : IDisposable
             Assert.Equal(stop.Iteration, row.GetProperty("stoppedAtIteration").GetInt32());
             Assert.Equal(stop.Reason, row.GetProperty("stopReason").GetString());
         }
+        // A stopped trial keeps its last recorded checkpoint.
+        foreach (var stop in stopped)
+        {
+            var checkpoint = events.OfType<TrialCheckpointed>().LastOrDefault(c => c.TrialId == stop.TrialId);
+            if (checkpoint is not null) Assert.True(File.Exists(checkpoint.Path), $"{checkpoint.Path} of the stopped trial {stop.TrialId}");
+        }
+        Assert.Contains(stopped, s => events.OfType<TrialCheckpointed>().Any(c => c.TrialId == s.TrialId));
         var table = SweepProcess.Run("status", "asha", "--data-dir", DataDir).Stdout;
         Assert.EndsWith($"completed; {16 - stopped.Count} completed, {stopped.Count} stopped", table.TrimEnd());
         Assert.Contains($"stopped early at {stopped[0].Iteration}: {stopped[0].Reason}", table);

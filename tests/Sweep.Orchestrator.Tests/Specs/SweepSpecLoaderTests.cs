@@ -28,6 +28,24 @@ public sealed class SweepSpecLoaderTests : IDisposable
     }
 
     [Fact]
+    public void The_asha_preset_draws_24_coupled_lenet_trials_and_stops_with_asha()
+    {
+        var sweep = SweepSpecLoader.Load(Preset("asha-coupling.conf"), [], TextWriter.Null);
+
+        Assert.Equal(ModelKind.Lenet, sweep.Model);
+        Assert.Equal(new EarlyStoppingSpec(EarlyStoppingPolicy.Asha, StoppingMetric.TestAccuracy, 100, 3), sweep.EarlyStopping);
+        // 24 draws; one at the reference batch (64) would be the reference trial whatever its k, so none is merged here.
+        Assert.Equal(24, sweep.Trials.Count);
+        foreach (var t in sweep.Trials)
+        {
+            Assert.InRange(t.Spec.BatchSize, 16, 256);
+            double k = double.Parse(t.Name[(t.Name.IndexOf("-k", StringComparison.Ordinal) + 2)..], System.Globalization.CultureInfo.InvariantCulture);
+            Assert.InRange(k, -1, 1);
+            Assert.Equal(0.01 * Math.Pow(t.Spec.BatchSize / 64.0, k), t.Spec.BaseLr, 15);
+        }
+    }
+
+    [Fact]
     public void The_paper_preset_is_table_1()
     {
         var path = Preset("paper-lenet.conf");
