@@ -98,7 +98,7 @@ public static class SweepReportWriter
                 .Select(g => $"batch {g.Key} {F(g.Average(t => t.MemoryPercentOfReference!.Value), "0.#")}%")
                 .ToList();
             findings.Add(byBatch.Count > 0
-                ? $"peak memory against {reference.Name} (batch {reference.BatchSize}): {string.Join(", ", byBatch)}"
+                ? $"peak memory against {reference.Name} (batch {reference.BatchSize}): {SweepAnalysis.Listed(byBatch, Listed)}"
                 : $"peak memory: no other batch size than {reference.Name}'s to compare");
         }
 

@@ -82,6 +82,19 @@ public sealed class ReportScaleTests
     }
 
     [Fact]
+    public void A_random_search_of_many_batch_sizes_names_five_in_the_memory_finding()
+    {
+        // Batch sizes 16, 24, …, 104: the reference is the median, 64; every other batch has its own percentage.
+        var trials = Enumerable.Range(0, 12).Select(i => ReportEvents.Trial($"r{i}", 16 + 8 * i, 0.01)).ToArray();
+        var log = new ReportEvents("many-batches", trials);
+        for (int i = 0; i < 12; i++) log.Completed($"r{i}", [0.1, 0.9], 1.0, (100 + i) * ReportEvents.MiB);
+        var a = SweepAnalysis.Compute(log.Finish().Fold(), log.Events);
+        var memory = SweepReportWriter.Findings(a).Single(f => f.StartsWith("peak memory against ", StringComparison.Ordinal));
+        Assert.EndsWith("and 6 more", memory);
+        Assert.Equal(5, memory.Split("%").Length - 1);
+    }
+
+    [Fact]
     public void A_stopped_trial_that_was_ahead_of_the_best_completed_one_is_named()
     {
         var log = new ReportEvents("ahead", ReportEvents.Trial("done", 64, 0.01, 300), ReportEvents.Trial("cut", 64, 0.02, 300));
