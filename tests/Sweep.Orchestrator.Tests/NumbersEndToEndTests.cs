@@ -81,18 +81,22 @@ public sealed class NumbersEndToEndTests : IDisposable
         }
 
         // Each trial's peak memory is its own worker process's (Fig. 7's claim needs that): ordered by
-        // batch size. CASE2 < CASE1 < CASE3 (32, 64, 128: 50-70 MB apart) and the median of each batch
-        // size; single trials of neighbouring sizes are not compared, as a process keeps up to about
-        // 20 MB of an earlier, larger trial.
+        // batch size. A worker process runs one trial after another, and what an earlier trial (or the
+        // process's first, JIT-compiling trial) leaves resident can only raise a later figure: measured
+        // on this machine, up to about 40 MB for the same shape (2026-12-01: batch-64 trials read
+        // 338-363 MB in one sweep). The smallest reading of each batch size is the one nothing inflated;
+        // those are ordered, and CASE3 (the one trial of batch 128) reads above every smaller batch.
+        // A trial that diverged before its first test pass never ran the test batch: left out.
         foreach (var id in new[] { "paper-a", "paper-b" })
         {
-            var trials = (await SweepJournal.ReadAsync(new JournalSettings(DataDir), id))!.Trials;
-            long Peak(string name) => trials.Single(t => t.Definition.Name == name).PeakMemoryBytes;
-            Assert.True(Peak("CASE2") < Peak("CASE1") && Peak("CASE1") < Peak("CASE3"), $"{id}: peak memory CASE2 {Peak("CASE2")}, CASE1 {Peak("CASE1")}, CASE3 {Peak("CASE3")} bytes");
-            var medians = trials.GroupBy(t => t.Definition.Spec.BatchSize).OrderBy(g => g.Key)
-                .Select(g => (Batch: g.Key, Median: g.Select(t => t.PeakMemoryBytes).Order().ElementAt(g.Count() / 2))).ToList();
-            Assert.Equal([32, 64, 128], medians.Select(m => m.Batch));
-            Assert.True(medians[0].Median < medians[1].Median && medians[1].Median < medians[2].Median, $"{id}: median peak memory by batch size {string.Join(", ", medians)}");
+            var trials = (await SweepJournal.ReadAsync(new JournalSettings(DataDir), id))!.Trials
+                .Where(t => t.State == TrialState.Completed).ToList();
+            var least = trials.GroupBy(t => t.Definition.Spec.BatchSize).OrderBy(g => g.Key)
+                .Select(g => (Batch: g.Key, Least: g.Min(t => t.PeakMemoryBytes))).ToList();
+            Assert.Equal([32, 64, 128], least.Select(m => m.Batch));
+            Assert.True(least[0].Least < least[1].Least && least[1].Least < least[2].Least, $"{id}: least peak memory by batch size {string.Join(", ", least)}");
+            var case3 = trials.Single(t => t.Definition.Name == "CASE3").PeakMemoryBytes;
+            Assert.All(trials.Where(t => t.Definition.Spec.BatchSize < 128), t => Assert.True(t.PeakMemoryBytes < case3, $"{id}: {t.Definition.Name} {t.PeakMemoryBytes} bytes, CASE3 {case3}"));
         }
 
         // The run ends with its report: the paper's claims checked on these numbers.
