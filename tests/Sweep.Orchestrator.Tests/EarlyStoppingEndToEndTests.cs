@@ -137,14 +137,16 @@ public sealed class EarlyStoppingEndToEndTests : IDisposable
     }
 
     /// <summary>
-    /// The median and plateau rules through the real `sweep run`: the journal's stops are exactly the
-    /// decisions of the policy's fold (unit-tested against hand computations in EarlyStoppingTests)
-    /// replayed over the journal's test points in their order, and each stopped trial ends there.
+    /// The median and plateau rules, and ASHA with rungs in images, through the real `sweep run`: the
+    /// journal's stops are exactly the decisions of the policy's fold (unit-tested against hand
+    /// computations in EarlyStoppingTests) replayed over the journal's test points in their order,
+    /// and each stopped trial ends there.
     /// </summary>
     [Theory]
     [InlineData("median", "early-stopping { policy = median, grace-period = 200, min-trials = 3 }")]
     [InlineData("plateau", "early-stopping { policy = plateau, grace-period = 200, patience = 2, min-delta = 0.01 }")]
-    public async Task Median_and_plateau_stop_as_their_fold_over_the_journal_decides(string policy, string block)
+    [InlineData("asha", "early-stopping { policy = asha, resource = images }")]
+    public async Task Median_plateau_and_asha_in_images_stop_as_their_fold_over_the_journal_decides(string policy, string block)
     {
         var spec = Path.Combine(temp, $"{policy}.conf");
         File.WriteAllText(spec, $$"""
@@ -167,7 +169,7 @@ public sealed class EarlyStoppingEndToEndTests : IDisposable
         var decided = new List<TrialStoppedEarly>();
         foreach (var p in events.OfType<TrialProgress>())
         {
-            (fold, var stop) = fold.Decide(p, definition.Trials.Single(t => t.Id == p.TrialId).Spec.MaxIter);
+            (fold, var stop) = fold.Decide(p, definition.Trials.Single(t => t.Id == p.TrialId).Spec);
             if (stop is not null) decided.Add(stop);
         }
         var journaled = events.OfType<TrialStoppedEarly>().ToList();

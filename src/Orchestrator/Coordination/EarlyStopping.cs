@@ -1,12 +1,13 @@
 using System.Collections.Immutable;
 using Sweep.Protocol.Events;
 using Sweep.Protocol.Specs;
+using Sweep.Protocol.Training;
 
 namespace Sweep.Orchestrator.Coordination;
 
 /// <summary>A policy's verdict that a trial stops at a test point: what it lost to, in numbers and in words.</summary>
 /// <param name="Policy">The policy that decided.</param>
-/// <param name="Iteration">The test point's iteration (for ASHA, the rung's).</param>
+/// <param name="Iteration">The test point's progress in the spec's resource (iterations or images).</param>
 /// <param name="Value">The trial's figure that lost (its metric at the rung; its best so far; its best of the last patience points).</param>
 /// <param name="Threshold">What it had to reach (the rung's cut-off; the median; the earlier best plus min-delta).</param>
 /// <param name="Reason">One line for status and the report: "below rung 300 cut-off 0.962 (0.951)".</param>
@@ -39,9 +40,9 @@ public sealed record EarlyStopping(
     /// is never judged twice at an ASHA rung.
     /// </summary>
     /// <param name="trialId">The trial.</param>
-    /// <param name="iteration">The test point's iteration.</param>
+    /// <param name="iteration">The test point's progress in the spec's resource (its iteration, or the images seen by then).</param>
     /// <param name="value">The metric at that point.</param>
-    /// <param name="maxIter">The trial's max-iter: it is never stopped at its last point (there is nothing left to save).</param>
+    /// <param name="maxIter">The trial's max-iter in the same unit: it is never stopped at its last point (there is nothing left to save).</param>
     public (EarlyStopping State, StopDecision? Stop) Observe(string trialId, int iteration, double value, int maxIter)
     {
         if (Stopped.Contains(trialId) || double.IsNaN(value) || iteration <= 0) return (this, null);
@@ -58,24 +59,30 @@ public sealed record EarlyStopping(
     }
 
     /// <summary>
-    /// The point <paramref name="progress"/> gives the policy (its metric at its iteration, with the
-    /// trial's max-iter), or null when it has none (the metric is NaN: not measured).
+    /// The point <paramref name="progress"/> gives the policy (its metric at its progress in the
+    /// spec's resource: the iteration, or iteration × the trial's batch size in images; with the
+    /// trial's max-iter in the same unit), or null when it has none (the metric is NaN: not measured).
     /// </summary>
-    public static ObservedTestPoint? PointOf(EarlyStoppingSpec spec, TrialProgress progress, int maxIter)
+    /// <param name="spec">The sweep's early-stopping spec.</param>
+    /// <param name="progress">The test point being recorded.</param>
+    /// <param name="trial">The trial's spec as defined (its max-iter and batch size).</param>
+    public static ObservedTestPoint? PointOf(EarlyStoppingSpec spec, TrialProgress progress, TrialSpec trial)
     {
         double value = spec.Metric == StoppingMetric.TestAccuracy ? progress.Metrics.TestAccuracy : progress.Metrics.TestLoss;
-        return double.IsNaN(value) ? null : new ObservedTestPoint(progress.TrialId, progress.Metrics.Iteration, value, maxIter);
+        return double.IsNaN(value)
+            ? null
+            : new ObservedTestPoint(progress.TrialId, spec.Progress(progress.Metrics.Iteration, trial.BatchSize), value, spec.Progress(trial.MaxIter, trial.BatchSize));
     }
 
     /// <summary>
     /// <see cref="Observe"/> for a test point being recorded: the next state and, when the point ends
-    /// its trial, the event that says so (of the same attempt, at the same time).
+    /// its trial, the event that says so (of the same attempt, at the same time, at the point's iteration).
     /// </summary>
-    public (EarlyStopping State, TrialStoppedEarly? Stop) Decide(TrialProgress progress, int maxIter)
+    public (EarlyStopping State, TrialStoppedEarly? Stop) Decide(TrialProgress progress, TrialSpec trial)
     {
-        if (PointOf(Spec, progress, maxIter) is not { } point) return (this, null);
+        if (PointOf(Spec, progress, trial) is not { } point) return (this, null);
         var (state, stop) = Observe(point.TrialId, point.Iteration, point.Value, point.MaxIter);
-        return (state, stop is null ? null : new TrialStoppedEarly(progress.TrialId, progress.Attempt, stop.Iteration, stop.Policy, stop.Value, stop.Threshold, stop.Reason, progress.At));
+        return (state, stop is null ? null : new TrialStoppedEarly(progress.TrialId, progress.Attempt, progress.Metrics.Iteration, stop.Policy, stop.Value, stop.Threshold, stop.Reason, progress.At));
     }
 
     /// <summary>The state after <paramref name="points"/>, folded in order from the start (a snapshot's record of them).</summary>
@@ -86,6 +93,12 @@ public sealed record EarlyStopping(
     private bool Worse(double a, double b) => Spec.HigherIsBetter ? a < b : a > b;
 
     private string Metric => Spec.MetricName;
+
+    /// <summary>A rung as the reasons write it: "300", or "25600 images".</summary>
+    private string Rung(int rung) => Spec.Resource == StoppingResource.Images ? $"{rung} images" : $"{rung}";
+
+    /// <summary>A point of progress as the reasons write it: "iteration 300", or "25600 images".</summary>
+    private string At(int progress) => Spec.Resource == StoppingResource.Images ? $"{progress} images" : $"iteration {progress}";
 
     /// <summary>
     /// ASHA at a rung: the trial's value joins the rung's record, and it continues if it is not worse
@@ -106,7 +119,7 @@ public sealed record EarlyStopping(
         double cutoff = Quantile(record.Values.ToList(), q);
         return Worse(value, cutoff)
             ? (next, new StopDecision(EarlyStoppingPolicy.Asha, iteration, value, cutoff,
-                $"{Metric} {EarlyStoppingSpec.Format(value)} at rung {r} is outside the top 1/{EarlyStoppingSpec.Format(Spec.ReductionFactor)} of {record.Count} trial(s) (cut-off {EarlyStoppingSpec.Format(cutoff)})"))
+                $"{Metric} {EarlyStoppingSpec.Format(value)} at rung {Rung(r)} is outside the top 1/{EarlyStoppingSpec.Format(Spec.ReductionFactor)} of {record.Count} trial(s) (cut-off {EarlyStoppingSpec.Format(cutoff)})"))
             : (next, null);
     }
 
@@ -127,7 +140,7 @@ public sealed record EarlyStopping(
         double median = Quantile(others, 0.5);
         return Worse(best, median)
             ? new StopDecision(EarlyStoppingPolicy.Median, iteration, best, median,
-                $"best {Metric} {EarlyStoppingSpec.Format(best)} is below the median {EarlyStoppingSpec.Format(median)} of {others.Count} other trial(s)' running averages at iteration {iteration}")
+                $"best {Metric} {EarlyStoppingSpec.Format(best)} is below the median {EarlyStoppingSpec.Format(median)} of {others.Count} other trial(s)' running averages at {At(iteration)}")
             : null;
     }
 

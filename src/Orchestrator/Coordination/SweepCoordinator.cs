@@ -382,7 +382,7 @@ public sealed class SweepCoordinator : ReceivePersistentActor, IWithTimers
             PersistAndApply(recorded);
             return;
         }
-        (deciding, var stop) = stopping.Decide(recorded, Projected(progress.TrialId).Definition.Spec.MaxIter);
+        (deciding, var stop) = stopping.Decide(recorded, Projected(progress.TrialId).Definition.Spec);
         if (stop is null)
         {
             PersistAndApply(recorded);

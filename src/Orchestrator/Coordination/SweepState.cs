@@ -108,7 +108,7 @@ public sealed class SweepState
             case SlotChecked e:
                 slots[e.Slot.WorkerId] = new SlotRecord(e.Slot, e.Health, e.At);
                 break;
-            case TrialProgress p when Stopping is not null && EarlyStopping.PointOf(Stopping.Spec, p, this[p.TrialId].Definition.Spec.MaxIter) is { } point:
+            case TrialProgress p when Stopping is not null && EarlyStopping.PointOf(Stopping.Spec, p, this[p.TrialId].Definition.Spec) is { } point:
                 observed.Add(point);
                 Stopping = Stopping.Observe(point.TrialId, point.Iteration, point.Value, point.MaxIter).State;
                 Update(p.TrialId, t => Next(t, p));

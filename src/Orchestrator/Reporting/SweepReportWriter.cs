@@ -66,6 +66,25 @@ public static class SweepReportWriter
     }
 
     /// <summary>
+    /// The best trial in one line: its parameters (batch size, base learning rate, then any named
+    /// parameter) and how far ahead of the runner-up (the next completed trial by final test
+    /// accuracy) it is, in percentage points: "best trial CASE1: batch 64, base lr 0.01; 0.35 points
+    /// ahead of CASE4 (0.9805)".
+    /// </summary>
+    private static string BestTrial(SweepAnalysis a, TrialAnalysis best, double final)
+    {
+        var spec = best.Record.Definition.Spec;
+        string parameters = $"batch {spec.BatchSize}, base lr {G(spec.BaseLr)}" +
+                            string.Concat(spec.Parameters?.Items.Select(p => $", {p.Name} {p.Value.Text}") ?? []);
+        var second = a.Trials.Where(t => t.CanBeBest && t != best && t.FinalTestAccuracy is not null)
+            .OrderByDescending(t => t.FinalTestAccuracy).FirstOrDefault();
+        string lead = second is { FinalTestAccuracy: { } next }
+            ? $"{F(100 * (final - next), "0.00")} points ahead of {second.Name} ({F(next, "0.0000")})"
+            : "the only completed trial";
+        return $"best trial {best.Name}: {parameters}; {lead}";
+    }
+
+    /// <summary>
     /// The short list of findings: time to target and the best trials (completed ones only, the others
     /// named apart), the time fit, memory, divergence, coupling, max-iter, and the paper's claims. Plain
     /// text with names as they are: each output escapes them its own way.
@@ -81,7 +100,10 @@ public static class SweepReportWriter
                 ? $"{reached} of {a.Trials.Count} trials reach test accuracy {target}, none of them completed: no fastest trial"
                 : $"no trial reaches test accuracy {target}");
         if (a.BestByFinalAccuracy is { FinalTestAccuracy: { } final } top)
+        {
             findings.Add($"highest final test accuracy: {top.Name} ({F(final, "0.0000")})");
+            findings.Add(BestTrial(a, top, final));
+        }
         if (a.NotEligibleList(NotEligibleListed) is { } others)
             findings.Add($"not eligible as best (only completed trials are): {others}");
 

@@ -35,7 +35,7 @@ public static class SweepSpecLoader
         public static readonly string[] Command = ["arguments", "grace-period", "out-of-memory-pattern"];
         public static readonly string[] Random = ["samples", "seed", "batch-size", "base-lr", "lr-scaling"];
         public static readonly string[] Distribution = ["choice", "uniform", "log-uniform", "int-uniform", "int-log-uniform"];
-        public static readonly string[] EarlyStopping = ["policy", "metric", "grace-period", "reduction-factor", "min-trials", "patience", "min-delta"];
+        public static readonly string[] EarlyStopping = ["policy", "metric", "resource", "grace-period", "reduction-factor", "min-trials", "patience", "min-delta"];
         public static readonly string[] Plugin = ["assembly", "type"];
 
         /// <summary>The objects a --set key can reach (list elements cannot be addressed by a key path).</summary>
@@ -126,6 +126,11 @@ public static class SweepSpecLoader
     private static readonly Dictionary<string, StoppingMetric> StoppingMetrics = new()
     {
         ["test-accuracy"] = StoppingMetric.TestAccuracy, ["test-loss"] = StoppingMetric.TestLoss,
+    };
+
+    private static readonly Dictionary<string, StoppingResource> StoppingResources = new()
+    {
+        ["iterations"] = StoppingResource.Iterations, ["images"] = StoppingResource.Images,
     };
 
     private static readonly Dictionary<string, FaultKind> FaultKinds = new()
@@ -227,7 +232,7 @@ public static class SweepSpecLoader
         var synthetic = ReadSynthetic(sweep.Object("synthetic"), merged);
         var command = ReadCommand(sweep, model, source, baseDirectory, schema.Names);
         var plugin = ReadPlugin(sweep, model, source, baseDirectory);
-        var earlyStopping = ReadEarlyStopping(sweep.Object("early-stopping"), defaults.TestInterval);
+        var earlyStopping = ReadEarlyStopping(sweep.Object("early-stopping"), defaults.TestInterval, merged.Trials.Min(t => t.Spec.BatchSize));
         return new SweepDefinition(name, record, model, merged.Trials, divergence, retry, onOutOfMemory, scaling.Exponent, synthetic, command, plugin, earlyStopping);
     }
 
@@ -520,9 +525,10 @@ public static class SweepSpecLoader
 
     /// <summary>
     /// sweep.early-stopping: off when absent. The policy is required; the grace period defaults to
-    /// the test interval (the first test point after 0); a key of another policy is refused.
+    /// the test interval (the first test point after 0), in images the test interval × the sweep's
+    /// smallest batch size (the first test point of its smallest batch); a key of another policy is refused.
     /// </summary>
-    private static EarlyStoppingSpec? ReadEarlyStopping(SpecObject? block, int testInterval)
+    private static EarlyStoppingSpec? ReadEarlyStopping(SpecObject? block, int testInterval, int smallestBatch)
     {
         if (block is null) return null;
         block.RejectUnknownKeys(Keys.EarlyStopping);
@@ -539,14 +545,16 @@ public static class SweepSpecLoader
                 throw misplaced.Error($"is not a key of policy = {StoppingPolicies.Single(p => p.Value == policy).Key} (it belongs to {StoppingPolicies.Single(p => p.Value == OwnerOf(key)).Key})");
         }
         var defaults = new EarlyStoppingSpec(policy);
+        var resource = block.Choice("resource", defaults.Resource, StoppingResources);
         return new EarlyStoppingSpec(
             policy,
             block.Choice("metric", defaults.Metric, StoppingMetrics),
-            block.Int("grace-period", testInterval, Rule.Positive),
+            block.Int("grace-period", resource == StoppingResource.Images ? testInterval * smallestBatch : testInterval, Rule.Positive),
             block.Number("reduction-factor", defaults.ReductionFactor, Rule.AboveOne),
             block.Int("min-trials", defaults.MinTrials, Rule.AtLeastOne),
             block.Int("patience", defaults.Patience, Rule.AtLeastOne),
-            block.Number("min-delta", defaults.MinDelta, Rule.NonNegative));
+            block.Number("min-delta", defaults.MinDelta, Rule.NonNegative),
+            resource);
 
         static EarlyStoppingPolicy OwnerOf(string key) => key switch
         {

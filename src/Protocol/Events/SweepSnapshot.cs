@@ -96,7 +96,7 @@ public sealed record SweepSnapshot(
 /// the policy's state is rebuilt by the same fold (absent without early stopping).
 /// </summary>
 /// <param name="TrialId">The trial.</param>
-/// <param name="Iteration">The test point's iteration.</param>
+/// <param name="Iteration">The test point's progress in the policy's resource: its iteration, or the images seen by then (iteration × batch size).</param>
 /// <param name="Value">The policy's metric there.</param>
-/// <param name="MaxIter">The trial's max-iter then.</param>
+/// <param name="MaxIter">The trial's max-iter then, in the same unit.</param>
 public sealed record ObservedTestPoint(string TrialId, int Iteration, double Value, int MaxIter);

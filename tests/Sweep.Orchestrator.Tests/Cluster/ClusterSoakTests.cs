@@ -14,7 +14,7 @@ namespace Sweep.Orchestrator.Tests.Cluster;
 /// node, worker nodes and a standby run a synthetic sweep while every <see cref="SoakSettings.KillEvery"/>
 /// a node drawn from the seed is killed with kill -9 and replaced by a node of the same kind joining a
 /// live one. Parameters come from SWEEP_SOAK_* (<see cref="SoakSettings.From"/>); the defaults are the
-/// 3-minute version CI runs, bench/cluster-soak.sh runs the 10-minute one. The measurements are
+/// 2-minute version CI runs, bench/cluster-soak.sh runs the 10-minute one. The measurements are
 /// <see cref="SoakAnalysis"/>'s, the report <see cref="SoakReport"/>'s (test output and
 /// artifacts/soak/report.md); this class only starts, kills and watches processes.
 /// </summary>

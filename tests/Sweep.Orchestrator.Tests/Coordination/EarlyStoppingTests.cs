@@ -1,5 +1,7 @@
 using Sweep.Orchestrator.Coordination;
+using Sweep.Protocol.Events;
 using Sweep.Protocol.Specs;
+using Sweep.Protocol.Training;
 
 namespace Sweep.Orchestrator.Tests.Coordination;
 
@@ -46,6 +48,41 @@ public sealed class EarlyStoppingTests
         Assert.Equal((EarlyStoppingPolicy.Asha, 100, 0.8), (b.Policy, b.Iteration, b.Value));
         Assert.Equal(0.8 + 2.0 / 3 * 0.1, b.Threshold, 12);
         Assert.Equal("test-accuracy 0.8 at rung 100 is outside the top 1/3 of 2 trial(s) (cut-off 0.8667)", b.Reason);
+    }
+
+    [Fact]
+    public void Asha_in_images_judges_each_batch_size_at_equal_data_and_the_stop_names_the_iteration()
+    {
+        var spec = new EarlyStoppingSpec(EarlyStoppingPolicy.Asha, GracePeriod: 1600, ReductionFactor: 3, Resource: StoppingResource.Images);
+        var case1 = TrialSpec.PaperCase1(new DatasetSpec("unused"));
+        var small = case1 with { BatchSize = 16, MaxIter = 1000 };
+        var large = case1 with { BatchSize = 256, MaxIter = 1000 };
+        // Rungs in images: 1600 × 3^k below each trial's max-iter × batch: 16,000 images for batch 16
+        // (1600, 4800, 14400), 256,000 for batch 256 (… 43200, 129600).
+        Assert.Equal([1600, 4800, 14400], spec.Rungs(spec.Progress(1000, 16)));
+        Assert.Equal([1600, 4800, 14400, 43200, 129600], spec.Rungs(spec.Progress(1000, 256)));
+        TrialProgress Point(string trial, int iteration, double accuracy) =>
+            new(trial, 1, new TrialMetrics(iteration, 0.1, 0.9, 0.2, accuracy, 0.01, 1, 0), DateTimeOffset.UnixEpoch);
+        var state = EarlyStopping.Start(spec);
+        // s (batch 16) at iteration 100 = 1,600 images: rung 1600, record [0.90]: continues.
+        // s at 300 = 4,800 images: rung 4800, record [0.95]: continues.
+        // s at 900 = 14,400 images: rung 14400, record [0.97]: continues.
+        // l (batch 256) at iteration 100 = 25,600 images: judged at the highest rung at or below, 14400:
+        // record [0.96, 0.97], cut-off 0.96 + 2/3 × 0.01 = 0.96667: 0.96 stops, at iteration 100.
+        TrialStoppedEarly? stop = null;
+        foreach (var (trial, spec1, iteration, accuracy) in new[] { ("s", small, 100, 0.90), ("s", small, 300, 0.95), ("s", small, 900, 0.97), ("l", large, 100, 0.96) })
+        {
+            (state, var decided) = state.Decide(Point(trial, iteration, accuracy), spec1);
+            if (decided is not null) stop = decided;
+        }
+        Assert.NotNull(stop);
+        Assert.Equal(("l", 100, 0.96), (stop.TrialId, stop.Iteration, stop.Value));
+        Assert.Equal(0.96 + 2.0 / 3 * 0.01, stop.Threshold, 12);
+        Assert.Equal("test-accuracy 0.96 at rung 14400 images is outside the top 1/3 of 2 trial(s) (cut-off 0.9667)", stop.Reason);
+        // The same points in iterations: l at iteration 100 is judged at rung 100 alone, and continues.
+        var byIterations = EarlyStopping.Start(spec with { GracePeriod = 100, Resource = StoppingResource.Iterations });
+        (byIterations, _) = byIterations.Decide(Point("s", 100, 0.90), small);
+        Assert.Null(byIterations.Decide(Point("l", 100, 0.96), large).Stop);
     }
 
     [Fact]

@@ -35,6 +35,26 @@ public sealed class DashboardBrowserTests : IDisposable
         Args = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync", .. extraArgs],
     });
 
+    /// <summary>The dashboard over a journal on a free loopback port, and a headless Chromium page: disposed page first, the server last.</summary>
+    private sealed record OpenDashboard(Microsoft.AspNetCore.Builder.WebApplication App, string Url, IBrowser Browser, IPage Page) : IAsyncDisposable
+    {
+        public async ValueTask DisposeAsync()
+        {
+            await Page.DisposeAsync();
+            await Browser.DisposeAsync();
+            await App.DisposeAsync();
+        }
+    }
+
+    /// <summary>Starts the dashboard over <paramref name="journal"/> and opens a page in Chromium (with <paramref name="extraArgs"/>); nothing loaded yet.</summary>
+    private async Task<OpenDashboard> OpenDashboardAsync(JournalSettings journal, params string[] extraArgs)
+    {
+        var app = DashboardServer.Build(journal, DashboardServer.UseKestrel("127.0.0.1", 0));
+        await app.StartAsync();
+        var browser = await LaunchAsync(extraArgs);
+        return new OpenDashboard(app, Assert.Single(DashboardServer.Addresses(app)), browser, await browser.NewPageAsync());
+    }
+
     [Fact]
     public async Task The_page_shows_a_running_sweeps_trials_as_text_and_its_curves_grow_live()
     {
@@ -59,12 +79,8 @@ public sealed class DashboardBrowserTests : IDisposable
         run.WaitForLine(l => l.Contains("started attempt"), Long);
 
         var journal = new JournalSettings(dataDir);
-        await using var app = DashboardServer.Build(journal, DashboardServer.UseKestrel("127.0.0.1", 0));
-        await app.StartAsync();
-        var url = Assert.Single(DashboardServer.Addresses(app));
-
-        await using var browser = await LaunchAsync("--disable-quic");
-        await using var page = await browser.NewPageAsync();
+        await using var dashboard = await OpenDashboardAsync(journal, "--disable-quic");
+        var (url, page) = (dashboard.Url, dashboard.Page);
         var dialogs = new List<string>();
         var problems = new List<string>();
         page.Dialog += async (_, e) =>
@@ -155,11 +171,8 @@ public sealed class DashboardBrowserTests : IDisposable
         }
 
         var journal = new JournalSettings(dataDir);
-        await using var app = DashboardServer.Build(journal, DashboardServer.UseKestrel("127.0.0.1", 0));
-        await app.StartAsync();
-        var url = Assert.Single(DashboardServer.Addresses(app));
-        await using var browser = await LaunchAsync();
-        await using var page = await browser.NewPageAsync();
+        await using var dashboard = await OpenDashboardAsync(journal);
+        var (url, page) = (dashboard.Url, dashboard.Page);
         await page.GoToAsync(url + "/");
         await page.WaitForSelectorAsync("#sweeps button[data-sweep-id='killed']", new WaitForSelectorOptions { Timeout = 30_000 });
         Assert.Contains("interrupted (no process owns it)", await page.EvaluateExpressionAsync<string>("document.querySelector(\"#sweeps button[data-sweep-id='killed']\").textContent"));
@@ -184,11 +197,8 @@ public sealed class DashboardBrowserTests : IDisposable
         var best100 = trials.OrderByDescending(t => t.Best).ThenBy(t => t.Index).Take(100).OrderBy(t => t.Index).Select(t => t.Name).ToList();
 
         var journal = new JournalSettings(dataDir);
-        await using var app = DashboardServer.Build(journal, DashboardServer.UseKestrel("127.0.0.1", 0));
-        await app.StartAsync();
-        var url = Assert.Single(DashboardServer.Addresses(app));
-        await using var browser = await LaunchAsync();
-        await using var page = await browser.NewPageAsync();
+        await using var dashboard = await OpenDashboardAsync(journal);
+        var (url, page) = (dashboard.Url, dashboard.Page);
         await page.GoToAsync(url + "/#sweep=many");
         await page.WaitForFunctionAsync("() => document.querySelectorAll('#trials tbody tr').length > 0", new WaitForFunctionOptions { Timeout = 30_000 });
         var shown = await page.EvaluateExpressionAsync<string[]>("[...document.querySelectorAll('#trials tbody tr')].map(tr => tr.dataset.trial)");
@@ -212,11 +222,8 @@ public sealed class DashboardBrowserTests : IDisposable
         var stops = (await Sweep.Orchestrator.Journal.SweepJournal.EventsAsync(journal, "asha")).OfType<Sweep.Protocol.Events.TrialStoppedEarly>().ToList();
         Assert.NotEmpty(stops);
 
-        await using var app = DashboardServer.Build(journal, DashboardServer.UseKestrel("127.0.0.1", 0));
-        await app.StartAsync();
-        var url = Assert.Single(DashboardServer.Addresses(app));
-        await using var browser = await LaunchAsync();
-        await using var page = await browser.NewPageAsync();
+        await using var dashboard = await OpenDashboardAsync(journal);
+        var (url, browser, page) = (dashboard.Url, dashboard.Browser, dashboard.Page);
         await page.GoToAsync(url + "/");
         await page.WaitForSelectorAsync("#sweeps button[data-sweep-id='asha']", new WaitForSelectorOptions { Timeout = 30_000 });
         await page.ClickAsync("#sweeps button[data-sweep-id='asha']");
@@ -246,6 +253,12 @@ public sealed class DashboardBrowserTests : IDisposable
         // every stopped curve ends with a marker; an unticked trial's curve is left out.
         Assert.Equal(12, await page.EvaluateExpressionAsync<int>("window.sweepDashboard.parallelLines()"));
         Assert.Equal(12, await page.EvaluateExpressionAsync<int>("window.sweepDashboard.scatterPoints()"));
+        // A refresh on the same parameter puts the points into the same chart; another parameter makes a new one.
+        int charts = await page.EvaluateExpressionAsync<int>("window.sweepDashboard.scatterCharts()");
+        await page.EvaluateExpressionAsync("window.sweepDashboard.rerender()");
+        Assert.Equal((charts, 12), (await page.EvaluateExpressionAsync<int>("window.sweepDashboard.scatterCharts()"), await page.EvaluateExpressionAsync<int>("window.sweepDashboard.scatterPoints()")));
+        await page.EvaluateExpressionAsync("(() => { const s = document.getElementById('scatter-parameter'); s.value = s.options[s.options.length - 1].value; s.dispatchEvent(new Event('change')); })()");
+        Assert.Equal((charts + 1, 12), (await page.EvaluateExpressionAsync<int>("window.sweepDashboard.scatterCharts()"), await page.EvaluateExpressionAsync<int>("window.sweepDashboard.scatterPoints()")));
         await page.WaitForFunctionAsync($"() => window.sweepDashboard.endMarkers() === {stops.Count}", new WaitForFunctionOptions { Timeout = 30_000 });
         string first = await page.EvaluateExpressionAsync<string>("document.querySelector('#trials tbody tr').dataset.trial");
         await page.EvaluateExpressionAsync("document.querySelector('#trials tbody tr input').click()");

@@ -34,6 +34,16 @@ public sealed class ReportAnalysisTests
         static TimeToTarget? Round(TimeToTarget? t) => t is null ? null : t with { Seconds = Math.Round(t.Seconds, 9) };
     }
 
+    [Fact]
+    public void The_best_trial_finding_gives_its_parameters_and_its_lead_over_the_runner_up()
+    {
+        // b128 ends at 0.98; b32 and b64 both at 0.97 (b32 first in spec order); b64-hot diverged:
+        // 0.98 − 0.97 = 1.00 point ahead of b32.
+        var findings = SweepReportWriter.Findings(Small());
+        Assert.Equal("highest final test accuracy: b128 (0.9800)", findings[1]);
+        Assert.Equal("best trial b128: batch 128, base lr 0.01; 1.00 points ahead of b32 (0.9700)", findings[2]);
+    }
+
     /// <summary>
     /// The user's case by hand: blows-up reaches 0.96 at iteration 100 (0.84 s) and diverges at 150; stable
     /// reaches 0.97 at 200 (1.58 s) and completes; late is still running at 100 with 0.99; gone failed at 0.98.
@@ -68,7 +78,8 @@ public sealed class ReportAnalysisTests
         var findings = SweepReportWriter.Findings(a);
         Assert.Equal("4 of 5 trials reach test accuracy 0.95; fastest: stable (200 iterations, 1.58 s)", findings[0]);
         Assert.Equal("highest final test accuracy: stable (0.9700)", findings[1]);
-        Assert.Equal("not eligible as best (only completed trials are): blows-up (diverged at 150), late (running, at iteration 100), gone (failed), waiting (queued)", findings[2]);
+        Assert.Equal("best trial stable: batch 64, base lr 0.05; the only completed trial", findings[2]);
+        Assert.Equal("not eligible as best (only completed trials are): blows-up (diverged at 150), late (running, at iteration 100), gone (failed), waiting (queued)", findings[3]);
 
         var md = ReportMarkdown.Write(a, []);
         Assert.Contains("\nBest trial by time to 0.95: **stable** (200 iterations, 1.58 s).\n", md);

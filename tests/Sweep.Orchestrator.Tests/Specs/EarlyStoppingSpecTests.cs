@@ -31,12 +31,17 @@ public sealed class EarlyStoppingSpecTests : IDisposable
         Assert.Equal(new EarlyStoppingSpec(EarlyStoppingPolicy.Median, GracePeriod: 100, MinTrials: 5), Load("early-stopping { policy = median, grace-period = 100, min-trials = 5 }").EarlyStopping);
         Assert.Equal(new EarlyStoppingSpec(EarlyStoppingPolicy.Plateau, GracePeriod: 50, Patience: 2, MinDelta: 0.001), Load("early-stopping { policy = plateau, patience = 2, min-delta = 0.001 }").EarlyStopping);
         Assert.Equal(EarlyStoppingPolicy.Median, Load("early-stopping { policy = asha }", "sweep.early-stopping.policy=median").EarlyStopping!.Policy);
+        // In images, the grace period defaults to the test interval × the smallest batch size (50 × 32).
+        Assert.Equal(new EarlyStoppingSpec(EarlyStoppingPolicy.Asha, GracePeriod: 1600, Resource: StoppingResource.Images), Load("early-stopping { policy = asha, resource = images }").EarlyStopping);
+        Assert.Equal(new EarlyStoppingSpec(EarlyStoppingPolicy.Median, GracePeriod: 6400, Resource: StoppingResource.Images), Load("early-stopping { policy = median, resource = images, grace-period = 6400 }").EarlyStopping);
+        Assert.Equal(StoppingResource.Iterations, Load("early-stopping { policy = asha, resource = iterations }").EarlyStopping!.Resource);
     }
 
     [Theory]
     [InlineData("early-stopping { }", "spec.conf: sweep.early-stopping.policy: missing (asha, median or plateau)")]
     [InlineData("early-stopping { policy = hyperband }", "spec.conf: sweep.early-stopping.policy: expected one of asha, median, plateau, got \"hyperband\"")]
     [InlineData("early-stopping { policy = asha, metric = accuracy }", "spec.conf: sweep.early-stopping.metric: expected one of test-accuracy, test-loss, got \"accuracy\"")]
+    [InlineData("early-stopping { policy = asha, resource = epochs }", "spec.conf: sweep.early-stopping.resource: expected one of iterations, images, got \"epochs\"")]
     [InlineData("early-stopping { policy = asha, reduction-factor = 1 }", "spec.conf: sweep.early-stopping.reduction-factor: must be greater than 1, got 1")]
     [InlineData("early-stopping { policy = asha, grace-period = 0 }", "spec.conf: sweep.early-stopping.grace-period: must be positive, got 0")]
     [InlineData("early-stopping { policy = median, min-trials = 0 }", "spec.conf: sweep.early-stopping.min-trials: must be at least 1, got 0")]

@@ -15,6 +15,8 @@
   let updatePending = false;
   let lastStatus = null;     // the selected sweep's last status
   let scatter = null;        // the final-accuracy-against-a-parameter chart
+  let scatterKey = null;     // its axis (parameter, scale, categories): a refresh on the same axis only updates its points
+  let scatterCharts = 0;     // how many scatter charts were created (for tests: a refresh does not make another)
   const hidden = new Set();  // trial ids whose curves are left out
   let parallelLines = 0;     // lines drawn on the parallel coordinates (for tests)
   let allRows = false;       // show every trial's row, however many
@@ -281,7 +283,16 @@
     const xScale = axis.categorical
       ? { type: 'linear', ticks: { stepSize: 1, callback: (v) => axis.categories[v] ?? '' }, title: { display: true, text: axis.key } }
       : { type: axis.log ? 'logarithmic' : 'linear', title: { display: true, text: axis.key } };
+    // The same axis as the last refresh: new points into the same chart (no flicker, no re-layout).
+    const key = axis.key + '|' + (axis.log ? 'log' : 'lin') + '|' + (axis.categorical ? axis.categories.join('\u0001') : '');
+    if (scatter && scatterKey === key) {
+      scatter.data.datasets[0].data = data;
+      scatter.update('none');
+      return;
+    }
     if (scatter) scatter.destroy();
+    scatterKey = key;
+    scatterCharts++;
     scatter = new Chart($('scatter-chart'), {
       type: 'scatter',
       data: { datasets: [{ label: 'final test accuracy', data, pointRadius: 4, backgroundColor: 'hsl(210, 70%, 45%)' }] },
@@ -426,6 +437,8 @@
     endMarkers: () => charts ? charts.accuracy.data.datasets.filter((d) => d.ended && d.data.length > 0).length : 0,
     parallelLines: () => parallelLines,
     scatterPoints: () => scatter ? scatter.data.datasets[0].data.length : 0,
+    scatterCharts: () => scatterCharts,
+    rerender: () => { if (lastStatus) renderStatus(lastStatus); },
     etaSeconds: () => lastStatus ? etaSeconds(lastStatus) : null,
     status: () => lastStatus ? JSON.stringify(lastStatus) : null,
   };

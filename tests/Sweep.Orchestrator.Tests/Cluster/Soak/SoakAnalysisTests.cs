@@ -22,11 +22,11 @@ public sealed class SoakAnalysisTests
     public void The_defaults_are_the_ci_version_and_ten_minutes_gives_the_issues_1000_trials()
     {
         var ci = Settings();
-        Assert.Equal(TimeSpan.FromMinutes(3), ci.Duration);
+        Assert.Equal(TimeSpan.FromMinutes(2), ci.Duration);
         Assert.Equal(TimeSpan.FromSeconds(20), ci.KillEvery);
         Assert.Equal(TimeSpan.FromSeconds(5), ci.ReplaceAfter);
         Assert.Equal([SoakNodeKind.Run, SoakNodeKind.Worker, SoakNodeKind.Worker, SoakNodeKind.Standby], ci.Nodes);
-        Assert.Equal(300, ci.Trials);
+        Assert.Equal(200, ci.Trials);
         Assert.False(ci.Strict);
 
         var tenMinutes = Settings(("SWEEP_SOAK_MINUTES", "10"), ("SWEEP_SOAK_STRICT", "1"));

@@ -30,7 +30,7 @@ public enum SoakJoinRule
 }
 
 /// <summary>
-/// The soak's parameters. Defaults are the short version CI runs: 3 minutes of chaos, a kill -9 every
+/// The soak's parameters. Defaults are the short version CI runs: 2 minutes of chaos, a kill -9 every
 /// 20 s, the killed node replaced 5 s later by one of the same kind joining a live node drawn from the
 /// seed; the four nodes of issue 13 (a `run` node and two worker nodes with 2 slots each, a standby with
 /// none); a synthetic sweep of 5 batch sizes × 10 learning rates × (2 seeds per minute of chaos) trials of
@@ -77,7 +77,7 @@ public sealed record SoakSettings(
     public const double DivergentLr = 0.1;
 
     /// <summary>
-    /// Reads SWEEP_SOAK_MINUTES (3), SWEEP_SOAK_KILL_EVERY (seconds, 20), SWEEP_SOAK_REPLACE_AFTER
+    /// Reads SWEEP_SOAK_MINUTES (2), SWEEP_SOAK_KILL_EVERY (seconds, 20), SWEEP_SOAK_REPLACE_AFTER
     /// (seconds, 5), SWEEP_SOAK_JOIN (random|oldest), SWEEP_SOAK_SEED (13), SWEEP_SOAK_NODES
     /// (run=1,worker=2,standby=1), SWEEP_SOAK_SLOTS (2), SWEEP_SOAK_TRIALS (BATCHESxRATESxSEEDS,
     /// 5x10x(2 per minute)), SWEEP_SOAK_ITERATIONS (160), SWEEP_SOAK_ITERATION_MS (20),
@@ -87,7 +87,7 @@ public sealed record SoakSettings(
     /// <exception cref="ArgumentException">A value that is not what its variable takes: one line naming the variable.</exception>
     public static SoakSettings From(Func<string, string?> variable, string defaultReportPath)
     {
-        double minutes = Number(variable, "SWEEP_SOAK_MINUTES", 3, min: 0.1);
+        double minutes = Number(variable, "SWEEP_SOAK_MINUTES", 2, min: 0.1);
         var nodes = ParseNodes(variable("SWEEP_SOAK_NODES") is { Length: > 0 } n ? n : "run=1,worker=2,standby=1");
         int defaultSeeds = Math.Max(1, (int)Math.Round(2 * minutes));
         var (batches, rates, seeds) = ParseTrials(variable("SWEEP_SOAK_TRIALS") is { Length: > 0 } t ? t : $"5x10x{defaultSeeds}");
