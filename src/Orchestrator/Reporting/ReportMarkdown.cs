@@ -224,9 +224,11 @@ public static class ReportMarkdown
     {
         Line(md, "### Batch size and learning rate");
         Line(md);
+        int near = a.Reference is null ? 0 : a.Trials.Count(t => t.BatchSize != a.Reference.BatchSize && SweepAnalysis.TooNearForCoupling((double)t.BatchSize / a.Reference.BatchSize));
+        string nearNote = near == 0 ? "" : $" {near} trial(s) with a batch size other than the reference's but within a factor √2 of it are left out: that near, the exponent a rate implies means nothing (a rate 10% off at r = 1.1 reads as k = 1).";
         if (a.Reference is null || a.Couplings.Count == 0)
         {
-            Line(md, "No trial has a batch size other than the reference's.");
+            Line(md, "No trial has a batch size other than the reference's." + nearNote);
             Line(md);
             return;
         }
@@ -234,7 +236,7 @@ public static class ReportMarkdown
         string name = Md(r.Name);
         Line(md, $"Each trial with another batch size than {name} (batch {r.BatchSize}, lr {G(r.BaseLr)}) has the ratio r = batch / {r.BatchSize}; its learning rate implies " +
                  $"the exponent k in lr = {G(r.BaseLr)} × r^k. How closely it tracks {name}: the mean absolute difference of test accuracy " +
-                 $"per iteration (the same iteration numbers) and per epoch (its iteration i against {name}'s iteration i × r, interpolated, where both have seen as many images); iteration 0 is left out.");
+                 $"per iteration (the same iteration numbers) and per epoch (its iteration i against {name}'s iteration i × r, interpolated, where both have seen as many images); iteration 0 is left out." + nearNote);
         Line(md);
         Line(md, "| trial | batch | r | base lr | k | per iteration: mean abs. diff (points) | per epoch: mean abs. diff (points) |");
         Line(md, "|---|---:|---:|---:|---:|---:|---:|");

@@ -35,6 +35,24 @@ public sealed class ReportAnalysisTests
     }
 
     [Fact]
+    public void Trials_within_a_factor_root_two_of_the_reference_batch_imply_no_coupling_exponent()
+    {
+        // Reference: the median batch, 64. 48 (r = 0.75) and 80 (r = 1.25) are nearer than √2 (their
+        // rates would read as k = log(2)/log(0.75) = −2.41 and log(0.9)/log(1.25) = −0.47); 32 and 128 are
+        // a doubling away: k = log(0.5)/log(0.5) = 1 and log(2)/log(2) = 1.
+        var log = new ReportEvents("near",
+            ReportEvents.Trial("b32", 32, 0.005, 500), ReportEvents.Trial("b48", 48, 0.02, 500), ReportEvents.Trial("b64", 64, 0.01, 500),
+            ReportEvents.Trial("b80", 80, 0.009, 500), ReportEvents.Trial("b128", 128, 0.02, 500));
+        foreach (var name in new[] { "b32", "b48", "b64", "b80", "b128" }) log.Completed(name, [0.1, 0.8, 0.9, 0.95, 0.96, 0.97], 0.5, 60 * ReportEvents.MiB);
+        var a = SweepAnalysis.Compute(log.Finish().Fold(), log.Events);
+
+        Assert.Equal("b64", a.Reference!.Name);
+        Assert.Equal([("b32", 1.0), ("b128", 1.0)], a.Couplings.Select(c => (c.Trial, c.Exponent)));
+        Assert.Contains(" 2 trial(s) with a batch size other than the reference's but within a factor √2 of it are left out", ReportMarkdown.Write(a, []));
+        Assert.DoesNotContain("within a factor √2", ReportMarkdown.Write(Small(), []));
+    }
+
+    [Fact]
     public void The_best_trial_finding_gives_its_parameters_and_its_lead_over_the_runner_up()
     {
         // b128 ends at 0.98; b32 and b64 both at 0.97 (b32 first in spec order); b64-hot diverged:

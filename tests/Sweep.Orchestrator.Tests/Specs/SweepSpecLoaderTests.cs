@@ -33,7 +33,7 @@ public sealed class SweepSpecLoaderTests : IDisposable
         var sweep = SweepSpecLoader.Load(Preset("asha-coupling.conf"), [], TextWriter.Null);
 
         Assert.Equal(ModelKind.Lenet, sweep.Model);
-        Assert.Equal(new EarlyStoppingSpec(EarlyStoppingPolicy.Asha, StoppingMetric.TestAccuracy, 100, 3), sweep.EarlyStopping);
+        Assert.Equal(new EarlyStoppingSpec(EarlyStoppingPolicy.Asha, StoppingMetric.TestAccuracy, 1600, 3, Resource: StoppingResource.Images), sweep.EarlyStopping);
         // 24 draws; one at the reference batch (64) would be the reference trial whatever its k, so none is merged here.
         Assert.Equal(24, sweep.Trials.Count);
         foreach (var t in sweep.Trials)
