@@ -266,7 +266,7 @@ public sealed class SweepRunEndToEndTests : IDisposable
     public async Task A_worker_process_killed_mid_trial_is_started_again_and_the_trial_continues_from_its_checkpoint_with_the_uninterrupted_curve()
     {
         var spec = WriteOneTrialSpec();
-        var reference = await Uninterrupted(spec, "alone");
+        var reference = await UninterruptedOneTrial();
         using var run = SweepProcess.Start("run", spec, "--sweep-id", "worker-killed", "--data-dir", DataDir, "--workers", "1");
         run.WaitForLine(l => l.Contains("only: iter 200/400"), Long);
         var killed = Assert.Single(run.WorkerProcesses());
@@ -313,9 +313,11 @@ public sealed class SweepRunEndToEndTests : IDisposable
     }
 
     /// <summary>One synthetic trial, 400 iterations of 20 ms, tested and checkpointed every 50.</summary>
-    private string WriteOneTrialSpec()
+    private string WriteOneTrialSpec() => WriteOneTrialSpec(temp);
+
+    private static string WriteOneTrialSpec(string folder)
     {
-        var path = Path.Combine(temp, "one.conf");
+        var path = Path.Combine(folder, "one.conf");
         File.WriteAllText(path, """
             sweep {
               name = one
@@ -330,6 +332,51 @@ public sealed class SweepRunEndToEndTests : IDisposable
     }
 
     /// <summary>The trial of <paramref name="sweepId"/> run without interruption: its curve, and the checkpoint files it left.</summary>
+    /// <summary>The one-trial spec run uninterrupted: its trial id, curve, checkpoint file names and the folder that holds them.</summary>
+    private sealed record OneTrialReference(string TrialId, IReadOnlyList<TrialMetrics> Curve, string[] Files, string CheckpointDirectory);
+
+    private static readonly SemaphoreSlim OneTrialGate = new(1, 1);
+    private static OneTrialReference? oneTrial;
+
+    /// <summary>
+    /// <see cref="WriteOneTrialSpec()"/>'s trial run uninterrupted by `sweep run`, once per test process
+    /// (the trial is deterministic: every run gives the same curve and files, which the runs of
+    /// SweepRunEndToEndTests of 2026-11 showed), in a folder of its own that outlives the test that
+    /// first needed it. Five tests compare against it; running it once saves about 45 s of CI.
+    /// </summary>
+    private static async Task<OneTrialReference> UninterruptedOneTrial()
+    {
+        await OneTrialGate.WaitAsync();
+        try
+        {
+            if (oneTrial is not null) return oneTrial;
+            string folder = Directory.CreateTempSubdirectory("sweep-one-trial-reference-").FullName;
+            AppDomain.CurrentDomain.ProcessExit += (_, _) =>
+            {
+                try
+                {
+                    Directory.Delete(folder, recursive: true);
+                }
+                catch (IOException)
+                {
+                }
+            };
+            string dataDir = Path.Combine(folder, "data");
+            var (exit, stdout, stderr) = SweepProcess.Run("run", WriteOneTrialSpec(folder), "--sweep-id", "reference", "--data-dir", dataDir, "--workers", "1");
+            Assert.True(exit == 0, stdout + stderr);
+            var events = await SweepJournal.EventsAsync(new JournalSettings(dataDir), "reference");
+            Microsoft.Data.Sqlite.SqliteConnection.ClearAllPools();
+            var (trialId, curve) = TrialCurves.FromEvents(events).Single();
+            string checkpoints = Path.Combine(dataDir, "checkpoints", "reference");
+            var files = Directory.GetFiles(checkpoints).Select(f => Path.GetFileName(f)!).Order(StringComparer.Ordinal).ToArray();
+            return oneTrial = new OneTrialReference(trialId, curve, files, checkpoints);
+        }
+        finally
+        {
+            OneTrialGate.Release();
+        }
+    }
+
     private async Task<(string TrialId, IReadOnlyList<TrialMetrics> Curve, string[] Files, IReadOnlyList<ISweepEvent> Events)> Uninterrupted(string spec, string sweepId)
     {
         var (exit, stdout, stderr) = SweepProcess.Run("run", spec, "--sweep-id", sweepId, "--data-dir", DataDir, "--workers", "1");
@@ -376,7 +423,7 @@ public sealed class SweepRunEndToEndTests : IDisposable
     public async Task A_checkpoint_newer_than_the_journal_is_never_used_resume_continues_from_the_journalled_one_with_the_uninterrupted_curve()
     {
         var spec = WriteOneTrialSpec();
-        var reference = await Uninterrupted(spec, "reference");
+        var reference = await UninterruptedOneTrial();
         // Acknowledged checkpoints replace the ones before them: an uninterrupted trial leaves its last one only.
         Assert.Equal([$"{reference.TrialId}.it000000350.ckpt"], reference.Files);
 
@@ -384,7 +431,7 @@ public sealed class SweepRunEndToEndTests : IDisposable
         // What a journal failure leaves: a real, newer checkpoint of this trial next to the journalled
         // one, which the journal never recorded (here the uninterrupted run's, at 350).
         var newer = Path.Combine(DataDir, "checkpoints", "journal-behind", $"{reference.TrialId}.it000000350.ckpt");
-        File.Copy(Path.Combine(DataDir, "checkpoints", "reference", reference.Files[0]), newer, overwrite: true);
+        File.Copy(Path.Combine(reference.CheckpointDirectory, reference.Files[0]), newer, overwrite: true);
         var before = await Events("journal-behind");
 
         var (exit, stdout, stderr) = SweepProcess.Run("resume", "journal-behind", "--data-dir", DataDir, "--workers", "1");
@@ -409,7 +456,7 @@ public sealed class SweepRunEndToEndTests : IDisposable
     public async Task A_damaged_journalled_checkpoint_restarts_the_trial_from_scratch_once_with_the_reason_and_the_uninterrupted_curve(string damage, string reason)
     {
         var spec = WriteOneTrialSpec();
-        var reference = await Uninterrupted(spec, "reference");
+        var reference = await UninterruptedOneTrial();
         var journalled = await KillMidTrial(spec, "damaged");
         var bytes = File.ReadAllBytes(journalled.Path);
         var json = System.Text.Json.Nodes.JsonNode.Parse(bytes)!;

@@ -185,6 +185,12 @@ public static class SweepSpecLoader
 
     private static SweepDefinition ReadSweep(SpecObject sweep, SpecSource source, string baseDirectory, string record, TextWriter warnings)
     {
+        // Other tools' spelling of random search (W&B's method = random, Katib's algorithm, NNI's tuner): say where it goes here.
+        foreach (var key in new[] { "search", "samples", "method" })
+        {
+            if (!Keys.Sweep.Contains(key) && sweep.Get(key) is { } other)
+                throw other.Error("unknown key (random search is a block of its own: random { samples = N, batch-size { log-uniform = [a, b] }, ... }, beside cases and grid)");
+        }
         sweep.RejectUnknownKeys(Keys.Sweep);
         string name = sweep.RequiredName("name");
         var model = sweep.Choice("model", ModelKind.Lenet, Models);

@@ -92,6 +92,8 @@ public sealed class RandomSearchSpecTests : IDisposable
 
     [Theory]
     [InlineData("random { batch-size = [32], base-lr = [0.01] }", "spec.conf: sweep.random.samples: missing (how many trials to draw)")]
+    [InlineData("search = random, samples = 4, grid { batch-size = [32], base-lr = [0.01] }", "spec.conf: sweep.search: unknown key (random search is a block of its own: random { samples = N, batch-size { log-uniform = [a, b] }, ... }, beside cases and grid)")]
+    [InlineData("samples = 4, grid { batch-size = [32], base-lr = [0.01] }", "spec.conf: sweep.samples: unknown key (random search is a block of its own: random { samples = N, batch-size { log-uniform = [a, b] }, ... }, beside cases and grid)")]
     [InlineData("random { samples = 0, batch-size = [32], base-lr = [0.01] }", "spec.conf: sweep.random.samples: must be at least 1, got 0")]
     [InlineData("random { samples = 2, base-lr = [0.01] }", "spec.conf: sweep.random.batch-size: missing (a distribution, or a list to choose from)")]
     [InlineData("random { samples = 2, batch-size = [32] }", "spec.conf: sweep.random: needs base-lr { ... } (learning rates) or lr-scaling { ... } (exponents k, with sweep.scaling)")]
