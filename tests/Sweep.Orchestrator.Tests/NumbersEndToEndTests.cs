@@ -83,7 +83,7 @@ public sealed class NumbersEndToEndTests : IDisposable
         // Each trial's peak memory is its own worker process's (Fig. 7's claim needs that): ordered by
         // batch size. A worker process runs one trial after another, and what an earlier trial (or the
         // process's first, JIT-compiling trial) leaves resident can only raise a later figure: measured
-        // on this machine, up to about 40 MB for the same shape (2026-12-01: batch-64 trials read
+        // on this machine, up to about 50 MB for the same shape (2026-12-01: batch-64 trials read
         // 338-363 MB in one sweep). The smallest reading of each batch size is the one nothing inflated;
         // those are ordered, and CASE3 (the one trial of batch 128) reads above every smaller batch.
         // A trial that diverged before its first test pass never ran the test batch: left out.

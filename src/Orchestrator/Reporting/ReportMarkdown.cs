@@ -194,7 +194,7 @@ public static class ReportMarkdown
     {
         Line(md, $"### Peak memory against the reference ({(a.Reference is { } r ? Md(r.Name) : "none")})");
         Line(md);
-        Line(md, "Peak memory is the process's peak resident memory on the CPU of the trial's worker process (the runtime, data and model included, and what the allocators keep from earlier trials of that process, up to about 40 MB: a figure can read high, never low), device memory on CUDA.");
+        Line(md, "Peak memory is the process's peak resident memory on the CPU of the trial's worker process (the runtime, data and model included, and what the allocators keep from earlier trials of that process, up to about 50 MB: a figure can read high, never low, so the findings compare each batch size's smallest reading), device memory on CUDA.");
         Line(md);
         if (a.Reference is null || a.Reference.Record.PeakMemoryBytes <= 0)
         {

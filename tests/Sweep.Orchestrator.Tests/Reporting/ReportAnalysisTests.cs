@@ -53,6 +53,21 @@ public sealed class ReportAnalysisTests
     }
 
     [Fact]
+    public void The_memory_finding_gives_each_batch_sizes_smallest_reading()
+    {
+        // Reference b64 at 72 MiB. Batch 32 read 56 and 80 MiB (the second after a larger trial in its
+        // process): 56 / 72 = 77.8%, not the mean's 94.4%. Batch 128: 104 / 72 = 144.4%.
+        var log = new ReportEvents("memory",
+            ReportEvents.Trial("b32", 32, 0.005, 500), ReportEvents.Trial("b32-late", 32, 0.02, 500), ReportEvents.Trial("b64", 64, 0.01, 500), ReportEvents.Trial("b128", 128, 0.01, 500));
+        log.Completed("b32", [0.1, 0.9], 0.4, 56 * ReportEvents.MiB);
+        log.Completed("b32-late", [0.1, 0.9], 0.4, 80 * ReportEvents.MiB);
+        log.Completed("b64", [0.1, 0.9], 0.7, 72 * ReportEvents.MiB);
+        log.Completed("b128", [0.1, 0.9], 1.4, 104 * ReportEvents.MiB);
+        var a = SweepAnalysis.Compute(log.Finish().Fold(), log.Events);
+        Assert.Contains("peak memory against b64 (batch 64): batch 32 77.8%, batch 128 144.4%", SweepReportWriter.Findings(a));
+    }
+
+    [Fact]
     public void The_best_trial_finding_gives_its_parameters_and_its_lead_over_the_runner_up()
     {
         // b128 ends at 0.98; b32 and b64 both at 0.97 (b32 first in spec order); b64-hot diverged:
