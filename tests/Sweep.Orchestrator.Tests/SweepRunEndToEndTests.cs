@@ -368,8 +368,7 @@ public sealed class SweepRunEndToEndTests : IDisposable
             Microsoft.Data.Sqlite.SqliteConnection.ClearAllPools();
             var (trialId, curve) = TrialCurves.FromEvents(events).Single();
             string checkpoints = Path.Combine(dataDir, "checkpoints", "reference");
-            var files = Directory.GetFiles(checkpoints).Select(f => Path.GetFileName(f)!).Order(StringComparer.Ordinal).ToArray();
-            return oneTrial = new OneTrialReference(trialId, curve, files, checkpoints);
+            return oneTrial = new OneTrialReference(trialId, curve, FileNames(checkpoints), checkpoints);
         }
         finally
         {
@@ -388,8 +387,10 @@ public sealed class SweepRunEndToEndTests : IDisposable
         return (trialId, curve, CheckpointFileNames(sweepId), events);
     }
 
-    private string[] CheckpointFileNames(string sweepId) =>
-        Directory.GetFiles(Path.Combine(DataDir, "checkpoints", sweepId)).Select(f => Path.GetFileName(f)!).Order(StringComparer.Ordinal).ToArray();
+    private string[] CheckpointFileNames(string sweepId) => FileNames(Path.Combine(DataDir, "checkpoints", sweepId));
+
+    private static string[] FileNames(string directory) =>
+        Directory.GetFiles(directory).Select(f => Path.GetFileName(f)!).Order(StringComparer.Ordinal).ToArray();
 
     /// <summary>Runs <paramref name="sweepId"/> until its trial has reported iteration 200 of 400, then kills the process with SIGKILL.</summary>
     private async Task<TrialCheckpointed> KillMidTrial(string spec, string sweepId)

@@ -14,9 +14,10 @@ namespace Sweep.GpuWorker.Training;
 /// dataset). Resolution: what the allocators keep resident anyway (fragments of an earlier, larger
 /// trial, the code the first trial compiled) can only raise a later figure, measured here up to about
 /// 50 MB for one shape (25 MB less with the aggressive collection than without); differences between
-/// trials smaller than that are not meaningful, and the smallest reading of a shape is its best. Trials running side by side in one process would share that
-/// figure: a `sweep` node runs each slot's trials in a worker process of its own. CUDA: the device's used
-/// memory from NVML, sampled at each test point, when the NVIDIA driver is present; 0 otherwise.
+/// trials smaller than that are not meaningful, and the smallest reading of a shape is its best.
+/// Trials running side by side in one process would share that figure: a `sweep` node runs each
+/// slot's trials in a worker process of its own. CUDA: the device's used memory from NVML, sampled at
+/// each test point, when the NVIDIA driver is present; 0 otherwise.
 /// </summary>
 public sealed class PeakMemory
 {

@@ -224,7 +224,8 @@ public static class ReportMarkdown
     {
         Line(md, "### Batch size and learning rate");
         Line(md);
-        int near = a.Reference is null ? 0 : a.Trials.Count(t => t.BatchSize != a.Reference.BatchSize && SweepAnalysis.TooNearForCoupling((double)t.BatchSize / a.Reference.BatchSize));
+        // Every trial of another batch size is a coupling finding unless it is too near the reference's.
+        int near = a.Reference is null ? 0 : a.Trials.Count(t => t.BatchSize != a.Reference.BatchSize) - a.Couplings.Count;
         string nearNote = near == 0 ? "" : $" {near} trial(s) with a batch size other than the reference's but within a factor √2 of it are left out: that near, the exponent a rate implies means nothing (a rate 10% off at r = 1.1 reads as k = 1).";
         if (a.Reference is null || a.Couplings.Count == 0)
         {

@@ -221,18 +221,18 @@ public sealed record SweepAnalysis(
     /// ill-conditioned (a rate 10% off at r = 1.1 reads as k = 1) and any rate near the reference's
     /// tracks it, so a random search's near-reference draws would name meaningless exponents.
     /// </summary>
-    public static readonly double MinCouplingRatio = Math.Sqrt(2);
+    private static readonly double MinCouplingRatio = Math.Sqrt(2);
 
     /// <summary>Whether a trial with batch ratio <paramref name="ratio"/> to the reference is too near it to imply an exponent (see <see cref="MinCouplingRatio"/>).</summary>
-    public static bool TooNearForCoupling(double ratio) => ratio < MinCouplingRatio && 1 / ratio < MinCouplingRatio;
+    private static bool TooNearForCoupling(double ratio) => ratio < MinCouplingRatio && 1 / ratio < MinCouplingRatio;
 
     private static List<CouplingFinding> FindCouplings(IReadOnlyList<TrialAnalysis> trials, TrialAnalysis reference)
     {
         var findings = new List<CouplingFinding>();
         foreach (var trial in trials)
         {
-            if (TooNearForCoupling((double)trial.BatchSize / reference.BatchSize)) continue;
             double ratio = (double)trial.BatchSize / reference.BatchSize;
+            if (TooNearForCoupling(ratio)) continue;
             // Rounded so that float noise neither shows (k = 1.0000000000000002) nor gives -0.
             double exponent = Math.Round(Math.Log(trial.BaseLr / reference.BaseLr) / Math.Log(ratio), 9) + 0.0;
             var perIteration = trial.TestPoints
